@@ -1,0 +1,91 @@
+"""areplicate: an asyncio-native client for the Replicate HTTP API.
+
+``async with areplicate.Client() as client:`` then ``await client.run("owner/name", {...})``; fan out
+with :func:`gather_predictions` / :func:`as_completed`; test offline with :mod:`areplicate.testing`.
+"""
+
+from areplicate._client import Client
+from areplicate._config import RateLimits
+from areplicate._core.refs import ModelRef, parse_ref
+from areplicate._core.retry import PollSchedule
+from areplicate._core.status import Status
+from areplicate._errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    InputValidationError,
+    InvalidReferenceError,
+    InvalidRequestError,
+    NotFoundError,
+    PaymentRequiredError,
+    PredictionCanceledError,
+    PredictionFailedError,
+    RateLimitError,
+    ReplicateError,
+    ServerError,
+    UnexpectedResponseError,
+    WaitTimeoutError,
+    WebhookVerificationError,
+)
+from areplicate._models import (
+    Account,
+    Collection,
+    Deployment,
+    FileObject,
+    Hardware,
+    Model,
+    Page,
+    Prediction,
+    PredictionURLs,
+    StreamEvent,
+    Version,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "Account",
+    "AuthenticationError",
+    "Client",
+    "Collection",
+    "Deployment",
+    "FileObject",
+    "Hardware",
+    "InputValidationError",
+    "InvalidReferenceError",
+    "InvalidRequestError",
+    "Model",
+    "ModelRef",
+    "NotFoundError",
+    "Page",
+    "PaymentRequiredError",
+    "PollSchedule",
+    "Prediction",
+    "PredictionCanceledError",
+    "PredictionFailedError",
+    "PredictionURLs",
+    "RateLimitError",
+    "RateLimits",
+    "ReplicateError",
+    "ServerError",
+    "Status",
+    "StreamEvent",
+    "UnexpectedResponseError",
+    "Version",
+    "WaitTimeoutError",
+    "WebhookVerificationError",
+    "parse_ref",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("areplicate._"):
+        try:
+            _obj.__module__ = "areplicate"
+        except (AttributeError, TypeError):  # pragma: no cover - builtins and the like
+            pass
+del _name, _obj

@@ -1,0 +1,133 @@
+"""Client: Config → Session → services."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from functools import cached_property
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from areplicate._config import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_POLL,
+    DEFAULT_RATE_LIMITS,
+    DEFAULT_TIMEOUT,
+    Config,
+    RateLimits,
+)
+from areplicate._core.retry import PollSchedule
+from areplicate._session import Session
+
+if TYPE_CHECKING:
+    from areplicate._services.predictions import Predictions
+
+__all__ = ["Client"]
+
+_VERSION = "0.1.0"
+
+
+class Client:
+    """An asyncio client for the Replicate API. Use it as ``async with Client() as client:``.
+
+    The token comes from ``api_token`` or the ``REPLICATE_API_TOKEN`` environment variable; the base
+    URL from ``base_url``, ``REPLICATE_BASE_URL`` or ``https://api.replicate.com/v1`` (``/v1`` is
+    added when missing, so a proxy such as ``https://api.cometapi.com/replicate`` works).
+
+    One Client holds one connection pool and one request budget: share it across your app (for
+    example, create it in a FastAPI lifespan) rather than making one per request. A closed Client
+    cannot be reopened. ``rate_limits=None`` turns pacing off (for a local fake server).
+    """
+
+    def __init__(
+        self,
+        api_token: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        poll: PollSchedule = DEFAULT_POLL,
+        rate_limits: RateLimits | None = DEFAULT_RATE_LIMITS,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._config = Config.resolve(
+            os.environ if environ is None else environ,
+            api_token=api_token,
+            base_url=base_url,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_retries=max_retries,
+            max_connections=max_connections,
+            poll=poll,
+            rate_limits=rate_limits,
+            user_agent=f"areplicate/{_VERSION}",
+        )
+        self._session = Session(self._config)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._session.closed else "open"
+        return f"<areplicate.Client {self._config.base_url} {state}>"
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL every request (and follow-up link) is built on."""
+        return self._config.base_url
+
+    @property
+    def config(self) -> Config:
+        """The resolved configuration (its repr never shows the token)."""
+        return self._config
+
+    async def __aenter__(self) -> Client:
+        self._session._client()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool. Further requests raise RuntimeError."""
+        await self._session.close()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        session = getattr(self, "_session", None)
+        if session is not None and session.opened:
+            _warn(
+                f"{self!r} was never closed; use `async with Client()` or `await client.aclose()`",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
+
+    @cached_property
+    def predictions(self) -> Predictions:
+        """Create, get, list, cancel, wait for and stream predictions."""
+        from areplicate._services.predictions import Predictions
+
+        return Predictions(self._session)
+
+    async def run(
+        self,
+        ref: str,
+        input: Mapping[str, Any],
+        *,
+        wait: bool | int = True,
+        timeout: float | None = None,
+    ) -> Any:
+        """Create a prediction, wait for it, and return its ``output``.
+
+        Raises PredictionFailedError (the model's error and the prediction id in the message) when
+        it fails, PredictionCanceledError when it is canceled or aborted. Cancelling the awaiting
+        task, or ``timeout`` running out, cancels the remote prediction too.
+        """
+        return await self.predictions.run(ref, input, wait=wait, timeout=timeout)

@@ -1,0 +1,126 @@
+"""The one cattrs converter: JSON bodies → our attrs models.
+
+Lenient on API responses (the API grows, old responses omit keys): missing keys take defaults, a
+``null`` where we expect a container or a bool takes the default too, unknown keys go to ``extra``,
+unknown statuses stay strings. What still cannot be read becomes UnexpectedResponseError with the path
+of the bad value, never a raw KeyError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn
+
+from areplicate._core.status import Status, parse_status
+from areplicate._core.times import parse_timestamp
+from areplicate._errors import UnexpectedResponseError
+
+__all__ = ["converter", "structure"]
+
+T = TypeVar("T")
+
+
+def _admits_none(tp: Any) -> bool:
+    if tp is Any:
+        return True
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        return type(None) in typing.get_args(tp)
+    return False
+
+
+def _structure_datetime(value: Any, _: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO 8601 timestamp string, got {type(value).__name__}")
+    return parse_timestamp(value)
+
+
+def _structure_status(value: Any, _: Any) -> Status | str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a status string, got {type(value).__name__}")
+    return parse_status(value)
+
+
+def _structure_text(value: Any, _: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        import json
+
+        return json.dumps(value)
+    return str(value)
+
+
+def _structure_dict(value: Any, _: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _lenient_attrs_factory(conv: cattrs.Converter) -> Callable[[type[Any]], Any]:
+    def factory(cl: type[Any]) -> Any:
+        fields = attrs.fields(cl)
+        names = {a.name for a in fields} - {"extra"}
+        no_none = {a.name for a in fields if not _admits_none(a.type)}
+        has_extra = any(a.name == "extra" for a in fields)
+        inner = make_dict_structure_fn(cl, conv)
+
+        def structure(value: Any, _: Any) -> Any:
+            if not isinstance(value, dict):
+                raise TypeError(f"expected a JSON object for {cl.__name__}, got {type(value).__name__}")
+            known: dict[str, Any] = {}
+            extra: dict[str, Any] = {}
+            for key, item in value.items():
+                if key in names:
+                    if item is None and key in no_none:
+                        continue
+                    known[key] = item
+                else:
+                    extra[key] = item
+            if has_extra:
+                known["extra"] = extra
+            return inner(known, cl)
+
+        return structure
+
+    return factory
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter()
+    conv.register_structure_hook(dt.datetime, _structure_datetime)
+    conv.register_structure_hook_func(lambda t: t == (Status | str), _structure_status)
+    conv.register_structure_hook(str, _structure_text)
+    conv.register_structure_hook_func(lambda t: t == dict[str, Any], _structure_dict)
+    conv.register_structure_hook_factory(attrs.has, _lenient_attrs_factory(conv))
+    return conv
+
+
+converter = _make_converter()
+
+
+def structure(data: Any, cl: type[T], *, what: str = "response", status: int = 200) -> T:
+    """Structure ``data`` into ``cl``; a body of the wrong shape raises UnexpectedResponseError."""
+    try:
+        return converter.structure(data, cl)
+    except Exception as exc:
+        problems = (
+            cattrs.transform_error(exc)
+            if isinstance(exc, cattrs.BaseValidationError)
+            else [f"{type(exc).__name__}: {exc}"]
+        )
+        raise UnexpectedResponseError(
+            status,
+            "Unexpected response",
+            f"{what} is not a valid {getattr(cl, '__name__', cl)}: " + "; ".join(problems[:5]),
+            body=data,
+        ) from None

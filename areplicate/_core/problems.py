@@ -1,0 +1,97 @@
+"""HTTP error responses → areplicate exceptions (shared/replicate-api.md section 4).
+
+``error_for(status, headers, body)`` is the whole mapping: the session raises what it returns. It
+reads RFC 7807 problem+json bodies (``title``, ``detail``, ``status``, ``invalid_fields``), the older
+``{"detail": …}`` form, and tolerates HTML or empty bodies (a proxy's 502 page becomes ServerError).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from areplicate._core.retry import header, retry_after_from
+from areplicate._errors import (
+    APIError,
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    PaymentRequiredError,
+    RateLimitError,
+    ServerError,
+)
+
+__all__ = ["decode_json", "error_for", "request_id"]
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    401: AuthenticationError,
+    402: PaymentRequiredError,
+    404: NotFoundError,
+    422: InvalidRequestError,
+    429: RateLimitError,
+}
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "cf-ray")
+_MAX_TEXT = 300
+
+
+def decode_json(body: bytes) -> Any:
+    """Parse a JSON body; raises ValueError (with a short excerpt) when it is not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        excerpt = body[:80].decode("utf-8", "replace")
+        raise ValueError(f"response is not JSON: {excerpt!r}") from exc
+
+
+def request_id(headers: Mapping[str, str]) -> str | None:
+    """The API's request id from the response headers, if any."""
+    for name in _REQUEST_ID_HEADERS:
+        if (value := header(headers, name)) is not None:
+            return value
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
+
+
+def error_for(
+    status: int, headers: Mapping[str, str], body: bytes, *, now: float = 0.0
+) -> APIError | None:
+    """The exception for an HTTP response, or None for a 2xx/3xx.
+
+    ``now`` (Unix time) is used only to read a ``Retry-After`` given as an HTTP date.
+    """
+    if status < 400:
+        return None
+    parsed: Any = None
+    title = detail = None
+    if body.strip():
+        try:
+            parsed = decode_json(body)
+        except ValueError:
+            snippet = body.decode("utf-8", "replace").strip()
+            detail = _text(" ".join(snippet.split())) if snippet else None
+    if isinstance(parsed, dict):
+        title = _text(parsed.get("title"))
+        detail = _text(parsed.get("detail"))
+        if detail is None and "error" in parsed:
+            detail = _text(parsed.get("error"))
+    elif parsed is not None:
+        detail = _text(parsed)
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 else APIError
+    retry_after = retry_after_from(headers, parsed, now=now) if status == 429 else None
+    return cls(
+        status,
+        title,
+        detail,
+        request_id=request_id(headers),
+        body=parsed,
+        retry_after=retry_after,
+    )

@@ -1,0 +1,137 @@
+"""When to retry, how long to wait, and how often to poll (shared/replicate-api.md section 4).
+
+Rules (DESIGN section 5): reads, deletes and cancels are retried on connection errors, 429 and
+502/503/504. A create is retried only when it provably was not processed: a 429, or a connection that
+failed before the request was sent. Anything ambiguous (a 500, a timeout after sending) is raised, so
+nothing is billed twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from areplicate._errors import APIConnectionError, RateLimitError, ServerError
+
+__all__ = [
+    "MAX_RETRY_AFTER",
+    "PollSchedule",
+    "backoff",
+    "header",
+    "parse_retry_after",
+    "retry_after_from",
+    "retry_decision",
+]
+
+#: The longest ``Retry-After`` we obey; beyond it the error is raised instead of waited out.
+MAX_RETRY_AFTER = 120.0
+
+_RETRYABLE_5XX = frozenset({502, 503, 504})
+_DETAIL_SECONDS = re.compile(r"(?:available in|resets in)\s*~?\s*(\d+(?:\.\d+)?)\s*s", re.I)
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup over any mapping (plain dicts included)."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lower = name.lower()
+    for key, val in headers.items():
+        if key.lower() == lower:
+            return val
+    return None
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date.
+
+    ``now`` is the current Unix time (for dates). Past dates give 0; garbage gives None.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        seconds = when.timestamp() - now
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        return None
+    return max(0.0, seconds)
+
+
+def retry_after_from(headers: Mapping[str, str], body: Any, *, now: float) -> float | None:
+    """The wait a 429 asks for: ``Retry-After`` header, else ``retry_after`` or the ``detail`` text."""
+    seconds = parse_retry_after(header(headers, "retry-after"), now=now)
+    if seconds is not None:
+        return seconds
+    if isinstance(body, dict):
+        value = body.get("retry_after")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+        detail = body.get("detail")
+        if isinstance(detail, str) and (m := _DETAIL_SECONDS.search(detail)):
+            return float(m.group(1))
+    return None
+
+
+def backoff(attempt: int, *, initial: float = 0.5, maximum: float = 8.0, jitter: float = 0.0) -> float:
+    """Capped exponential backoff before retry number ``attempt`` (1-based).
+
+    ``jitter`` in [0, 1) adds up to that fraction of the delay (the caller supplies the randomness).
+    """
+    delay = min(maximum, initial * 2.0 ** max(0, attempt - 1))
+    return delay * (1.0 + jitter)
+
+
+def retry_decision(error: BaseException, *, idempotent: bool) -> bool | float:
+    """Whether to retry after ``error``: False, True (use the backoff), or the seconds to wait.
+
+    ``idempotent`` is False for a create: then only a 429 or a connection that never sent is retried.
+    """
+    if isinstance(error, RateLimitError):
+        if error.retry_after is None:
+            return True
+        if error.retry_after > MAX_RETRY_AFTER:
+            return False
+        return error.retry_after
+    if isinstance(error, APIConnectionError):
+        return idempotent or not error.sent
+    if isinstance(error, ServerError):
+        return idempotent and error.status in _RETRYABLE_5XX
+    return False
+
+
+@attrs.frozen
+class PollSchedule:
+    """How long to sleep between polls of a running prediction.
+
+    The interval is ``first + ratio * elapsed``, capped at ``cap``: a quick first look, then polls that
+    thin out as a prediction runs long, so completion is noticed within about ``first`` plus
+    ``ratio`` of its run time. The client-wide request budget may delay a poll further.
+    """
+
+    first: float = 0.1
+    ratio: float = 0.1
+    cap: float = 5.0
+
+    def __attrs_post_init__(self) -> None:
+        if self.first <= 0 or self.ratio < 0 or self.cap < self.first:
+            raise ValueError(
+                "PollSchedule needs first > 0, ratio >= 0 and cap >= first; "
+                f"got first={self.first}, ratio={self.ratio}, cap={self.cap}"
+            )
+
+    def interval(self, elapsed: float) -> float:
+        """Seconds to sleep before the next poll, ``elapsed`` seconds after waiting began."""
+        return min(self.cap, self.first + self.ratio * max(0.0, elapsed))

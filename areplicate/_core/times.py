@@ -1,0 +1,78 @@
+"""Timestamps and durations as the API writes them.
+
+The API writes UTC timestamps with ``Z`` and 0 to 9 fractional digits (``2023-08-16T18:57:08.36078514Z``);
+Python 3.10's ``fromisoformat`` takes neither, so we parse them here. ``Cancel-After`` durations are
+``30s``, ``5m``, ``1h30m45s`` or a bare number of seconds (shared/replicate-api.md section 3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+__all__ = ["format_duration", "format_timestamp", "parse_duration", "parse_timestamp"]
+
+_TIMESTAMP = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
+)
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def parse_timestamp(text: str) -> dt.datetime:
+    """Parse an API timestamp into an aware datetime (naive input is taken as UTC).
+
+    Raises ValueError for text that is not an ISO 8601 date-time.
+    """
+    m = _TIMESTAMP.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"not an ISO 8601 timestamp: {text!r}")
+    year, month, day, hour, minute, second, frac, _z, sign, off_h, off_m = m.groups()
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    tz = dt.timezone.utc
+    if sign:
+        offset = dt.timedelta(hours=int(off_h), minutes=int(off_m))
+        tz = dt.timezone(offset if sign == "+" else -offset)
+    return dt.datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=tz
+    )
+
+
+def format_timestamp(value: dt.datetime) -> str:
+    """Format an aware datetime the way the API does: UTC, microseconds, ``Z``."""
+    utc = value.astimezone(dt.timezone.utc) if value.tzinfo else value
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_duration(text: str | float | dt.timedelta) -> float:
+    """Seconds in a ``Cancel-After`` duration (``"30s"``, ``"5m"``, ``"1h30m"``, ``90``, a timedelta).
+
+    Raises ValueError, naming the accepted forms, for anything else.
+    """
+    if isinstance(text, dt.timedelta):
+        return text.total_seconds()
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    if isinstance(text, str):
+        s = text.strip()
+        try:
+            return float(s)
+        except ValueError:
+            pass
+        m = _DURATION.fullmatch(s)
+        if s and m is not None and any(m.groups()):
+            h, mins, secs = m.groups()
+            return int(h or 0) * 3600 + int(mins or 0) * 60 + float(secs or 0)
+    raise ValueError(
+        f"not a duration: {text!r}; use seconds (90), a string like '30s', '5m' or '1h30m45s', "
+        "or a datetime.timedelta"
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """The ``Cancel-After`` form of a duration: ``"1h2m3s"``; fractions of a second round up."""
+    total = int(-(-seconds // 1))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    out = (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s or not (h or m) else "")
+    return out

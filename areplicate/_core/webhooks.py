@@ -1,0 +1,130 @@
+"""Webhook signatures, the Standard Webhooks (Svix) way (shared/replicate-api.md section 7).
+
+Signed content is ``f"{webhook-id}.{webhook-timestamp}.{raw body}"``; the key is the base64 text after
+``whsec_``; each signature is ``v1,<base64 HMAC-SHA256>`` and a header may carry several, separated by
+spaces. Pure: the clock comes in as ``now``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+from areplicate._errors import WebhookVerificationError
+
+__all__ = ["DEFAULT_TOLERANCE", "sign", "verify"]
+
+#: Seconds a webhook timestamp may differ from now (the Standard Webhooks convention: 5 minutes).
+DEFAULT_TOLERANCE = 300
+
+_PREFIX = "whsec_"
+
+
+def _key(secret: str) -> bytes:
+    if not isinstance(secret, str) or not secret.startswith(_PREFIX):
+        raise WebhookVerificationError(
+            "the webhook secret must start with 'whsec_' (get it from "
+            "`await client.webhooks.default_secret()`)"
+        )
+    try:
+        return base64.b64decode(secret[len(_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise WebhookVerificationError(
+            "the webhook secret is not valid base64 after 'whsec_'; copy it again"
+        ) from None
+
+
+def _as_bytes(body: bytes | bytearray | memoryview | str) -> bytes:
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)
+    raise WebhookVerificationError(
+        f"the body must be the raw request bytes or text, not {type(body).__name__} "
+        "(re-encoding parsed JSON changes the bytes and breaks the signature)"
+    )
+
+
+def _digest(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
+    signed = msg_id.encode() + b"." + timestamp.encode() + b"." + body
+    return hmac.new(key, signed, hashlib.sha256).digest()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
+    """The ``webhook-signature`` value (``v1,<base64>``) for a delivery."""
+    digest = _digest(_key(secret), msg_id, str(timestamp), _as_bytes(body))
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name)
+    if value is None:
+        for key, val in headers.items():
+            if key.lower() == name:
+                value = val
+                break
+    if value is None or not str(value).strip():
+        raise WebhookVerificationError(f"missing {name} header; is this a Replicate webhook?")
+    return str(value).strip()
+
+
+def verify(
+    headers: Mapping[str, str],
+    body: bytes | str,
+    secret: str,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    now: float,
+) -> None:
+    """Check a delivery's signature and timestamp; raise WebhookVerificationError if it fails.
+
+    ``headers`` may be any mapping (names are matched case-insensitively); ``body`` must be the raw
+    bytes (or text) as received. ``now`` is the current Unix time.
+    """
+    msg_id = _header(headers, "webhook-id")
+    timestamp = _header(headers, "webhook-timestamp")
+    signatures = _header(headers, "webhook-signature")
+    key = _key(secret)
+    raw = _as_bytes(body)
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        raise WebhookVerificationError(
+            f"webhook-timestamp must be whole Unix seconds, got {timestamp[:40]!r}"
+        ) from None
+    if sent_at < now - tolerance:
+        raise WebhookVerificationError(
+            f"webhook timestamp is {now - sent_at:.0f}s old (tolerance {tolerance:g}s): "
+            "a replay, or this machine's clock is off"
+        )
+    if sent_at > now + tolerance:
+        raise WebhookVerificationError(
+            f"webhook timestamp is {sent_at - now:.0f}s in the future (tolerance {tolerance:g}s): "
+            "check this machine's clock"
+        )
+    expected = _digest(key, msg_id, timestamp, raw)
+    seen_v1 = False
+    for part in signatures.split():
+        version, comma, value = part.partition(",")
+        if not comma:
+            raise WebhookVerificationError(
+                f"malformed webhook-signature entry {part[:40]!r}: expected 'v1,<base64>'"
+            )
+        if version != "v1":
+            continue
+        seen_v1 = True
+        try:
+            candidate = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if hmac.compare_digest(candidate, expected):
+            return
+    if not seen_v1:
+        raise WebhookVerificationError("webhook-signature carries no 'v1,' signature")
+    raise WebhookVerificationError(
+        "webhook signature does not match: wrong secret, or the body was changed "
+        "(verify the raw bytes, before any JSON parsing)"
+    )

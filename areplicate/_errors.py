@@ -1,0 +1,256 @@
+"""Every exception areplicate raises, in one tree.
+
+::
+
+    ReplicateError
+    ├── APIError                      the API answered with an error (or with something unreadable)
+    │   ├── AuthenticationError       401: no token, or a bad one
+    │   ├── PaymentRequiredError      402: out of credit
+    │   ├── NotFoundError             404
+    │   ├── InvalidRequestError       422: bad input or version (``invalid_fields``)
+    │   ├── RateLimitError            429 (``retry_after``)
+    │   ├── ServerError               5xx
+    │   └── UnexpectedResponseError   a 2xx whose body is not what the API documents
+    ├── APIConnectionError            no answer: DNS, refused, reset, dropped mid-body
+    │   └── APITimeoutError
+    ├── PredictionFailedError         the model ran and failed (``.prediction``)
+    │   └── PredictionCanceledError   canceled or aborted before it finished
+    ├── WaitTimeoutError              ``wait(timeout=…)`` ran out (``.prediction``: the last state seen)
+    ├── InputValidationError          the input breaks the model's schema, caught before sending
+    ├── InvalidReferenceError         a model reference that is none of the accepted forms (also a ValueError)
+    └── WebhookVerificationError      a webhook delivery whose signature does not check out
+
+The API token never appears in any of these: messages are built from the API's own ``title`` and
+``detail`` and from URLs, which never carry it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from areplicate._models import Prediction
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "InputValidationError",
+    "InvalidReferenceError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PaymentRequiredError",
+    "PredictionCanceledError",
+    "PredictionFailedError",
+    "RateLimitError",
+    "ReplicateError",
+    "ServerError",
+    "UnexpectedResponseError",
+    "WaitTimeoutError",
+    "WebhookVerificationError",
+]
+
+
+class ReplicateError(Exception):
+    """Base class of every error areplicate raises: catch this to catch them all."""
+
+
+class APIError(ReplicateError):
+    """The API answered with an HTTP error (or a body we could not read).
+
+    ``status`` is the HTTP status; ``title`` and ``detail`` come from the problem+json body when the
+    API sent one; ``request_id`` is the API's request id header, worth quoting to Replicate support.
+    ``body`` is the parsed body (or ``None`` when it was not JSON).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        title: str | None = None,
+        detail: str | None = None,
+        *,
+        request_id: str | None = None,
+        body: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.request_id = request_id
+        self.body = body
+        self.retry_after = retry_after
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        parts = [f"HTTP {self.status}"]
+        if self.title:
+            parts.append(self.title)
+        text = ": ".join(parts)
+        if self.detail:
+            text = f"{text}: {self.detail.strip()}"
+        if self.request_id:
+            text = f"{text} (request id {self.request_id})"
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_api_error,
+            (
+                type(self),
+                self.status,
+                self.title,
+                self.detail,
+                self.request_id,
+                self.body,
+                self.retry_after,
+            ),
+        )
+
+
+def _rebuild_api_error(
+    cls: type[APIError],
+    status: int,
+    title: str | None,
+    detail: str | None,
+    request_id: str | None,
+    body: Any,
+    retry_after: float | None,
+) -> APIError:
+    return cls(status, title, detail, request_id=request_id, body=body, retry_after=retry_after)
+
+
+class AuthenticationError(APIError):
+    """401: the token is missing or not valid. Check ``REPLICATE_API_TOKEN`` or ``api_token=``."""
+
+
+class PaymentRequiredError(APIError):
+    """402: the account is out of credit. Retrying will not help; add credit first."""
+
+
+class NotFoundError(APIError):
+    """404: no such prediction, model, version, file or deployment (or no permission to see it)."""
+
+
+class InvalidRequestError(APIError):
+    """422: the API rejected the request, usually the input or the version.
+
+    ``invalid_fields`` lists the API's per-field complaints (each a dict with ``type``, ``field`` and
+    ``description``); it is empty when the API gave only a ``detail``.
+    """
+
+    @property
+    def invalid_fields(self) -> list[dict[str, Any]]:
+        """The API's per-field complaints, or an empty list."""
+        fields = self.body.get("invalid_fields") if isinstance(self.body, dict) else None
+        if not isinstance(fields, list):
+            return []
+        return [f for f in fields if isinstance(f, dict)]
+
+
+class RateLimitError(APIError):
+    """429: too many requests. ``retry_after`` is the wait the API asked for, in seconds, if it said.
+
+    The client already retries these (honouring the wait); you see one only when retries ran out.
+    """
+
+
+class ServerError(APIError):
+    """5xx: the API failed. GETs and cancels are retried; creates are not (they may have run)."""
+
+
+class UnexpectedResponseError(APIError):
+    """A response the API does not document: not JSON, or JSON of the wrong shape.
+
+    Raised instead of a raw ``KeyError`` or decode error; ``body`` holds what arrived (when it parsed).
+    """
+
+
+class APIConnectionError(ReplicateError):
+    """No HTTP answer: the connection could not be made, or broke before the response was read.
+
+    ``sent`` tells whether the request may have reached the API. When it is true and the request was
+    a create, the prediction may exist: look it up (``predictions.list()``) rather than creating again.
+    """
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self),), {"sent": self.sent})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.sent = state["sent"]
+
+
+class APITimeoutError(APIConnectionError):
+    """The API did not answer in time (connect or read timeout, see ``Client(timeout=…)``)."""
+
+
+class PredictionFailedError(ReplicateError):
+    """The prediction ended without succeeding. ``prediction`` holds its final state.
+
+    A failed prediction is the model's failure, not the API's: it is not retried.
+    """
+
+    def __init__(self, prediction: Prediction, message: str | None = None) -> None:
+        self.prediction = prediction
+        if message is None:
+            error = prediction.error or "no error message"
+            message = f"prediction {prediction.id} failed: {error}"
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.prediction, str(self)))
+
+
+class PredictionCanceledError(PredictionFailedError):
+    """The prediction was canceled (by someone, or by its deadline) or aborted before it started."""
+
+    def __init__(self, prediction: Prediction, message: str | None = None) -> None:
+        if message is None:
+            message = f"prediction {prediction.id} ended {prediction.status} before producing output"
+        super().__init__(prediction, message)
+
+
+class WaitTimeoutError(ReplicateError, TimeoutError):
+    """``wait(timeout=…)`` ran out before the prediction ended. ``prediction`` is the last state seen.
+
+    Unless ``cancel_on_exit=False`` was given, the remote prediction has been asked to cancel.
+    """
+
+    def __init__(self, prediction: Prediction, timeout: float) -> None:
+        self.prediction = prediction
+        self.timeout = timeout
+        super().__init__(
+            f"prediction {prediction.id} still {prediction.status} after {timeout:g}s"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.prediction, self.timeout))
+
+
+class InputValidationError(ReplicateError, ValueError):
+    """The input breaks the model's input schema; nothing was sent. ``problems`` lists every problem."""
+
+    def __init__(self, ref: str, problems: Sequence[str]) -> None:
+        self.ref = ref
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"input for {ref} is not valid ({len(self.problems)} problem(s)):\n{lines}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.ref, self.problems))
+
+
+class InvalidReferenceError(ReplicateError, ValueError):
+    """A model reference that is not ``owner/name``, ``owner/name:<version>`` or a 64-hex version id."""
+
+
+class WebhookVerificationError(ReplicateError):
+    """A webhook delivery failed verification: missing header, bad signature, stale timestamp …
+
+    Answer such a request with 400 and do not act on its body.
+    """

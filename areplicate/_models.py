@@ -1,0 +1,202 @@
+"""The API's objects as frozen attrs classes.
+
+They know nothing of JSON: the one converter in ``_convert.py`` builds them from response bodies,
+filling defaults for missing keys and keeping keys it does not know in ``extra`` (the API grows; we do
+not reject what we have not met yet).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from areplicate._core.status import Status, is_terminal
+
+__all__ = [
+    "Account",
+    "Collection",
+    "Deployment",
+    "FileObject",
+    "Hardware",
+    "Model",
+    "Page",
+    "Prediction",
+    "PredictionURLs",
+    "StreamEvent",
+    "Version",
+]
+
+T = TypeVar("T")
+
+
+def _extra() -> Any:
+    return attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen
+class PredictionURLs:
+    """Links the API gives a prediction. ``stream`` is set only for models that can stream.
+
+    The client never follows these as given (a proxy's links point at another host); it rebuilds
+    them on its own base URL.
+    """
+
+    get: str | None = None
+    cancel: str | None = None
+    web: str | None = None
+    stream: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class Prediction:
+    """One prediction, as the API last described it.
+
+    ``status`` is a :class:`Status` for known values and the raw string for unknown ones; use
+    :attr:`is_terminal` rather than comparing against a list of your own (``aborted`` counts).
+    ``output`` is plain JSON: file outputs are URL strings (see ``output_files()``).
+    """
+
+    id: str
+    model: str = ""
+    version: str = ""
+    input: dict[str, Any] = attrs.field(factory=dict)
+    output: Any = None
+    logs: str | None = None
+    error: str | None = None
+    status: Status | str = Status.STARTING
+    created_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
+    urls: PredictionURLs = attrs.field(factory=PredictionURLs)
+    metrics: dict[str, Any] = attrs.field(factory=dict)
+    data_removed: bool = False
+    source: str | None = None
+    deadline: dt.datetime | None = None
+    deployment: str | None = None
+    webhook: str | None = None
+    webhook_events_filter: list[str] | None = None
+    extra: dict[str, Any] = _extra()
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the prediction has succeeded, failed, been canceled or aborted."""
+        return is_terminal(self.status)
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    """One page of a paginated listing. ``next`` is the API's link, rebased by the client when followed."""
+
+    results: list[T] = attrs.field(factory=list)
+    next: str | None = None
+    previous: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class Version:
+    """A model version. ``openapi_schema`` is Cog's whole OpenAPI document (inputs under
+    ``components.schemas.Input``), or None for versions that have none."""
+
+    id: str
+    created_at: dt.datetime | None = None
+    cog_version: str | None = None
+    openapi_schema: dict[str, Any] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class Model:
+    """A model. ``latest_version`` is None for models without a pushed version."""
+
+    owner: str
+    name: str
+    url: str | None = None
+    description: str | None = None
+    visibility: str | None = None
+    github_url: str | None = None
+    paper_url: str | None = None
+    license_url: str | None = None
+    cover_image_url: str | None = None
+    run_count: int = 0
+    is_official: bool = False
+    default_example: Prediction | None = None
+    latest_version: Version | None = None
+    created_at: dt.datetime | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class FileObject:
+    """An uploaded file. ``urls["get"]`` is what to pass as a prediction input."""
+
+    id: str
+    name: str | None = None
+    content_type: str | None = None
+    size: int = 0
+    etag: str | None = None
+    checksums: dict[str, str] = attrs.field(factory=dict)
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+    created_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    urls: dict[str, str] = attrs.field(factory=dict)
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class Account:
+    """The account the token belongs to: ``type`` is ``"user"`` or ``"organization"``."""
+
+    type: str
+    username: str
+    name: str | None = None
+    github_url: str | None = None
+    avatar_url: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class Hardware:
+    """A hardware SKU models and deployments can run on, e.g. ``gpu-t4``."""
+
+    sku: str
+    name: str | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class Collection:
+    """A curated collection of models. ``models`` is filled only when fetched one by one."""
+
+    slug: str
+    name: str | None = None
+    description: str | None = None
+    full_description: str | None = None
+    models: list[Model] = attrs.field(factory=list)
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class Deployment:
+    """A deployment: a fixed model version on chosen hardware. ``current_release`` is raw JSON."""
+
+    owner: str
+    name: str
+    current_release: dict[str, Any] | None = None
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class StreamEvent:
+    """One server-sent event of a prediction's stream.
+
+    ``event`` is ``"output"``, ``"logs"``, ``"error"`` or ``"done"`` (others are passed through);
+    ``data`` is the raw text: a token for text models, a URL for file models, JSON for done/error.
+    """
+
+    event: str
+    data: str
+    id: str | None = None
