@@ -1,0 +1,1 @@
+"""areplicate.testing: an in-process fake Replicate server (being built)."""

@@ -1,0 +1,1 @@
+"""pytest plugin for areplicate.testing (fixtures are added with the fake server)."""
