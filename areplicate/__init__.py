@@ -1,8 +1,11 @@
 """areplicate: an asyncio-native client for the Replicate HTTP API.
 
-``async with areplicate.Client() as client:`` then ``await client.run("owner/name", {...})``; fan out
-with :func:`gather_predictions` / :func:`as_completed`; test offline with :mod:`areplicate.testing`.
+``async with areplicate.Client() as client:`` then ``await client.run("owner/name", {...})``;
+fan out with :func:`gather_predictions` / :func:`as_completed`; test offline with
+:mod:`areplicate.testing`.
 """
+
+from contextlib import suppress as _suppress
 
 from areplicate._client import Client
 from areplicate._config import RateLimits
@@ -28,6 +31,7 @@ from areplicate._errors import (
     WaitTimeoutError,
     WebhookVerificationError,
 )
+from areplicate._fanout import Completed, Progress, as_completed, gather_predictions
 from areplicate._models import (
     Account,
     Collection,
@@ -52,6 +56,7 @@ __all__ = [
     "AuthenticationError",
     "Client",
     "Collection",
+    "Completed",
     "Deployment",
     "FileObject",
     "Hardware",
@@ -68,6 +73,7 @@ __all__ = [
     "PredictionCanceledError",
     "PredictionFailedError",
     "PredictionURLs",
+    "Progress",
     "RateLimitError",
     "RateLimits",
     "ReplicateError",
@@ -78,14 +84,14 @@ __all__ = [
     "Version",
     "WaitTimeoutError",
     "WebhookVerificationError",
+    "as_completed",
+    "gather_predictions",
     "parse_ref",
 ]
 
 for _name in __all__:
     _obj = globals()[_name]
     if getattr(_obj, "__module__", "").startswith("areplicate._"):
-        try:
+        with _suppress(AttributeError, TypeError):
             _obj.__module__ = "areplicate"
-        except (AttributeError, TypeError):  # pragma: no cover - builtins and the like
-            pass
-del _name, _obj
+del _name, _obj, _suppress

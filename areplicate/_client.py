@@ -116,6 +116,10 @@ class Client:
 
         return Predictions(self._session)
 
+    # --- services owned by other modules: add cached properties below, one per service ---
+
+    # --- end of services ---
+
     async def run(
         self,
         ref: str,

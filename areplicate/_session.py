@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import Any
 
 import aiohttp
@@ -44,6 +44,10 @@ _WAIT_MAX = 8.0
 _WAIT_JITTER = 0.5
 # When a 429 names no wait, everyone pauses this long.
 _DEFAULT_429_PAUSE = 1.0
+# How long close() lets background cleanup (remote cancels) finish.
+_CLOSE_GRACE = 15.0
+# Prediction ids created by this client are remembered this long (to tell orphans from our own).
+_KNOWN_TTL = 900.0
 
 
 @attrs.frozen
@@ -105,6 +109,8 @@ class Session:
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=config.connect_timeout, sock_read=config.timeout
         )
+        self._background: set[asyncio.Task[None]] = set()
+        self._known: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"<Session {self.config.base_url} {'closed' if self._closed else 'open'}>"
@@ -137,10 +143,33 @@ class Session:
         return self._http
 
     async def close(self) -> None:
-        """Close the connection pool. Idempotent."""
+        """Let background cleanup finish, then close the connection pool. Idempotent."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=_CLOSE_GRACE)
         self._closed = True
         if self._http is not None:
             await self._http.close()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run cleanup work (a remote cancel) in the background; close() waits for it."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def remember(self, prediction_id: str) -> None:
+        """Note a prediction this client created (so orphan clean-up never touches it)."""
+        now = time.monotonic()
+        self._known[prediction_id] = now
+        if len(self._known) > 4096:
+            for pid, seen in list(self._known.items()):
+                if now - seen < _KNOWN_TTL:
+                    break
+                del self._known[pid]
+
+    def known(self, prediction_id: str) -> bool:
+        """Whether this client created ``prediction_id`` recently."""
+        return prediction_id in self._known
 
     def url(self, path: str) -> str:
         """An absolute URL for ``path`` (relative to the base URL) or ``path`` itself if absolute."""
@@ -203,7 +232,9 @@ class Session:
                 if error is not None:
                     if isinstance(error, RateLimitError):
                         self.budget.pause(
-                            error.retry_after if error.retry_after is not None else _DEFAULT_429_PAUSE
+                            error.retry_after
+                            if error.retry_after is not None
+                            else _DEFAULT_429_PAUSE
                         )
                     raise error
                 return response
@@ -246,7 +277,9 @@ class Session:
                 status = resp.status
                 resp_headers: CIMultiDictProxy[str] = resp.headers
         except aiohttp.ConnectionTimeoutError as exc:
-            raise APITimeoutError(f"{method} {url}: timed out connecting ({exc})", sent=False) from None
+            raise APITimeoutError(
+                f"{method} {url}: timed out connecting ({exc})", sent=False
+            ) from None
         except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
             raise APITimeoutError(
                 f"{method} {url}: no response within the read timeout ({type(exc).__name__})",
@@ -254,7 +287,8 @@ class Session:
             ) from None
         except aiohttp.ClientConnectorError as exc:
             raise APIConnectionError(
-                f"{method} {url}: could not connect ({type(exc).__name__}: {exc.os_error})", sent=False
+                f"{method} {url}: could not connect ({type(exc).__name__}: {exc.os_error})",
+                sent=False,
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise APIConnectionError(

@@ -1,0 +1,361 @@
+"""Fan-out: run many predictions at once under a concurrency limit and the client's request budget.
+
+``as_completed`` is an async iterator that owns its worker tasks outright (no task group spans a
+``yield``): breaking out of it, leaving its ``async with``, an exception, or the caller being
+cancelled all cancel the workers, and each worker cancels its remote prediction on the way out.
+Inputs are pulled lazily, one per free slot, so a generator of a million inputs is never
+materialised; results wait in a queue no longer than the concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import anyio
+import attrs
+
+from areplicate._core.refs import parse_ref
+from areplicate._core.status import Status
+from areplicate._errors import AuthenticationError, NotFoundError, PaymentRequiredError
+from areplicate._models import Prediction
+
+if TYPE_CHECKING:
+    from areplicate._client import Client
+
+__all__ = ["Completed", "Progress", "as_completed", "gather_predictions"]
+
+Inputs = Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]]
+DEFAULT_CONCURRENCY = 32
+# Errors that will fail every item the same way: stop the whole fan-out at the first one.
+_FATAL = (AuthenticationError, PaymentRequiredError, NotFoundError)
+
+
+@attrs.frozen
+class Completed:
+    """One finished item of a fan-out.
+
+    ``prediction`` is the terminal Prediction (succeeded, failed, canceled or aborted: a model's
+    failure is a result) or None when the item ended with an exception, which is then in ``error``.
+    """
+
+    index: int
+    input: Mapping[str, Any]
+    prediction: Prediction | None = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the prediction succeeded."""
+        return self.prediction is not None and self.prediction.status == Status.SUCCEEDED
+
+
+@attrs.frozen
+class Progress:
+    """A snapshot for ``on_progress``: counts so far.
+
+    ``total`` is None when the inputs have no ``len()`` (a generator, an async iterable).
+    """
+
+    done: int
+    total: int | None
+    succeeded: int
+    failed: int
+    errors: int
+    in_flight: int
+
+
+class _Sentinel:
+    pass
+
+
+_END = _Sentinel()
+
+
+class _FanOut(AsyncIterator[Completed]):
+    """The iterator behind :func:`as_completed`."""
+
+    def __init__(
+        self,
+        client: Client,
+        ref: str,
+        inputs: Inputs,
+        *,
+        concurrency: int,
+        wait: bool | int,
+        timeout: float | None,
+        lifetime: str | float | dt.timedelta | None,
+        validate: bool,
+        on_progress: Callable[[Progress], object] | None,
+    ) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
+        if isinstance(inputs, Mapping):
+            raise TypeError("inputs must be an iterable of input mappings, not a single mapping")
+        parse_ref(ref)
+        self._client = client
+        self._ref = ref
+        self._inputs = inputs
+        self._concurrency = concurrency
+        self._options: dict[str, Any] = {
+            "wait": wait,
+            "timeout": timeout,
+            "lifetime": lifetime,
+            "validate": validate,
+        }
+        self._on_progress = on_progress
+        self._total: int | None = len(inputs) if hasattr(inputs, "__len__") else None  # type: ignore[arg-type]
+        self._queue: asyncio.Queue[Completed | _Sentinel | BaseException] = asyncio.Queue(
+            maxsize=concurrency
+        )
+        self._slots = asyncio.Semaphore(concurrency)
+        self._workers: set[asyncio.Task[None]] = set()
+        self._feeder: asyncio.Task[None] | None = None
+        self._closed = False
+        self._done = self._succeeded = self._failed = self._errors = 0
+
+    # -- the iterator ---------------------------------------------------------------------------
+
+    def __aiter__(self) -> _FanOut:
+        return self
+
+    async def __anext__(self) -> Completed:
+        if self._closed:
+            raise StopAsyncIteration
+        if self._feeder is None:
+            self._feeder = asyncio.get_running_loop().create_task(self._feed())
+        try:
+            item = await self._queue.get()
+        except BaseException:
+            await self.aclose()
+            raise
+        if isinstance(item, _Sentinel):
+            await self.aclose()
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            await self.aclose()
+            raise item
+        self._count(item)
+        return item
+
+    async def __aenter__(self) -> _FanOut:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop: cancel unstarted and running work, remote predictions included, and wait for it."""
+        if self._closed and not self._workers and (self._feeder is None or self._feeder.done()):
+            return
+        self._closed = True
+        tasks = [t for t in (self._feeder, *self._workers) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            with anyio.CancelScope(shield=True):
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    def __del__(self) -> None:
+        # Reached when a caller breaks out of `async for` without aclose(): cancel what runs; each
+        # worker still cancels its remote prediction, and Client.aclose() waits for that.
+        for task in (self._feeder, *getattr(self, "_workers", ())):
+            if task is not None and not task.done():
+                task.cancel()
+
+    # -- the work -------------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Items started and not yet handed to the consumer."""
+        return len(self._workers)
+
+    def _count(self, item: Completed) -> None:
+        self._done += 1
+        if item.error is not None:
+            self._errors += 1
+        elif item.ok:
+            self._succeeded += 1
+        else:
+            self._failed += 1
+        if self._on_progress is not None:
+            self._on_progress(
+                Progress(
+                    self._done,
+                    self._total,
+                    self._succeeded,
+                    self._failed,
+                    self._errors,
+                    len(self._workers),
+                )
+            )
+
+    async def _feed(self) -> None:
+        loop = asyncio.get_running_loop()
+        index = 0
+        try:
+            async for item in _aiter(self._inputs):
+                await self._slots.acquire()
+                if not isinstance(item, Mapping):
+                    self._slots.release()
+                    error = TypeError(
+                        f"input #{index} is a {type(item).__name__}, not a mapping of input names"
+                    )
+                    await self._queue.put(Completed(index, {}, None, error))
+                else:
+                    task = loop.create_task(self._run_one(index, item))
+                    self._workers.add(task)
+                    task.add_done_callback(self._workers.discard)
+                index += 1
+            # Wait for the last workers before signalling the end.
+            while self._workers:
+                await asyncio.gather(*list(self._workers), return_exceptions=True)
+            await self._queue.put(_END)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the inputs iterable itself failed
+            await self._queue.put(exc)
+
+    async def _run_one(self, index: int, item: Mapping[str, Any]) -> None:
+        try:
+            prediction = await self._client.predictions.settle(self._ref, item, **self._options)
+            result = Completed(index, item, prediction, None)
+        except asyncio.CancelledError:
+            self._slots.release()
+            raise
+        except _FATAL as exc:
+            self._slots.release()
+            await self._queue.put(exc)
+            return
+        except Exception as exc:
+            result = Completed(index, item, None, exc)
+        try:
+            await self._queue.put(result)
+        finally:
+            self._slots.release()
+
+
+async def _aiter(inputs: Inputs) -> AsyncIterator[object]:
+    if isinstance(inputs, AsyncIterable):
+        async for item in inputs:
+            yield item
+    else:
+        for item in inputs:
+            yield item
+
+
+def as_completed(
+    client: Client,
+    ref: str,
+    inputs: Inputs,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    wait: bool | int = True,
+    timeout: float | None = None,
+    lifetime: str | float | dt.timedelta | None = None,
+    validate: bool = False,
+    on_progress: Callable[[Progress], object] | None = None,
+) -> _FanOut:
+    """Run one prediction per input, at most ``concurrency`` at once; yield each as it finishes.
+
+    Each item is a :class:`Completed` with ``.index`` (position in ``inputs``), ``.input``,
+    ``.prediction`` (terminal, whatever its status) and ``.error`` (an exception that item ended
+    with, e.g. a 422 for bad input). Errors that would fail every item (401, 402, an unknown model)
+    are raised instead. ``inputs`` may be any iterable or async iterable; it is read lazily.
+
+    Breaking out early, an exception or cancellation stops the rest and cancels their remote
+    predictions; for that to happen at once (not at garbage collection), use it as
+    ``async with as_completed(...) as results: async for item in results: ...``.
+    """
+    return _FanOut(
+        client,
+        ref,
+        inputs,
+        concurrency=concurrency,
+        wait=wait,
+        timeout=timeout,
+        lifetime=lifetime,
+        validate=validate,
+        on_progress=on_progress,
+    )
+
+
+@overload
+async def gather_predictions(
+    client: Client,
+    ref: str,
+    inputs: Inputs,
+    *,
+    concurrency: int = ...,
+    return_exceptions: Literal[False] = ...,
+    wait: bool | int = ...,
+    timeout: float | None = ...,
+    lifetime: str | float | dt.timedelta | None = ...,
+    validate: bool = ...,
+    on_progress: Callable[[Progress], object] | None = ...,
+) -> list[Prediction]: ...
+
+
+@overload
+async def gather_predictions(
+    client: Client,
+    ref: str,
+    inputs: Inputs,
+    *,
+    concurrency: int = ...,
+    return_exceptions: Literal[True],
+    wait: bool | int = ...,
+    timeout: float | None = ...,
+    lifetime: str | float | dt.timedelta | None = ...,
+    validate: bool = ...,
+    on_progress: Callable[[Progress], object] | None = ...,
+) -> list[Prediction | BaseException]: ...
+
+
+async def gather_predictions(
+    client: Client,
+    ref: str,
+    inputs: Inputs,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    return_exceptions: bool = False,
+    wait: bool | int = True,
+    timeout: float | None = None,
+    lifetime: str | float | dt.timedelta | None = None,
+    validate: bool = False,
+    on_progress: Callable[[Progress], object] | None = None,
+) -> list[Prediction] | list[Prediction | BaseException]:
+    """Run one prediction per input and return them in input order.
+
+    The i-th result belongs to ``inputs[i]``: a terminal Prediction (failed and canceled ones
+    included; check ``.status``), or with ``return_exceptions=True`` the exception that item ended
+    with. Without it, the first exception cancels the rest (and their remote predictions) and is
+    raised. Cancelling the awaiting task does the same.
+    """
+    results: list[Prediction | BaseException | None] = []
+    async with as_completed(
+        client,
+        ref,
+        inputs,
+        concurrency=concurrency,
+        wait=wait,
+        timeout=timeout,
+        lifetime=lifetime,
+        validate=validate,
+        on_progress=on_progress,
+    ) as fan:
+        async for item in fan:
+            if item.error is not None and not return_exceptions:
+                raise item.error
+            if item.index >= len(results):
+                results.extend([None] * (item.index + 1 - len(results)))
+            results[item.index] = item.prediction if item.error is None else item.error
+    return [r for r in results if r is not None]

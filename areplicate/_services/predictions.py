@@ -1,0 +1,538 @@
+"""Predictions: create, get, list, cancel, wait, stream, run.
+
+See shared/replicate-api.md sections 1–6.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import anyio
+
+from areplicate._convert import structure
+from areplicate._core.refs import ModelRef, parse_ref
+from areplicate._core.sse import SSEDecoder
+from areplicate._core.status import Status
+from areplicate._core.times import format_duration, format_timestamp, parse_duration
+from areplicate._core.urls import rebase
+from areplicate._errors import (
+    APIConnectionError,
+    NotFoundError,
+    PredictionCanceledError,
+    PredictionFailedError,
+    ReplicateError,
+    WaitTimeoutError,
+)
+from areplicate._models import Page, Prediction, StreamEvent
+from areplicate._session import Session
+
+__all__ = ["WEBHOOK_EVENTS", "Predictions"]
+
+logger = logging.getLogger("areplicate")
+
+#: The events a webhook may be filtered to.
+WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
+_MIN_LIFETIME = 5.0
+_MAX_WAIT = 60
+# Extra read time on top of a ``Prefer: wait`` window before the client gives up on the response.
+_WAIT_GRACE = 10.0
+# How long a shielded best-effort cancel may take when the caller has given up.
+_CANCEL_TIMEOUT = 10.0
+_STREAM_RECONNECTS = 5
+_STREAM_READ_TIMEOUT = 300.0
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+PredictionLike = Prediction | str
+InputHook = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
+Validator = Callable[[str, Mapping[str, Any]], Awaitable[object]]
+
+
+def _prediction_id(prediction: PredictionLike) -> str:
+    pid = prediction.id if isinstance(prediction, Prediction) else prediction
+    if not isinstance(pid, str) or not pid or "/" in pid or pid.strip() != pid:
+        raise ValueError(f"not a prediction id: {pid!r}; pass a Prediction or its id string")
+    return pid
+
+
+def _wait_seconds(wait: bool | int) -> int | None:
+    if wait is False or wait is None:
+        return None
+    if wait is True:
+        return _MAX_WAIT
+    if isinstance(wait, int) and 1 <= wait <= _MAX_WAIT:
+        return wait
+    raise ValueError(
+        f"wait must be True (hold up to {_MAX_WAIT}s), False, or whole seconds from 1 to "
+        f"{_MAX_WAIT}; got {wait!r}"
+    )
+
+
+def _check_webhook(webhook: str | None, events: Sequence[str] | None) -> None:
+    if webhook is not None:
+        parts = urlsplit(webhook) if isinstance(webhook, str) else None
+        ok = parts is not None and bool(parts.hostname)
+        if ok and parts is not None and parts.scheme != "https":
+            ok = parts.scheme == "http" and parts.hostname in _LOOPBACK
+        if not ok:
+            raise ValueError(
+                "webhook must be an https:// URL (http:// only for localhost testing), "
+                f"got {webhook!r}"
+            )
+    if events is not None:
+        if isinstance(events, str) or not events:
+            raise ValueError(
+                "webhook_events_filter must be a non-empty list drawn from "
+                f"{sorted(WEBHOOK_EVENTS)}, got {events!r}"
+            )
+        unknown = [e for e in events if e not in WEBHOOK_EVENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown webhook event(s) {unknown}; choose from {sorted(WEBHOOK_EVENTS)}"
+            )
+        if webhook is None:
+            raise ValueError("webhook_events_filter was given without a webhook URL")
+
+
+def _lifetime_header(lifetime: str | float | dt.timedelta | None) -> str | None:
+    if lifetime is None:
+        return None
+    seconds = parse_duration(lifetime)
+    if seconds < _MIN_LIFETIME:
+        raise ValueError(
+            f"lifetime must be at least {_MIN_LIFETIME:g}s (the API's minimum), got {lifetime!r}"
+        )
+    return format_duration(seconds)
+
+
+class Predictions:
+    """Everything you do with one prediction. Reached as ``client.predictions``."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        validator: Validator | None = None,
+        input_hook: InputHook | None = None,
+    ) -> None:
+        self._session = session
+        self._validator = validator
+        self._input_hook = input_hook
+
+    def __repr__(self) -> str:
+        return f"<Predictions {self._session.config.base_url}>"
+
+    # -- create ------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        ref: str,
+        input: Mapping[str, Any],
+        *,
+        wait: bool | int = False,
+        lifetime: str | float | dt.timedelta | None = None,
+        webhook: str | None = None,
+        webhook_events_filter: Sequence[str] | None = None,
+        validate: bool = False,
+    ) -> Prediction:
+        """Start a prediction and return it as the API first describes it.
+
+        ``ref`` is ``owner/name`` (official models), ``owner/name:<version>`` or a bare version id.
+        ``wait=True`` (or 1–60 s) asks the API to hold the response until the prediction ends or the
+        window passes: the result may still be running, so use :meth:`wait` or :meth:`run` when
+        you need it finished. ``lifetime`` (``"5m"``, seconds, a timedelta; at least 5 s) is a
+        deadline after which the API cancels it. ``validate=True`` checks the input against the
+        model's schema first and raises InputValidationError without sending anything.
+
+        A create is never retried after an ambiguous failure (a 500 or a timeout after sending): it
+        raises instead, so nothing is billed twice.
+        """
+        parsed = parse_ref(ref)
+        if parsed.version is None:
+            path = f"models/{parsed.owner}/{parsed.name}/predictions"
+            body: dict[str, Any] = {}
+        else:
+            path = "predictions"
+            body = {"version": parsed.version}
+        return await self._create_at(
+            path,
+            body,
+            input,
+            wait=wait,
+            lifetime=lifetime,
+            webhook=webhook,
+            webhook_events_filter=webhook_events_filter,
+            ref_for_validation=str(parsed) if validate else None,
+            match=parsed,
+        )
+
+    async def _create_at(
+        self,
+        path: str,
+        body: dict[str, Any],
+        input: Mapping[str, Any],
+        *,
+        wait: bool | int = False,
+        lifetime: str | float | dt.timedelta | None = None,
+        webhook: str | None = None,
+        webhook_events_filter: Sequence[str] | None = None,
+        ref_for_validation: str | None = None,
+        match: ModelRef | None = None,
+    ) -> Prediction:
+        """POST a create to ``path`` (any of the three create routes), all options checked first."""
+        if not isinstance(input, Mapping):
+            raise TypeError(
+                f"input must be a mapping of input names to values, not {type(input).__name__}"
+            )
+        seconds = _wait_seconds(wait)
+        cancel_after = _lifetime_header(lifetime)
+        _check_webhook(webhook, webhook_events_filter)
+        if ref_for_validation is not None and self._validator is not None:
+            await self._validator(ref_for_validation, input)
+        payload = dict(body)
+        payload["input"] = await self._input_hook(input) if self._input_hook else dict(input)
+        if webhook is not None:
+            payload["webhook"] = webhook
+        if webhook_events_filter is not None:
+            payload["webhook_events_filter"] = list(webhook_events_filter)
+        headers: dict[str, str] = {}
+        read_timeout = None
+        if seconds is not None:
+            headers["Prefer"] = f"wait={seconds}"
+            read_timeout = max(self._session.config.timeout, seconds + _WAIT_GRACE)
+        if cancel_after is not None:
+            headers["Cancel-After"] = cancel_after
+        sent_at = time.time()
+        try:
+            response = await self._session.request(
+                "POST",
+                path,
+                json_body=payload,
+                headers=headers,
+                create=True,
+                read_timeout=read_timeout,
+            )
+        except (asyncio.CancelledError, APIConnectionError) as exc:
+            # The caller gave up (or the line dropped) after the request may have reached the API:
+            # a prediction we never saw may be running. Find and cancel it, in the background.
+            if not isinstance(exc, APIConnectionError) or exc.sent:
+                self._session.spawn(self._reap_orphan(path, payload, match, sent_at))
+            raise
+        prediction = structure(response.json(), Prediction, what="create response")
+        self._session.remember(prediction.id)
+        return prediction
+
+    async def _reap_orphan(
+        self, path: str, payload: dict[str, Any], match: ModelRef | None, sent_at: float
+    ) -> None:
+        """Find a prediction whose create we abandoned (same model, same input, created since we
+        sent it, not one we know) and cancel it. Best effort: errors are logged, not raised."""
+        since = dt.datetime.fromtimestamp(sent_at - 120, dt.timezone.utc)
+        try:
+            with anyio.fail_after(_CANCEL_TIMEOUT * 3):
+                await asyncio.sleep(0.5)  # let the API register the create we dropped
+                found = await self.find(
+                    payload["input"],
+                    created_after=since,
+                    model=match.model if match is not None else None,
+                    version=match.version if match is not None else payload.get("version"),
+                )
+                for prediction in found:
+                    if not prediction.is_terminal and not self._session.known(prediction.id):
+                        logger.info("canceling abandoned prediction %s", prediction.id)
+                        await self.cancel(prediction.id)
+        except (ReplicateError, TimeoutError) as exc:
+            logger.warning("could not look up an abandoned create on %s: %s", path, exc)
+
+    async def find(
+        self,
+        input: Mapping[str, Any],
+        *,
+        created_after: dt.datetime,
+        model: str | None = None,
+        version: str | None = None,
+    ) -> list[Prediction]:
+        """Predictions created after ``created_after`` with exactly this input (and model/version).
+
+        Used to recover a prediction whose create response never arrived, instead of creating it
+        again. Lists newest first and stops at the first older page.
+        """
+        wanted = dict(input)
+        found = []
+        async for prediction in self.list(created_after=created_after):
+            if model is not None and prediction.model and prediction.model != model:
+                continue
+            if version is not None and prediction.version not in (version, "hidden", ""):
+                continue
+            if prediction.input == wanted:
+                found.append(prediction)
+        return found
+
+    # -- read ------------------------------------------------------------------------------------
+
+    async def get(self, prediction: PredictionLike) -> Prediction:
+        """The prediction's current state. NotFoundError if there is no such prediction."""
+        pid = _prediction_id(prediction)
+        response = await self._session.request("GET", f"predictions/{quote(pid, safe='')}")
+        return structure(response.json(), Prediction, what=f"prediction {pid}")
+
+    async def cancel(self, prediction: PredictionLike) -> Prediction:
+        """Ask the API to cancel a prediction; returns its state after the request.
+
+        Cancelling one that already ended is harmless and returns it unchanged.
+        """
+        pid = _prediction_id(prediction)
+        response = await self._session.request("POST", f"predictions/{quote(pid, safe='')}/cancel")
+        return structure(response.json(), Prediction, what=f"prediction {pid}")
+
+    async def pages(
+        self,
+        *,
+        created_after: dt.datetime | None = None,
+        created_before: dt.datetime | None = None,
+    ) -> AsyncIterator[Page[Prediction]]:
+        """Whole pages of your predictions, newest first (the API sends 100 a page).
+
+        ``next`` links are followed on this client's own base URL, never on the host they name.
+        """
+        params: dict[str, str] = {}
+        if created_after is not None:
+            params["created_after"] = format_timestamp(created_after)
+        if created_before is not None:
+            params["created_before"] = format_timestamp(created_before)
+        path: str = "predictions"
+        query: dict[str, str] | None = params or None
+        while True:
+            response = await self._session.request("GET", path, params=query)
+            page = structure(response.json(), Page[Prediction], what="prediction page")
+            yield page
+            if not page.next:
+                return
+            path, query = rebase(page.next, self._session.config.base_url), None
+
+    async def list(
+        self,
+        *,
+        created_after: dt.datetime | None = None,
+        created_before: dt.datetime | None = None,
+    ) -> AsyncIterator[Prediction]:
+        """Every prediction, newest first, following cursor pages as you iterate."""
+        async for page in self.pages(created_after=created_after, created_before=created_before):
+            for prediction in page.results:
+                yield prediction
+
+    # -- wait -------------------------------------------------------------------------------------
+
+    async def wait(
+        self,
+        prediction: PredictionLike,
+        *,
+        timeout: float | None = None,
+        cancel_on_exit: bool = True,
+    ) -> Prediction:
+        """Poll until the prediction ends (succeeded, failed, canceled or aborted); return it.
+
+        Failure is a result here, not an exception (see :meth:`run` for that). Polls start quick and
+        thin out (``Client(poll=PollSchedule(...))``) and share the client's request budget. On
+        ``timeout`` it raises WaitTimeoutError with the last state; if the awaiting task is
+        cancelled or times out, the remote prediction is cancelled too, unless
+        ``cancel_on_exit=False``.
+        """
+        return await self._wait(prediction, timeout=timeout, cancel_on_exit=cancel_on_exit)
+
+    async def _wait(
+        self,
+        prediction: PredictionLike,
+        *,
+        timeout: float | None,
+        cancel_on_exit: bool,
+        elapsed: float = 0.0,
+    ) -> Prediction:
+        current = prediction if isinstance(prediction, Prediction) else None
+        pid = _prediction_id(prediction)
+        if current is not None and current.is_terminal:
+            return current
+        schedule = self._session.config.poll
+        loop = asyncio.get_running_loop()
+        began = loop.time() - elapsed
+        try:
+            with anyio.move_on_after(timeout) as scope:
+                if current is None:
+                    current = await self.get(pid)
+                while not current.is_terminal:
+                    await asyncio.sleep(schedule.interval(loop.time() - began))
+                    current = await self.get(pid)
+        except BaseException as exc:
+            # Cancelled (or failed) while the prediction may still run: stop it, shielded.
+            if (
+                cancel_on_exit
+                and not isinstance(exc, NotFoundError)
+                and (current is None or not current.is_terminal)
+            ):
+                await self._cancel_shielded(pid)
+            raise
+        if scope.cancelled_caught and (current is None or not current.is_terminal):
+            last = current if current is not None else Prediction(id=pid, status=Status.STARTING)
+            if cancel_on_exit:
+                await self._cancel_shielded(pid)
+            raise WaitTimeoutError(last, float(timeout or 0.0))
+        assert current is not None
+        return current
+
+    async def _cancel_shielded(self, pid: str) -> None:
+        """Best-effort remote cancel that outlives the caller's cancellation."""
+        task = self._session.spawn(self._cancel_quietly(pid))
+        with anyio.CancelScope(shield=True):
+            await asyncio.shield(task)
+
+    async def _cancel_quietly(self, pid: str) -> None:
+        try:
+            with anyio.fail_after(_CANCEL_TIMEOUT):
+                await self.cancel(pid)
+        except (ReplicateError, TimeoutError) as exc:
+            logger.warning("could not cancel prediction %s: %s", pid, exc)
+
+    # -- run --------------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        ref: str,
+        input: Mapping[str, Any],
+        *,
+        wait: bool | int = True,
+        timeout: float | None = None,
+        lifetime: str | float | dt.timedelta | None = None,
+        validate: bool = False,
+    ) -> Any:
+        """Create, wait, and return the output; a prediction that did not succeed raises.
+
+        PredictionFailedError carries the model's error and the prediction id (``.prediction`` is
+        attached); PredictionCanceledError for canceled or aborted ones. ``timeout`` covers the
+        whole call; when it runs out (or the task is cancelled) the remote prediction is cancelled.
+        """
+        prediction = await self.finish(
+            ref, input, wait=wait, timeout=timeout, lifetime=lifetime, validate=validate
+        )
+        return prediction.output
+
+    async def finish(
+        self,
+        ref: str,
+        input: Mapping[str, Any],
+        *,
+        wait: bool | int = True,
+        timeout: float | None = None,
+        lifetime: str | float | dt.timedelta | None = None,
+        validate: bool = False,
+        cancel_on_exit: bool = True,
+    ) -> Prediction:
+        """Like :meth:`run` but returns the whole succeeded Prediction (raises on failure)."""
+        prediction = await self.settle(
+            ref,
+            input,
+            wait=wait,
+            timeout=timeout,
+            lifetime=lifetime,
+            validate=validate,
+            cancel_on_exit=cancel_on_exit,
+        )
+        if prediction.status == Status.SUCCEEDED:
+            return prediction
+        if prediction.status in (Status.CANCELED, Status.ABORTED):
+            raise PredictionCanceledError(prediction)
+        raise PredictionFailedError(prediction)
+
+    async def settle(
+        self,
+        ref: str,
+        input: Mapping[str, Any],
+        *,
+        wait: bool | int = True,
+        timeout: float | None = None,
+        lifetime: str | float | dt.timedelta | None = None,
+        validate: bool = False,
+        cancel_on_exit: bool = True,
+    ) -> Prediction:
+        """Create and wait; return the terminal Prediction whatever its status (failure included).
+
+        This is what the fan-out helpers run for each input.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        prediction: Prediction | None = None
+        with anyio.move_on_after(timeout) as scope:
+            prediction = await self.create(
+                ref, input, wait=wait, lifetime=lifetime, validate=validate
+            )
+        if prediction is None or scope.cancelled_caught:
+            # Timed out during the create itself: the abandoned create is reaped in the background.
+            raise WaitTimeoutError(
+                prediction or Prediction(id="", status=Status.STARTING), float(timeout or 0.0)
+            )
+        used = loop.time() - started
+        remaining = None if timeout is None else max(0.0, timeout - used)
+        return await self._wait(
+            prediction, timeout=remaining, cancel_on_exit=cancel_on_exit, elapsed=used
+        )
+
+    # -- stream -----------------------------------------------------------------------------------
+
+    async def stream(self, prediction: PredictionLike) -> AsyncIterator[StreamEvent]:
+        """Server-sent events of a running prediction: ``output`` tokens, ``logs``, then ``done``.
+
+        Reconnects with ``Last-Event-ID`` if the connection drops before ``done`` (no event is
+        delivered twice). An ``error`` event raises PredictionFailedError. A model that cannot
+        stream has no stream URL: that raises ReplicateError at once. The token is sent along only
+        when the stream is served from the API's own host.
+        """
+        current = prediction if isinstance(prediction, Prediction) else await self.get(prediction)
+        url = current.urls.stream
+        if not url:
+            raise ReplicateError(
+                f"prediction {current.id} has no stream URL: its model does not stream output "
+                "(use wait() or run() instead)"
+            )
+        decoder = SSEDecoder()
+        seen: set[str] = set()
+        failures = 0
+        while True:
+            headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+            if decoder.last_event_id is not None:
+                headers["Last-Event-ID"] = decoder.last_event_id
+            try:
+                async with self._session.stream(
+                    url, headers=headers, read_timeout=_STREAM_READ_TIMEOUT
+                ) as resp:
+                    async for chunk in resp.content.iter_any():
+                        for event in decoder.feed(chunk):
+                            if event.id is not None:
+                                if event.id in seen:
+                                    continue
+                                seen.add(event.id)
+                            failures = 0
+                            if event.event == "error":
+                                latest = await self.get(current.id)
+                                raise PredictionFailedError(
+                                    latest,
+                                    f"prediction {current.id} failed while streaming: {event.data}",
+                                )
+                            yield StreamEvent(event.event, event.data, event.id)
+                            if event.event == "done":
+                                return
+            except APIConnectionError:
+                failures += 1
+                if failures > _STREAM_RECONNECTS:
+                    raise
+            else:
+                failures += 1
+                if failures > _STREAM_RECONNECTS:
+                    raise ReplicateError(
+                        f"stream of prediction {current.id} kept ending before its 'done' event"
+                    )
+            decoder.close()
+            await asyncio.sleep(min(2.0, 0.1 * 2 ** (failures - 1)))
