@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import warnings
 from collections.abc import Mapping
@@ -127,6 +128,8 @@ class Client:
         *,
         wait: bool | int = True,
         timeout: float | None = None,
+        lifetime: str | float | dt.timedelta | None = None,
+        validate: bool = False,
     ) -> Any:
         """Create a prediction, wait for it, and return its ``output``.
 
@@ -134,4 +137,6 @@ class Client:
         it fails, PredictionCanceledError when it is canceled or aborted. Cancelling the awaiting
         task, or ``timeout`` running out, cancels the remote prediction too.
         """
-        return await self.predictions.run(ref, input, wait=wait, timeout=timeout)
+        return await self.predictions.run(
+            ref, input, wait=wait, timeout=timeout, lifetime=lifetime, validate=validate
+        )

@@ -126,7 +126,8 @@ class _FanOut(AsyncIterator[Completed]):
         if self._closed:
             raise StopAsyncIteration
         if self._feeder is None:
-            self._feeder = asyncio.get_running_loop().create_task(self._feed())
+            # Tasks belong to the client's session, so Client.aclose() waits for their clean-up.
+            self._feeder = self._client._session.spawn(self._feed())
         try:
             item = await self._queue.get()
         except BaseException:
@@ -199,7 +200,6 @@ class _FanOut(AsyncIterator[Completed]):
             )
 
     async def _feed(self) -> None:
-        loop = asyncio.get_running_loop()
         index = 0
         try:
             async for item in _aiter(self._inputs):
@@ -211,7 +211,7 @@ class _FanOut(AsyncIterator[Completed]):
                     )
                     await self._queue.put(Completed(index, {}, None, error))
                 else:
-                    task = loop.create_task(self._run_one(index, item))
+                    task = self._client._session.spawn(self._run_one(index, item))
                     self._workers.add(task)
                     task.add_done_callback(self._workers.discard)
                 index += 1

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import anyio
+import attrs
 
 from areplicate._convert import structure
 from areplicate._core.refs import ModelRef, parse_ref
@@ -47,10 +48,31 @@ _CANCEL_TIMEOUT = 10.0
 _STREAM_RECONNECTS = 5
 _STREAM_READ_TIMEOUT = 300.0
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
+# Abandoned creates are looked up this long after the first one, and this far back in time
+# (allowing for a clock difference between us and the API).
+_REAP_DELAY = 0.5
+_CLOCK_SKEW = 120.0
 
 PredictionLike = Prediction | str
 InputHook = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 Validator = Callable[[str, Mapping[str, Any]], Awaitable[object]]
+
+
+@attrs.frozen
+class _Orphan:
+    """A create we sent but whose response we never read."""
+
+    model: str | None
+    version: str | None
+    input: dict[str, Any]
+    sent_at: float
+
+    def matches(self, prediction: Prediction) -> bool:
+        if self.model is not None and prediction.model and prediction.model != self.model:
+            return False
+        if self.version is not None and prediction.version not in (self.version, "hidden", ""):
+            return False
+        return prediction.input == self.input
 
 
 def _prediction_id(prediction: PredictionLike) -> str:
@@ -123,6 +145,8 @@ class Predictions:
         self._session = session
         self._validator = validator
         self._input_hook = input_hook
+        self._orphans: list[_Orphan] = []
+        self._reaper: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"<Predictions {self._session.config.base_url}>"
@@ -221,33 +245,49 @@ class Predictions:
             # The caller gave up (or the line dropped) after the request may have reached the API:
             # a prediction we never saw may be running. Find and cancel it, in the background.
             if not isinstance(exc, APIConnectionError) or exc.sent:
-                self._session.spawn(self._reap_orphan(path, payload, match, sent_at))
+                self._abandon(payload, match, sent_at)
             raise
         prediction = structure(response.json(), Prediction, what="create response")
         self._session.remember(prediction.id)
         return prediction
 
-    async def _reap_orphan(
-        self, path: str, payload: dict[str, Any], match: ModelRef | None, sent_at: float
-    ) -> None:
-        """Find a prediction whose create we abandoned (same model, same input, created since we
-        sent it, not one we know) and cancel it. Best effort: errors are logged, not raised."""
-        since = dt.datetime.fromtimestamp(sent_at - 120, dt.timezone.utc)
-        try:
-            with anyio.fail_after(_CANCEL_TIMEOUT * 3):
-                await asyncio.sleep(0.5)  # let the API register the create we dropped
-                found = await self.find(
-                    payload["input"],
-                    created_after=since,
-                    model=match.model if match is not None else None,
-                    version=match.version if match is not None else payload.get("version"),
-                )
-                for prediction in found:
-                    if not prediction.is_terminal and not self._session.known(prediction.id):
-                        logger.info("canceling abandoned prediction %s", prediction.id)
-                        await self.cancel(prediction.id)
-        except (ReplicateError, TimeoutError) as exc:
-            logger.warning("could not look up an abandoned create on %s: %s", path, exc)
+    def _abandon(self, payload: dict[str, Any], match: ModelRef | None, sent_at: float) -> None:
+        """Queue a create whose response we never read; one background reaper handles them all."""
+        version = match.version if match is not None else payload.get("version")
+        model = match.model if match is not None else None
+        self._orphans.append(_Orphan(model, version, payload["input"], sent_at))
+        if self._reaper is None or self._reaper.done():
+            self._reaper = self._session.spawn(self._reap())
+
+    async def _reap(self) -> None:
+        """Find predictions whose creates were abandoned and cancel them. Best effort, logged.
+
+        Each abandoned create claims at most one match (same model, same input, created since it
+        was sent, still running, not one this client knows), so identical inputs sent by other
+        tasks are not touched more than once each.
+        """
+        await asyncio.sleep(_REAP_DELAY)  # let the API register the creates we dropped
+        while self._orphans:
+            orphans, self._orphans = self._orphans, []
+            since = dt.datetime.fromtimestamp(
+                min(o.sent_at for o in orphans) - _CLOCK_SKEW, dt.timezone.utc
+            )
+            try:
+                with anyio.fail_after(_CANCEL_TIMEOUT * 3):
+                    candidates = [
+                        p
+                        async for p in self.list(created_after=since)
+                        if not p.is_terminal and not self._session.known(p.id)
+                    ]
+                    for orphan in orphans:
+                        for prediction in candidates:
+                            if orphan.matches(prediction):
+                                candidates.remove(prediction)
+                                logger.info("canceling abandoned prediction %s", prediction.id)
+                                await self.cancel(prediction.id)
+                                break
+            except (ReplicateError, TimeoutError) as exc:
+                logger.warning("could not clean up %d abandoned create(s): %s", len(orphans), exc)
 
     async def find(
         self,
@@ -262,16 +302,8 @@ class Predictions:
         Used to recover a prediction whose create response never arrived, instead of creating it
         again. Lists newest first and stops at the first older page.
         """
-        wanted = dict(input)
-        found = []
-        async for prediction in self.list(created_after=created_after):
-            if model is not None and prediction.model and prediction.model != model:
-                continue
-            if version is not None and prediction.version not in (version, "hidden", ""):
-                continue
-            if prediction.input == wanted:
-                found.append(prediction)
-        return found
+        wanted = _Orphan(model, version, dict(input), 0.0)
+        return [p async for p in self.list(created_after=created_after) if wanted.matches(p)]
 
     # -- read ------------------------------------------------------------------------------------
 

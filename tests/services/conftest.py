@@ -1,0 +1,69 @@
+"""Fixtures for service tests: a fake Replicate with a few models, served on the test's loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+import areplicate
+from areplicate.testing import FakeReplicate, log
+
+
+class Gate:
+    """Lets a test hold a model mid-run and know when it has started (no sleeps)."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.runs = 0
+
+
+@pytest.fixture
+def gate() -> Gate:
+    return Gate()
+
+
+@pytest.fixture
+def fake(gate: Gate) -> FakeReplicate:
+    fake = FakeReplicate()
+
+    def echo(text: str = "", n: int = 0) -> dict[str, object]:
+        return {"text": text, "n": n}
+
+    def fail(text: str = "") -> str:
+        raise ValueError(f"cannot handle {text!r}")
+
+    async def gated(text: str = "") -> str:
+        gate.runs += 1
+        gate.started.set()
+        await gate.release.wait()
+        return text.upper()
+
+    async def words(text: str = "") -> object:
+        for word in text.split():
+            log(f"emitting {word}")
+            yield word + " "
+
+    fake.add_model("acme/echo", echo)
+    fake.add_model("acme/fail", fail)
+    fake.add_model("acme/gated", gated)
+    fake.add_model("acme/words", words)
+    fake.add_model("acme/community", echo, official=False)
+    fake.add_model("acme/late", echo, boot_delay=30.0)
+    return fake
+
+
+@pytest.fixture
+async def base_url(fake: FakeReplicate) -> AsyncIterator[str]:
+    async with fake.serve() as url:
+        yield url
+
+
+@pytest.fixture
+async def client(base_url: str) -> AsyncIterator[areplicate.Client]:
+    async with areplicate.Client(
+        api_token="r8_test_token", base_url=base_url, rate_limits=None
+    ) as client:
+        yield client
