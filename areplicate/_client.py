@@ -115,7 +115,12 @@ class Client:
         """Create, get, list, cancel, wait for and stream predictions."""
         from areplicate._services.predictions import Predictions
 
-        return Predictions(self._session)
+        return Predictions(self._session, input_hook=self._prepare_input)
+
+    async def _prepare_input(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        from areplicate._files import prepare_input
+
+        return await prepare_input(self, input)
 
     # --- services owned by other modules: add cached properties below, one per service ---
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -30,6 +30,9 @@ __all__ = ["Completed", "Progress", "as_completed", "gather_predictions"]
 
 Inputs = Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]]
 DEFAULT_CONCURRENCY = 32
+#: Runs one item to a terminal Prediction (default: create + wait). The batch CLI supplies its own,
+#: which journals each create and re-attaches to predictions a previous run started.
+Runner = Callable[[int, Mapping[str, Any]], Awaitable[Prediction]]
 # Errors that will fail every item the same way: stop the whole fan-out at the first one.
 _FATAL = (AuthenticationError, PaymentRequiredError, NotFoundError)
 
@@ -90,6 +93,7 @@ class _FanOut(AsyncIterator[Completed]):
         lifetime: str | float | dt.timedelta | None,
         validate: bool,
         on_progress: Callable[[Progress], object] | None,
+        runner: Runner | None = None,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
@@ -107,6 +111,7 @@ class _FanOut(AsyncIterator[Completed]):
             "validate": validate,
         }
         self._on_progress = on_progress
+        self._runner = runner
         self._total: int | None = len(inputs) if hasattr(inputs, "__len__") else None  # type: ignore[arg-type]
         self._queue: asyncio.Queue[Completed | _Sentinel | BaseException] = asyncio.Queue(
             maxsize=concurrency
@@ -226,7 +231,10 @@ class _FanOut(AsyncIterator[Completed]):
 
     async def _run_one(self, index: int, item: Mapping[str, Any]) -> None:
         try:
-            prediction = await self._client.predictions.settle(self._ref, item, **self._options)
+            if self._runner is not None:
+                prediction = await self._runner(index, item)
+            else:
+                prediction = await self._client.predictions.settle(self._ref, item, **self._options)
             result = Completed(index, item, prediction, None)
         except asyncio.CancelledError:
             self._slots.release()
