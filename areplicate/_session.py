@@ -144,8 +144,10 @@ class Session:
 
     async def close(self) -> None:
         """Let background cleanup finish, then close the connection pool. Idempotent."""
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=_CLOSE_GRACE)
+        deadline = time.monotonic() + _CLOSE_GRACE
+        # Cancelled work spawns its clean-up as it unwinds, so look again until all is quiet.
+        while self._background and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(set(self._background), timeout=left)
         self._closed = True
         if self._http is not None:
             await self._http.close()
