@@ -17,14 +17,18 @@ from areplicate._core.status import Status, is_terminal
 __all__ = [
     "Account",
     "Collection",
+    "CollectionHit",
     "Deployment",
     "FileObject",
     "Hardware",
     "Model",
+    "ModelHit",
     "Page",
     "Prediction",
     "PredictionURLs",
+    "SearchResults",
     "StreamEvent",
+    "Training",
     "Version",
 ]
 
@@ -200,3 +204,79 @@ class StreamEvent:
     event: str
     data: str
     id: str | None = None
+
+
+@attrs.frozen
+class Training(Prediction):
+    """A training: shaped like a prediction, reached at ``/trainings/{id}``.
+
+    Once it succeeds, ``output`` is ``{"version": ..., "weights": ...}``: the new version lives on
+    the ``destination`` model you named when creating it. ``urls.get`` on a fresh training may point
+    at ``/predictions/{id}``; the client polls ``/trainings/{id}`` regardless.
+    """
+
+
+@attrs.frozen
+class ModelHit:
+    """One model found by ``client.models.search_all``: the model plus the search's ``metadata``.
+
+    ``metadata`` holds ``generated_description``, ``tags`` and ``score`` (the API calls the search
+    endpoint beta: read it through the properties, which tolerate missing keys).
+    """
+
+    model: Model
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+    extra: dict[str, Any] = _extra()
+
+    @property
+    def score(self) -> float | None:
+        """How well the model matches the query (higher is better), if the API said."""
+        value = self.metadata.get("score")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def tags(self) -> list[str]:
+        """The model's tags, e.g. ``["text-to-image"]``."""
+        tags = self.metadata.get("tags")
+        return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+    @property
+    def generated_description(self) -> str | None:
+        """A longer, AI-written description of the model."""
+        text = self.metadata.get("generated_description")
+        return text if isinstance(text, str) else None
+
+
+@attrs.frozen
+class CollectionHit:
+    """A collection found by ``client.models.search_all``. ``models`` are ``"owner/name"`` strings,
+    not Model objects (unlike :class:`Collection` from ``client.collections.get``)."""
+
+    slug: str
+    name: str | None = None
+    description: str | None = None
+    models: list[str] = attrs.field(factory=list)
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class SearchResults:
+    """What ``GET /search`` found: models (best first), collections and documentation pages.
+
+    ``pages`` are raw ``{"name", "href"}`` objects; ``href`` is a path on replicate.com.
+    """
+
+    query: str = ""
+    models: list[ModelHit] = attrs.field(factory=list)
+    collections: list[CollectionHit] = attrs.field(factory=list)
+    pages: list[dict[str, Any]] = attrs.field(factory=list)
+    extra: dict[str, Any] = _extra()
+
+
+# Resolve the string annotations now, while these classes still belong to this module: the package
+# renames ``__module__`` to ``areplicate`` on export, after which ``typing.get_type_hints`` (used by
+# cattrs) would look names such as ``Any`` up in the wrong namespace.
+for _name in __all__:
+    if attrs.has(_cls := globals()[_name]):
+        attrs.resolve_types(_cls)
+del _name, _cls
