@@ -7,7 +7,9 @@ reads RFC 7807 problem+json bodies (``title``, ``detail``, ``status``, ``invalid
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +35,9 @@ _BY_STATUS: dict[int, type[APIError]] = {
 }
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "cf-ray")
 _MAX_TEXT = 300
+_HTML = re.compile(r"<\s*(?:!doctype\s+html|html|head|body|title)\b", re.I)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
+_TAG = re.compile(r"<[^>]*>")
 
 
 def decode_json(body: bytes) -> Any:
@@ -59,6 +64,15 @@ def _text(value: Any) -> str | None:
     return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
 
 
+def _plain(text: str) -> str | None:
+    """A non-JSON body as one line: an HTML error page becomes its title (or its text)."""
+    if _HTML.search(text):
+        title = _TITLE.search(text)
+        text = title.group(1) if title and title.group(1).strip() else _TAG.sub(" ", text)
+        text = html.unescape(text)
+    return " ".join(text.split()) or None
+
+
 def error_for(
     status: int, headers: Mapping[str, str], body: bytes, *, now: float = 0.0
 ) -> APIError | None:
@@ -74,8 +88,7 @@ def error_for(
         try:
             parsed = decode_json(body)
         except ValueError:
-            snippet = body.decode("utf-8", "replace").strip()
-            detail = _text(" ".join(snippet.split())) if snippet else None
+            detail = _text(_plain(body.decode("utf-8", "replace")))
     if isinstance(parsed, dict):
         title = _text(parsed.get("title"))
         detail = _text(parsed.get("detail"))

@@ -32,7 +32,16 @@ class SSEDecoder:
     standard says, because the stream may have been cut in the middle of it.
     """
 
-    __slots__ = ("_buffer", "_data", "_event", "_last_id", "_pending_cr", "_retry", "_seen", "_started")
+    __slots__ = (
+        "_buffer",
+        "_data",
+        "_event",
+        "_last_id",
+        "_pending_cr",
+        "_retry",
+        "_seen",
+        "_started",
+    )
 
     def __init__(self, last_event_id: str | None = None) -> None:
         self._buffer = b""
@@ -111,12 +120,10 @@ class SSEDecoder:
         elif name == "event":
             self._event = value
             self._seen = True
-        elif name == "id":
-            if "\x00" not in value:
-                self._last_id = value
-        elif name == "retry":
-            if value.isdigit():
-                self._retry = int(value)
+        elif name == "id" and "\x00" not in value:
+            self._last_id = value
+        elif name == "retry" and value.isascii() and value.isdigit():  # "²" is a digit to isdigit()
+            self._retry = int(value)
         return None
 
     def _dispatch(self) -> SSEEvent | None:

@@ -8,6 +8,7 @@ Python 3.10's ``fromisoformat`` takes neither, so we parse them here. ``Cancel-A
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
 __all__ = ["format_duration", "format_timestamp", "parse_duration", "parse_timestamp"]
@@ -29,13 +30,16 @@ def parse_timestamp(text: str) -> dt.datetime:
         raise ValueError(f"not an ISO 8601 timestamp: {text!r}")
     year, month, day, hour, minute, second, frac, _z, sign, off_h, off_m = m.groups()
     micro = int((frac or "0")[:6].ljust(6, "0"))
-    tz = dt.timezone.utc
-    if sign:
-        offset = dt.timedelta(hours=int(off_h), minutes=int(off_m))
-        tz = dt.timezone(offset if sign == "+" else -offset)
-    return dt.datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=tz
-    )
+    try:
+        tz = dt.timezone.utc
+        if sign:
+            offset = dt.timedelta(hours=int(off_h), minutes=int(off_m))
+            tz = dt.timezone(offset if sign == "+" else -offset)
+        return dt.datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=tz
+        )
+    except ValueError as exc:  # month 13, February 30, an offset of 24 hours …
+        raise ValueError(f"not an ISO 8601 timestamp: {text!r} ({exc})") from None
 
 
 def format_timestamp(value: dt.datetime) -> str:
@@ -47,32 +51,39 @@ def format_timestamp(value: dt.datetime) -> str:
 def parse_duration(text: str | float | dt.timedelta) -> float:
     """Seconds in a ``Cancel-After`` duration (``"30s"``, ``"5m"``, ``"1h30m"``, ``90``, a timedelta).
 
-    Raises ValueError, naming the accepted forms, for anything else.
+    Raises ValueError, naming the accepted forms, for anything else (negative, NaN and infinite
+    durations included).
     """
+    seconds: float | None = None
     if isinstance(text, dt.timedelta):
-        return text.total_seconds()
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    if isinstance(text, str):
+        seconds = text.total_seconds()
+    elif isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    elif isinstance(text, str):
         s = text.strip()
         try:
-            return float(s)
+            seconds = float(s)
         except ValueError:
-            pass
-        m = _DURATION.fullmatch(s)
-        if s and m is not None and any(m.groups()):
-            h, mins, secs = m.groups()
-            return int(h or 0) * 3600 + int(mins or 0) * 60 + float(secs or 0)
-    raise ValueError(
-        f"not a duration: {text!r}; use seconds (90), a string like '30s', '5m' or '1h30m45s', "
-        "or a datetime.timedelta"
-    )
+            m = _DURATION.fullmatch(s)
+            if s and m is not None and any(m.groups()):
+                h, mins, secs = m.groups()
+                seconds = int(h or 0) * 3600 + int(mins or 0) * 60 + float(secs or 0)
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(
+            f"not a duration: {text!r}; use seconds >= 0 (90), a string like '30s', '5m' or "
+            "'1h30m45s', or a datetime.timedelta"
+        )
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
-    """The ``Cancel-After`` form of a duration: ``"1h2m3s"``; fractions of a second round up."""
-    total = int(-(-seconds // 1))
+    """The ``Cancel-After`` form of a duration: ``"1h2m3s"``; fractions of a second round up.
+
+    Raises ValueError for a negative or non-finite number of seconds.
+    """
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"a duration must be a finite number of seconds >= 0, got {seconds!r}")
+    total = math.ceil(seconds)
     h, rest = divmod(total, 3600)
     m, s = divmod(rest, 60)
-    out = (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s or not (h or m) else "")
-    return out
+    return (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s or not (h or m) else "")

@@ -19,8 +19,12 @@ def normalize_base_url(url: str) -> str:
 
     Raises ValueError for a URL that is not absolute http(s).
     """
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
             f"base URL must be an absolute http(s) URL such as {DEFAULT_BASE_URL!r}, got {url!r}"
         )
@@ -37,15 +41,37 @@ def rebase(link: str, base_url: str) -> str:
 
     A link without ``/v1/`` in its path keeps only its path's last segment relative to the base.
     """
-    parts = urlsplit(link)
-    path = parts.path
+    try:
+        parts = urlsplit(link)
+        path, query = parts.path, parts.query
+    except ValueError:  # e.g. a broken IPv6 host: the path is all we want anyway
+        path, _, query = link.partition("#")[0].partition("?")
     marker = path.find("/v1/")
     rest = path[marker + 4 :] if marker >= 0 else path.rsplit("/", 1)[-1]
-    query = f"?{parts.query}" if parts.query else ""
+    query = f"?{query}" if query else ""
     return f"{base_url}/{rest.lstrip('/')}{query}"
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a broken IPv6 host, a port that is not a number or out of range
+        return None
+    if not parts.hostname or "\\" in parts.netloc:  # parsers disagree on backslashes
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname, port if port is not None else _DEFAULT_PORTS.get(scheme)
+
+
 def same_origin(url: str, base_url: str) -> bool:
-    """Whether ``url`` is on the same scheme, host and port as ``base_url``."""
-    a, b = urlsplit(url), urlsplit(base_url)
-    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+    """Whether ``url`` is on the same scheme, host and port as ``base_url``.
+
+    A default port counts as given (``https://h`` and ``https://h:443`` are one origin); a URL
+    that cannot be read (no host, a bad port) is on no one's origin.
+    """
+    a = _origin(url)
+    return a is not None and a == _origin(base_url)

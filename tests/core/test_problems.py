@@ -1,0 +1,251 @@
+"""Error responses → exceptions: every status class, problem+json, the old ``detail`` form, HTML, empty."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from areplicate import (
+    APIError,
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    PaymentRequiredError,
+    RateLimitError,
+    ServerError,
+)
+from areplicate._core.problems import decode_json, error_for, request_id
+
+PROBLEM = {"Content-Type": "application/problem+json"}
+NOW = 1_700_000_000.0
+CLOUDFLARE_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+
+
+def _json(obj: object) -> bytes:
+    return json.dumps(obj).encode()
+
+
+@pytest.mark.parametrize("status", [100, 200, 201, 202, 204, 299, 301, 304, 399])
+def test_success_and_redirects_are_not_errors(status: int) -> None:
+    assert error_for(status, {}, b'{"detail": "fine"}') is None
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, APIError),
+        (401, AuthenticationError),
+        (402, PaymentRequiredError),
+        (403, APIError),
+        (404, NotFoundError),
+        (409, APIError),
+        (413, APIError),
+        (422, InvalidRequestError),
+        (429, RateLimitError),
+        (451, APIError),
+        (500, ServerError),
+        (502, ServerError),
+        (503, ServerError),
+        (504, ServerError),
+        (599, ServerError),
+    ],
+)
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"   \n", b'{"detail": "x"}', CLOUDFLARE_502, b"\xff\xfe garbage", b"[1, 2]", b"null"],
+    ids=["empty", "blank", "json", "html", "binary", "list", "null"],
+)
+def test_every_status_class_and_body_kind(status: int, cls: type[APIError], body: bytes) -> None:
+    error = error_for(status, {}, body)
+    assert type(error) is cls
+    assert error.status == status
+    assert str(error).startswith(f"HTTP {status}")
+
+
+class TestProblemJson:
+    def test_invalid_token_from_real_traffic(self) -> None:
+        # tests/fixtures/cassettes/run__invalid-token.yaml
+        body = b'{"title":"Unauthenticated","detail":"You did not pass a valid authentication token","status":401}'
+        error = error_for(401, {**PROBLEM, "X-Request-Id": "req-1"}, body)
+        assert isinstance(error, AuthenticationError)
+        assert (error.title, error.detail, error.request_id) == (
+            "Unauthenticated",
+            "You did not pass a valid authentication token",
+            "req-1",
+        )
+        assert str(error) == (
+            "HTTP 401: Unauthenticated: You did not pass a valid authentication token "
+            "(request id req-1)"
+        )
+        assert error.body == json.loads(body)
+
+    def test_old_detail_only_form(self) -> None:
+        error = error_for(404, {}, b'{"detail":"Not found."}')
+        assert isinstance(error, NotFoundError)
+        assert error.title is None
+        assert str(error) == "HTTP 404: Not found."
+
+    def test_invalid_fields(self) -> None:
+        body = {
+            "title": "Input validation failed",
+            "detail": "- input: prompt is required\n",
+            "status": 422,
+            "invalid_fields": [
+                {"type": "required", "field": "input", "description": "prompt is required"},
+                "not a dict",
+            ],
+        }
+        error = error_for(422, PROBLEM, _json(body))
+        assert isinstance(error, InvalidRequestError)
+        assert error.invalid_fields == [
+            {"type": "required", "field": "input", "description": "prompt is required"}
+        ]
+        assert "prompt is required" in str(error)
+
+    def test_invalid_fields_missing_or_odd(self) -> None:
+        assert error_for(422, {}, b'{"detail":"bad version"}').invalid_fields == []  # type: ignore[union-attr]
+        assert error_for(422, {}, b'{"invalid_fields": 3}').invalid_fields == []  # type: ignore[union-attr]
+        assert error_for(422, {}, b"<html>").invalid_fields == []  # type: ignore[union-attr]
+
+    def test_error_key_when_there_is_no_detail(self) -> None:
+        assert str(error_for(400, {}, b'{"error": "bad"}')) == "HTTP 400: bad"
+
+    def test_non_string_fields_are_shown_as_json(self) -> None:
+        error = error_for(400, {}, b'{"title": 5, "detail": {"why": ["x"]}}')
+        assert error is not None
+        assert (error.title, error.detail) == ("5", '{"why": ["x"]}')
+
+    def test_long_detail_is_cut(self) -> None:
+        error = error_for(500, {}, _json({"detail": "x" * 5000}))
+        assert error is not None
+        assert error.detail is not None
+        assert len(error.detail) < 400
+        assert error.detail.endswith("…")
+
+    @pytest.mark.parametrize(
+        ("headers", "expected"),
+        [
+            ({"X-Request-Id": "a"}, "a"),
+            ({"request-id": "b"}, "b"),
+            ({"CF-RAY": "c"}, "c"),
+            ({"x-request-id": "a", "cf-ray": "c"}, "a"),
+            ({}, None),
+        ],
+    )
+    def test_request_id(self, headers: dict[str, str], expected: str | None) -> None:
+        assert request_id(headers) == expected
+        error = error_for(500, headers, b"")
+        assert error is not None
+        assert error.request_id == expected
+
+
+class TestNotJson:
+    def test_html_502_page_is_a_server_error_with_its_title(self) -> None:
+        error = error_for(502, {"Content-Type": "text/html"}, CLOUDFLARE_502)
+        assert isinstance(error, ServerError)
+        assert str(error) == "HTTP 502: 502 Bad Gateway"
+        assert error.body is None
+        assert "JSON" not in str(error)
+
+    def test_html_without_title_is_reduced_to_its_text(self) -> None:
+        error = error_for(503, {}, b"<body><h1>Service &amp; co</h1>\n<p>down</p></body>")
+        assert str(error) == "HTTP 503: Service & co down"
+
+    def test_plain_text(self) -> None:
+        error = error_for(503, {}, b"upstream connect error or disconnect/reset before headers")
+        assert str(error) == "HTTP 503: upstream connect error or disconnect/reset before headers"
+
+    @pytest.mark.parametrize("body", [b"", b" \r\n\t"])
+    def test_empty(self, body: bytes) -> None:
+        error = error_for(504, {}, body)
+        assert isinstance(error, ServerError)
+        assert (error.title, error.detail, error.body) == (None, None, None)
+        assert str(error) == "HTTP 504"
+
+    def test_invalid_utf8(self) -> None:
+        error = error_for(500, {}, b"\xff\xfeboom")
+        assert error is not None
+        assert error.detail is not None
+        assert "boom" in error.detail
+
+    def test_decode_json_names_what_arrived(self) -> None:
+        with pytest.raises(ValueError, match="response is not JSON: '<html>"):
+            decode_json(b"<html>oops</html>")
+
+
+class TestRateLimit:
+    def test_retry_after_header(self) -> None:
+        error = error_for(429, {"Retry-After": "7"}, b'{"detail":"Request was throttled."}')
+        assert isinstance(error, RateLimitError)
+        assert error.retry_after == 7.0
+
+    def test_retry_after_http_date(self) -> None:
+        error = error_for(429, {"Retry-After": "Tue, 14 Nov 2023 22:13:30 GMT"}, b"", now=NOW)
+        assert error is not None
+        assert error.retry_after == pytest.approx(10.0)
+
+    def test_body_retry_after(self) -> None:
+        body = b'{"detail":"Request was throttled.","status":429,"retry_after":5}'
+        assert error_for(429, {}, body).retry_after == 5.0  # type: ignore[union-attr]
+
+    def test_detail_text(self) -> None:
+        body = b'{"detail":"Request was throttled. Expected available in 1 second."}'
+        assert error_for(429, {}, body).retry_after == 1.0  # type: ignore[union-attr]
+
+    def test_no_hint(self) -> None:
+        assert error_for(429, {}, b"").retry_after is None  # type: ignore[union-attr]
+
+    def test_only_429_reads_retry_after(self) -> None:
+        assert error_for(503, {"Retry-After": "7"}, b"").retry_after is None  # type: ignore[union-attr]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=10,
+)
+PROBLEM_BODY = st.fixed_dictionaries(
+    {},
+    optional={
+        "title": JSON,
+        "detail": JSON,
+        "status": JSON,
+        "retry_after": JSON,
+        "invalid_fields": JSON,
+        "error": JSON,
+    },
+)
+
+
+@given(
+    status=st.integers(400, 599),
+    body=st.binary(max_size=200)
+    | JSON.map(lambda v: json.dumps(v).encode())
+    | PROBLEM_BODY.map(lambda v: json.dumps(v).encode()),
+    headers=st.dictionaries(
+        st.sampled_from(["Retry-After", "retry-after", "X-Request-Id", "Content-Type"]),
+        st.text(max_size=30),
+    ),
+)
+def test_any_error_response_maps_to_an_api_error(
+    status: int, body: bytes, headers: dict[str, str]
+) -> None:
+    error = error_for(status, headers, body, now=NOW)
+    assert isinstance(error, APIError)
+    assert error.status == status
+    assert isinstance(error, ServerError) is (status >= 500)
+    message = str(error)
+    assert message.startswith(f"HTTP {status}")
+    assert len(message) < 1000
+    if isinstance(error, InvalidRequestError):
+        assert all(isinstance(f, dict) for f in error.invalid_fields)
+    if error.retry_after is not None:
+        assert status == 429
+        assert error.retry_after >= 0
