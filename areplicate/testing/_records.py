@@ -1,0 +1,321 @@
+"""The fake's stored objects: predictions, uploaded files, and the request and webhook logs.
+
+Each record builds its own JSON (shared/replicate-api.md sections 2 and 8); nothing here knows the
+client's models or converter. A prediction caches its encoded body until it changes, so thousands
+of polls cost one ``json.dumps`` per state change, not per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import json
+import secrets
+import time
+from typing import Any
+
+import attrs
+
+from areplicate._core.status import is_terminal
+from areplicate._core.times import format_timestamp
+
+__all__ = [
+    "FileRecord",
+    "PredictionRecord",
+    "RequestRecord",
+    "WebhookDelivery",
+    "dumps",
+    "new_id",
+    "timestamp",
+]
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes, as the API sends them."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def new_id() -> str:
+    """A prediction or file id like the API's: 26 lowercase base32 characters."""
+    return base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
+
+
+def timestamp(unix: float) -> str:
+    """``2024-10-04T18:07:35.262000Z`` for a Unix time."""
+    return format_timestamp(dt.datetime.fromtimestamp(unix, dt.timezone.utc))
+
+
+@attrs.define
+class RequestRecord:
+    """One request the fake answered, for assertions in tests.
+
+    ``route`` is the prefix-independent route key (``"GET /v1/predictions/{id}"``, as in
+    ``FakeReplicate.counts``); ``headers`` are the request headers as received, ``Authorization``
+    included (so a test can check where the token went). ``fault`` names an injected fault
+    (``"429"``, ``"5xx"``, ``"drop"``) and ``body`` holds the response body when the fake was made
+    with ``record_bodies=True`` (None for streams). Gotcha: ``status`` of a dropped response is the
+    status the client never fully received.
+    """
+
+    method: str
+    path: str
+    route: str
+    headers: dict[str, str]
+    time: float
+    query: str = ""
+    status: int = 0
+    fault: str | None = None
+    body: bytes | None = None
+    content_type: str | None = None
+
+
+@attrs.frozen
+class WebhookDelivery:
+    """One webhook POST attempt: which prediction, event, attempt number (1-based) and outcome.
+
+    ``status`` is the receiver's HTTP status, or None when the connection failed (``error`` says
+    how). Retries of the final webhook share ``webhook_id``.
+    """
+
+    prediction_id: str
+    event: str
+    url: str
+    webhook_id: str
+    attempt: int
+    status: int | None
+    error: str | None
+    time: float
+
+
+class WebhookState:
+    """Per-prediction webhook bookkeeping: the throttle and the delivery chain (kept in order)."""
+
+    __slots__ = ("last_intermediate", "last_task", "pending_event", "timer")
+
+    def __init__(self) -> None:
+        self.last_intermediate = float("-inf")
+        self.timer: asyncio.TimerHandle | None = None
+        self.pending_event = "output"
+        self.last_task: asyncio.Task[None] | None = None
+
+
+class PredictionRecord:
+    """A prediction's state in the fake. Mutate only through FakeReplicate, then call touch()."""
+
+    __slots__ = (
+        "_body",
+        "_logs",
+        "_logs_text",
+        "changed",
+        "completed",
+        "created",
+        "data_removed",
+        "deadline",
+        "deadline_handle",
+        "deliveries",
+        "deployment",
+        "done",
+        "error",
+        "events",
+        "id",
+        "input",
+        "metrics",
+        "model",
+        "output",
+        "seq",
+        "started",
+        "status",
+        "streaming",
+        "task",
+        "ttl_handle",
+        "urls",
+        "version",
+        "webhook",
+        "webhook_filter",
+        "webhook_filter_given",
+        "webhook_state",
+    )
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        seq: int,
+        model: str,
+        version: str,
+        input: dict[str, Any],
+        created: float,
+        urls: dict[str, str],
+        streaming: bool,
+        deadline: float | None,
+        deployment: str | None,
+        webhook: str | None,
+        webhook_filter: frozenset[str],
+        webhook_filter_given: list[str] | None,
+    ) -> None:
+        self.id = id
+        self.seq = seq
+        self.model = model
+        self.version = version
+        self.input = input
+        self.output: Any = None
+        self._logs: list[str] = []
+        self._logs_text = ""
+        self.error: str | None = None
+        self.status = "starting"
+        self.created = created
+        self.started: float | None = None
+        self.completed: float | None = None
+        self.deadline = deadline
+        self.deployment = deployment
+        self.urls = urls
+        self.streaming = streaming
+        self.metrics: dict[str, float] = {}
+        self.data_removed = False
+        self.webhook = webhook
+        self.webhook_filter = webhook_filter
+        self.webhook_filter_given = webhook_filter_given
+        self.webhook_state = WebhookState() if webhook else None
+        self.events: list[tuple[int, str, str]] = []  # (seq, event, data) for SSE
+        self.changed = asyncio.Event()
+        self.done = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.deadline_handle: asyncio.TimerHandle | None = None
+        self.ttl_handle: asyncio.TimerHandle | None = None
+        self.deliveries: list[str] = []
+        self._body: bytes | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """succeeded, failed, canceled or aborted."""
+        return is_terminal(self.status)
+
+    @property
+    def logs(self) -> str:
+        """All log text so far."""
+        if len(self._logs) > 1:
+            self._logs = ["".join(self._logs)]
+        return self._logs[0] if self._logs else ""
+
+    def append_log(self, text: str) -> None:
+        """Add log text (a newline is expected at its end)."""
+        self._logs.append(text)
+        self.touch()
+
+    def clear_logs(self) -> None:
+        """Forget the logs (data removal)."""
+        self._logs = []
+        self.touch()
+
+    def touch(self) -> None:
+        """The state changed: drop the cached body and wake SSE readers."""
+        self._body = None
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+    def add_event(self, event: str, data: str) -> None:
+        """Record an SSE event (streaming models only) and wake readers."""
+        self.events.append((len(self.events), event, data))
+        self.touch()
+
+    def event_id(self, seq: int) -> str:
+        """``<unix_ts>:<seq>``, the id form the real stream uses."""
+        return f"{int(self.created)}:{seq}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's prediction object (every OAS-required key, optional ones when known)."""
+        body: dict[str, Any] = {
+            "id": self.id,
+            "model": self.model,
+            "version": self.version,
+            "input": self.input,
+            "logs": self.logs,
+            "output": self.output,
+            "data_removed": self.data_removed,
+            "error": self.error,
+            "source": "api",
+            "status": self.status,
+            "created_at": timestamp(self.created),
+            "urls": self.urls,
+            "metrics": self.metrics,
+        }
+        if self.started is not None:
+            body["started_at"] = timestamp(self.started)
+        if self.completed is not None:
+            body["completed_at"] = timestamp(self.completed)
+        if self.deadline is not None:
+            body["deadline"] = timestamp(self.deadline)
+        if self.deployment is not None:
+            body["deployment"] = self.deployment
+        if self.webhook is not None:
+            body["webhook"] = self.webhook
+            if self.webhook_filter_given is not None:
+                body["webhook_events_filter"] = self.webhook_filter_given
+        return body
+
+    def body(self) -> bytes:
+        """The encoded JSON, cached until the next touch()."""
+        if self._body is None:
+            self._body = dumps(self.to_json())
+        return self._body
+
+    def __repr__(self) -> str:
+        return f"<PredictionRecord {self.id} {self.model} {self.status}>"
+
+
+class FileRecord:
+    """An uploaded file (``POST /files``)."""
+
+    __slots__ = (
+        "content_type",
+        "created",
+        "data",
+        "expires",
+        "id",
+        "md5",
+        "metadata",
+        "name",
+        "seq",
+        "sha256",
+        "url",
+    )
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        seq: int,
+        name: str,
+        content_type: str,
+        data: bytes,
+        metadata: dict[str, Any],
+        url: str,
+    ) -> None:
+        self.id = id
+        self.seq = seq
+        self.name = name
+        self.content_type = content_type
+        self.data = data
+        self.metadata = metadata
+        self.url = url
+        self.md5 = hashlib.md5(data).hexdigest()  # the API's etag is the md5
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        self.created = time.time()
+        self.expires = self.created + 24 * 3600
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's file object (shared/replicate-api.md section 8)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "content_type": self.content_type,
+            "size": len(self.data),
+            "etag": self.md5,
+            "checksums": {"sha256": self.sha256, "md5": self.md5},
+            "metadata": self.metadata,
+            "created_at": timestamp(self.created),
+            "expires_at": timestamp(self.expires),
+            "urls": {"get": self.url},
+        }
