@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Mapping
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from areplicate._config import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -55,6 +55,7 @@ class Client:
         poll: PollSchedule = DEFAULT_POLL,
         rate_limits: RateLimits | None = DEFAULT_RATE_LIMITS,
         environ: Mapping[str, str] | None = None,
+        file_encoding: Literal["auto", "upload", "data-uri"] = "auto",
     ) -> None:
         self._config = Config.resolve(
             os.environ if environ is None else environ,
@@ -69,6 +70,12 @@ class Client:
             user_agent=f"areplicate/{_VERSION}",
         )
         self._session = Session(self._config)
+        if file_encoding not in ("auto", "upload", "data-uri"):
+            raise ValueError(
+                f"file_encoding must be 'auto', 'upload' or 'data-uri', got {file_encoding!r}"
+            )
+        #: How file inputs are sent: uploaded, inlined as data URIs, or by size ("auto").
+        self._file_encoding = file_encoding
 
     def __repr__(self) -> str:
         state = "closed" if self._session.closed else "open"
@@ -123,6 +130,24 @@ class Client:
         return await prepare_input(self, input)
 
     # --- services owned by other modules: add cached properties below, one per service ---
+
+    if TYPE_CHECKING:
+        from areplicate._services.files import Files
+        from areplicate._services.webhooks import Webhooks
+
+    @cached_property
+    def files(self) -> Files:
+        """Upload, get, list and delete files; ``outputs(p)`` wraps a prediction's file outputs."""
+        from areplicate._services.files import Files
+
+        return Files(self)
+
+    @cached_property
+    def webhooks(self) -> Webhooks:
+        """The webhook signing secret: ``await client.webhooks.default_secret()``."""
+        from areplicate._services.webhooks import Webhooks
+
+        return Webhooks(self._session)
 
     # --- end of services ---
 
