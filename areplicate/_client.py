@@ -132,6 +132,54 @@ class Client:
     # --- services owned by other modules: add cached properties below, one per service ---
 
     if TYPE_CHECKING:
+        from areplicate._services.deployments import Deployments
+        from areplicate._services.misc import Accounts, Collections, HardwareService
+        from areplicate._services.models import Models
+        from areplicate._services.trainings import Trainings
+
+    @cached_property
+    def models(self) -> Models:
+        """Models and their versions: get, list, search; input schemas and ``validate_input``."""
+        from areplicate._services.models import Models
+
+        return Models(self._session)
+
+    @cached_property
+    def deployments(self) -> Deployments:
+        """Deployments: get, list, create, update, delete, and ``predictions.create``."""
+        from areplicate._services.deployments import Deployments
+
+        return Deployments(self._session, self.models, lambda: self.predictions)
+
+    @cached_property
+    def trainings(self) -> Trainings:
+        """Trainings: create, get, list, cancel, wait."""
+        from areplicate._services.trainings import Trainings
+
+        return Trainings(self._session)
+
+    @cached_property
+    def collections(self) -> Collections:
+        """Curated collections of models: list, get."""
+        from areplicate._services.misc import Collections
+
+        return Collections(self._session)
+
+    @cached_property
+    def hardware(self) -> HardwareService:
+        """The hardware SKUs models and deployments run on: ``await client.hardware.list()``."""
+        from areplicate._services.misc import HardwareService
+
+        return HardwareService(self._session)
+
+    @cached_property
+    def account(self) -> Accounts:
+        """The account the token belongs to: ``await client.account.get()``."""
+        from areplicate._services.misc import Accounts
+
+        return Accounts(self._session)
+
+    if TYPE_CHECKING:
         from areplicate._services.files import Files
         from areplicate._services.webhooks import Webhooks
 

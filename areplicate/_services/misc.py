@@ -1,0 +1,80 @@
+"""The account, hardware and collections: small read-only corners of the API.
+
+See shared/replicate-api.md section 1 (``GET /account``, ``GET /hardware``, ``GET /collections``).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+from areplicate._convert import structure
+from areplicate._models import Account, Collection, Hardware, Page
+from areplicate._services.models import paginate
+from areplicate._session import Session
+
+__all__ = ["Accounts", "Collections", "HardwareService"]
+
+
+class Accounts:
+    """The account your token belongs to. Reached as ``client.account``."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def __repr__(self) -> str:
+        return f"<Accounts {self._session.config.base_url}>"
+
+    async def get(self) -> Account:
+        """Who the token belongs to: ``type`` (``"user"`` or ``"organization"``) and ``username``.
+
+        A cheap way to check a token: AuthenticationError when it is not valid.
+        """
+        response = await self._session.request("GET", "account")
+        return structure(response.json(), Account, what="account")
+
+
+class HardwareService:
+    """The hardware SKUs models and deployments can run on. Reached as ``client.hardware``."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def __repr__(self) -> str:
+        return f"<HardwareService {self._session.config.base_url}>"
+
+    async def list(self) -> builtins.list[Hardware]:
+        """Every SKU, e.g. ``Hardware(sku="gpu-t4", name="Nvidia T4 GPU")``.
+
+        Unlike other listings the API sends a bare array, not pages, so this returns a list.
+        """
+        response = await self._session.request("GET", "hardware")
+        return structure(response.json(), list[Hardware], what="hardware list")
+
+
+class Collections:
+    """Curated collections of models. Reached as ``client.collections``."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def __repr__(self) -> str:
+        return f"<Collections {self._session.config.base_url}>"
+
+    def pages(self) -> AsyncIterator[Page[Collection]]:
+        """Whole pages of collections."""
+        return paginate(self._session, "collections", Collection, what="collection page")
+
+    async def list(self) -> AsyncIterator[Collection]:
+        """Every collection, following pages. Their ``models`` are empty here: :meth:`get` one."""
+        async for page in self.pages():
+            for collection in page.results:
+                yield collection
+
+    async def get(self, slug: str) -> Collection:
+        """One collection with its ``models`` (e.g. ``"text-to-image"``). NotFoundError if none."""
+        if not isinstance(slug, str) or not slug.strip() or "/" in slug:
+            raise ValueError(f"collection slug must be one word like 'text-to-image', got {slug!r}")
+        response = await self._session.request("GET", f"collections/{quote(slug, safe='')}")
+        return structure(response.json(), Collection, what=f"collection {slug}")

@@ -1,0 +1,186 @@
+"""Trainings: fine-tune a model version into a new version of a destination model.
+
+See shared/replicate-api.md section 1 (the trainings row): ``POST
+/models/{o}/{n}/versions/{id}/trainings``, ``GET /trainings``, ``GET /trainings/{id}``, ``POST
+/trainings/{id}/cancel``. Trainings are shaped like predictions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import anyio
+
+from areplicate._convert import structure
+from areplicate._core.refs import parse_ref
+from areplicate._core.status import Status
+from areplicate._errors import (
+    InvalidReferenceError,
+    NotFoundError,
+    ReplicateError,
+    WaitTimeoutError,
+)
+from areplicate._models import Page, Training
+from areplicate._services.models import paginate
+from areplicate._session import Session
+
+__all__ = ["Trainings"]
+
+logger = logging.getLogger("areplicate")
+
+_EVENTS = frozenset({"start", "output", "logs", "completed"})
+_CANCEL_TIMEOUT = 10.0
+
+TrainingLike = Training | str
+
+
+def _training_id(training: TrainingLike) -> str:
+    tid = training.id if isinstance(training, Training) else training
+    if not isinstance(tid, str) or not tid or "/" in tid or tid.strip() != tid:
+        raise ValueError(f"not a training id: {tid!r}; pass a Training or its id string")
+    return tid
+
+
+def _check_webhook(webhook: str | None, events: Sequence[str] | None) -> None:
+    if webhook is not None:
+        parts = urlsplit(webhook) if isinstance(webhook, str) else None
+        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"webhook must be an https:// URL, got {webhook!r}")
+    if events is not None:
+        if webhook is None:
+            raise ValueError("webhook_events_filter was given without a webhook URL")
+        if isinstance(events, str) or not events or not set(events) <= _EVENTS:
+            raise ValueError(
+                f"webhook_events_filter must be a non-empty list drawn from {sorted(_EVENTS)}, "
+                f"got {events!r}"
+            )
+
+
+class Trainings:
+    """Create, get, list, cancel and wait for trainings. Reached as ``client.trainings``."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def __repr__(self) -> str:
+        return f"<Trainings {self._session.config.base_url}>"
+
+    async def create(
+        self,
+        ref: str,
+        *,
+        destination: str,
+        input: Mapping[str, Any],
+        webhook: str | None = None,
+        webhook_events_filter: Sequence[str] | None = None,
+    ) -> Training:
+        """Start training ``ref`` (``owner/name:<version>``: trainings always start from a
+        version) into ``destination`` (``owner/name``, a model you own that must already exist).
+
+        Billed like a prediction, so never retried after an ambiguous failure. A destination that
+        does not exist gives NotFoundError ("The specified training destination does not exist").
+        """
+        parsed = parse_ref(ref)
+        if parsed.model is None or parsed.version is None:
+            raise InvalidReferenceError(
+                f"a training starts from a version: pass 'owner/name:<version id>', got {ref!r}"
+            )
+        target = parse_ref(destination)
+        if target.model is None or target.version is not None:
+            raise InvalidReferenceError(
+                f"destination must be a model as 'owner/name', got {destination!r}"
+            )
+        if not isinstance(input, Mapping):
+            raise TypeError(f"input must be a mapping, not {type(input).__name__}")
+        _check_webhook(webhook, webhook_events_filter)
+        body: dict[str, Any] = {"destination": target.model, "input": dict(input)}
+        if webhook is not None:
+            body["webhook"] = webhook
+        if webhook_events_filter is not None:
+            body["webhook_events_filter"] = list(webhook_events_filter)
+        response = await self._session.request(
+            "POST",
+            f"models/{parsed.owner}/{parsed.name}/versions/{parsed.version}/trainings",
+            json_body=body,
+            create=True,
+        )
+        return structure(response.json(), Training, what="training create response")
+
+    async def get(self, training: TrainingLike) -> Training:
+        """The training as it is now. NotFoundError if there is no such training."""
+        tid = _training_id(training)
+        response = await self._session.request("GET", f"trainings/{quote(tid, safe='')}")
+        return structure(response.json(), Training, what=f"training {tid}")
+
+    async def cancel(self, training: TrainingLike) -> Training:
+        """Ask the API to stop the training; returns it as the API then describes it."""
+        tid = _training_id(training)
+        response = await self._session.request("POST", f"trainings/{quote(tid, safe='')}/cancel")
+        return structure(response.json(), Training, what=f"training {tid}")
+
+    def pages(self) -> AsyncIterator[Page[Training]]:
+        """Whole pages of your trainings, newest first."""
+        return paginate(self._session, "trainings", Training, what="training page")
+
+    async def list(self) -> AsyncIterator[Training]:
+        """Every training you started, newest first, following pages as you iterate."""
+        async for page in self.pages():
+            for training in page.results:
+                yield training
+
+    async def wait(
+        self,
+        training: TrainingLike,
+        *,
+        timeout: float | None = None,
+        cancel_on_exit: bool = True,
+    ) -> Training:
+        """Poll ``/trainings/{id}`` until the training ends (succeeded, failed, canceled, aborted).
+
+        A failed training is returned, not raised. Polls follow the client's PollSchedule (they
+        thin out to its cap, since trainings run for minutes). On ``timeout`` it raises
+        WaitTimeoutError; then, or if the awaiting task is cancelled, the training is cancelled
+        too unless ``cancel_on_exit=False`` (a training is expensive: pass False to leave it running).
+        """
+        tid = _training_id(training)
+        current = training if isinstance(training, Training) else None
+        if current is not None and current.is_terminal:
+            return current
+        schedule = self._session.config.poll
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            with anyio.move_on_after(timeout) as scope:
+                if current is None:
+                    current = await self.get(tid)
+                while not current.is_terminal:
+                    await asyncio.sleep(schedule.interval(loop.time() - began))
+                    current = await self.get(tid)
+        except BaseException as exc:
+            if cancel_on_exit and not isinstance(exc, NotFoundError):
+                await self._cancel_shielded(tid)
+            raise
+        if scope.cancelled_caught and (current is None or not current.is_terminal):
+            last = current if current is not None else Training(id=tid, status=Status.STARTING)
+            if cancel_on_exit:
+                await self._cancel_shielded(tid)
+            raise WaitTimeoutError(last, float(timeout or 0.0))
+        assert current is not None
+        return current
+
+    async def _cancel_shielded(self, tid: str) -> None:
+        """Best-effort remote cancel that outlives the caller's cancellation (close() awaits it)."""
+        task = self._session.spawn(self._cancel_quietly(tid))
+        with anyio.CancelScope(shield=True):
+            await asyncio.shield(task)
+
+    async def _cancel_quietly(self, tid: str) -> None:
+        try:
+            with anyio.fail_after(_CANCEL_TIMEOUT):
+                await self.cancel(tid)
+        except (ReplicateError, TimeoutError) as exc:
+            logger.warning("could not cancel training %s: %s", tid, exc)
