@@ -8,6 +8,7 @@ Python client sends it). The form is rebuilt for each attempt, so a retried uplo
 from __future__ import annotations
 
 import builtins
+import io
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -80,8 +81,12 @@ class Files:
 
         def form() -> aiohttp.FormData:
             data = aiohttp.FormData()
+            # A BytesIO, not bytes: aiohttp writes it in chunks (and warns on large raw bytes).
             data.add_field(
-                "content", blob.data, filename=blob.filename, content_type=blob.content_type
+                "content",
+                io.BytesIO(blob.data),
+                filename=blob.filename,
+                content_type=blob.content_type,
             )
             data.add_field("filename", blob.filename)
             data.add_field("type", blob.content_type)
