@@ -36,6 +36,24 @@ def _admits_none(tp: Any) -> bool:
     return False
 
 
+def _is_list(tp: Any) -> bool:
+    """``list[X]`` or ``list[X] | None``."""
+    if typing.get_origin(tp) is list:
+        return True
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return bool(args) and all(typing.get_origin(a) is list for a in args)
+    return False
+
+
+def _structure_bool(value: Any, _: Any) -> bool:
+    # cattrs' default is bool(value), which reads the string "false" as True
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {type(value).__name__}")
+    return value
+
+
 def _structure_datetime(value: Any, _: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value
@@ -71,18 +89,26 @@ def _lenient_attrs_factory(conv: cattrs.Converter) -> Callable[[type[Any]], Any]
         fields = attrs.fields(cl)
         names = {a.name for a in fields} - {"extra"}
         no_none = {a.name for a in fields if not _admits_none(a.type)}
+        # cattrs would make a list of a string's characters or a dict's keys
+        arrays = {a.name for a in fields if _is_list(a.type)}
         has_extra = any(a.name == "extra" for a in fields)
         inner = make_dict_structure_fn(cl, conv)
 
         def structure(value: Any, _: Any) -> Any:
             if not isinstance(value, dict):
-                raise TypeError(f"expected a JSON object for {cl.__name__}, got {type(value).__name__}")
+                raise TypeError(
+                    f"expected a JSON object for {cl.__name__}, got {type(value).__name__}"
+                )
             known: dict[str, Any] = {}
             extra: dict[str, Any] = {}
             for key, item in value.items():
                 if key in names:
                     if item is None and key in no_none:
                         continue
+                    if key in arrays and item is not None and not isinstance(item, list):
+                        raise TypeError(
+                            f"{cl.__name__}.{key}: expected a JSON array, got {type(item).__name__}"
+                        )
                     known[key] = item
                 else:
                     extra[key] = item
@@ -100,6 +126,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(dt.datetime, _structure_datetime)
     conv.register_structure_hook_func(lambda t: t == (Status | str), _structure_status)
     conv.register_structure_hook(str, _structure_text)
+    conv.register_structure_hook(bool, _structure_bool)
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], _structure_dict)
     conv.register_structure_hook_factory(attrs.has, _lenient_attrs_factory(conv))
     return conv

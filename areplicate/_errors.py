@@ -179,10 +179,13 @@ class APIConnectionError(ReplicateError):
         self.sent = sent
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self),), {"sent": self.sent})
+        return (_rebuild_connection_error, (type(self), str(self), self.sent))
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.sent = state["sent"]
+
+def _rebuild_connection_error(
+    cls: type[APIConnectionError], message: str, sent: bool
+) -> APIConnectionError:
+    return cls(message, sent=sent)
 
 
 class APITimeoutError(APIConnectionError):
@@ -211,7 +214,9 @@ class PredictionCanceledError(PredictionFailedError):
 
     def __init__(self, prediction: Prediction, message: str | None = None) -> None:
         if message is None:
-            message = f"prediction {prediction.id} ended {prediction.status} before producing output"
+            message = (
+                f"prediction {prediction.id} ended {prediction.status} before producing output"
+            )
         super().__init__(prediction, message)
 
 
@@ -224,9 +229,7 @@ class WaitTimeoutError(ReplicateError, TimeoutError):
     def __init__(self, prediction: Prediction, timeout: float) -> None:
         self.prediction = prediction
         self.timeout = timeout
-        super().__init__(
-            f"prediction {prediction.id} still {prediction.status} after {timeout:g}s"
-        )
+        super().__init__(f"prediction {prediction.id} still {prediction.status} after {timeout:g}s")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.prediction, self.timeout))
@@ -239,7 +242,9 @@ class InputValidationError(ReplicateError, ValueError):
         self.ref = ref
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"input for {ref} is not valid ({len(self.problems)} problem(s)):\n{lines}")
+        super().__init__(
+            f"input for {ref} is not valid ({len(self.problems)} problem(s)):\n{lines}"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.ref, self.problems))
