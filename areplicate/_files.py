@@ -36,7 +36,15 @@ import mimetypes
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar
 from urllib.parse import unquote, unquote_to_bytes, urljoin, urlsplit
@@ -440,7 +448,7 @@ class FileOutput:
             with _connection_errors(self.url):
                 return await resp.read()
 
-    async def iter_bytes(self, chunk_size: int = _CHUNK) -> AsyncIterator[bytes]:
+    async def iter_bytes(self, chunk_size: int = _CHUNK) -> AsyncGenerator[bytes, None]:
         """The file in chunks of at most ``chunk_size`` bytes, as they arrive.
 
         Breaking out early leaves the connection open until the generator is closed: wrap it in

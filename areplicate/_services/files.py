@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import io
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -106,7 +106,7 @@ class Files:
         response = await self._session.request("GET", f"files/{quote(fid, safe='')}")
         return structure(response.json(), FileObject, what=f"file {fid}")
 
-    async def pages(self) -> AsyncIterator[Page[FileObject]]:
+    async def pages(self) -> AsyncGenerator[Page[FileObject], None]:
         """Whole pages of your files, newest first; ``next`` links followed on the client's host."""
         path = "files"
         while True:
@@ -117,7 +117,7 @@ class Files:
                 return
             path = rebase(page.next, self._session.config.base_url)
 
-    async def list(self) -> AsyncIterator[FileObject]:
+    async def list(self) -> AsyncGenerator[FileObject, None]:
         """Every file you uploaded, following cursor pages as you iterate."""
         async for page in self.pages():
             for file in page.results:
