@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from areplicate import InvalidReferenceError, ModelRef, parse_ref
 
 HEX64 = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
-NAME = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,30}", fullmatch=True)
+ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+NAME = st.builds(str.__add__, st.sampled_from(ALNUM), st.text(ALNUM + "._-", max_size=30))
 VALID = re.compile(
     r"[0-9a-f]{64}|[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(:[0-9a-f]{64})?"
 )
