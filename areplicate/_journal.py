@@ -1,0 +1,468 @@
+"""The batch journal: what a resumed ``areplicate batch`` needs to create nothing twice.
+
+An append-only JSON-lines file beside the results (``results.jsonl.journal``). Each record is one
+line, fsynced before the step that depends on it:
+
+- ``batch``: the first line; the model reference and the inputs file, so a re-run of a *different*
+  command against the same output is refused instead of mixing two batches.
+- ``intent`` (line, input hash, time): written and fsynced **before** the create is sent. A re-run
+  that finds an intent without an id knows the create may have reached the API and looks the
+  prediction up (same model, same input, created after the intent) instead of creating it again.
+- ``created`` (line, prediction id): right after the create returns; a re-run re-attaches by id.
+- ``done`` (line): after the item's result line is written (and fsynced) to the results file.
+- ``canceled`` (line): the user asked (Ctrl-C twice) for the item's prediction to be cancelled; a
+  re-run starts that item afresh.
+
+A crash can tear the last line only (each record is a single ``write``): replay drops a last line
+that does not parse and truncates it away before appending. Anything else that does not parse
+strictly (an unknown record type, an unknown key, a wrong type) is damage, reported with its line
+number. Appends go through :class:`AppendOnlyFile`, whose fsyncs run in a thread and are shared by
+every record written meanwhile (group commit), so a batch of thousands is not one fsync per step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn
+
+from areplicate._core.times import format_timestamp, parse_timestamp
+
+__all__ = [
+    "JOURNAL_SUFFIX",
+    "AppendOnlyFile",
+    "BatchRecord",
+    "CanceledRecord",
+    "CreatedRecord",
+    "DoneRecord",
+    "IntentRecord",
+    "Journal",
+    "JournalError",
+    "JournalState",
+    "Record",
+    "encode_record",
+    "input_hash",
+    "journal_path",
+    "parse_records",
+    "parse_results",
+]
+
+#: The journal sits beside the results file: ``results.jsonl`` → ``results.jsonl.journal``.
+JOURNAL_SUFFIX = ".journal"
+#: The format of the records below; a journal of another version is refused.
+JOURNAL_VERSION = 1
+
+
+class JournalError(Exception):
+    """The journal cannot be used: damaged, of another batch, or of another format version."""
+
+
+# -- records ------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class BatchRecord:
+    """The journal's first line: which batch this is."""
+
+    type: Literal["batch"] = "batch"
+
+    ref: str
+    inputs: str
+    time: dt.datetime
+    version: int = JOURNAL_VERSION
+
+
+@attrs.frozen(kw_only=True)
+class IntentRecord:
+    """A create for input ``line`` is about to be sent (fsynced before sending)."""
+
+    type: Literal["intent"] = "intent"
+
+    line: int
+    input_sha256: str
+    time: dt.datetime
+
+
+@attrs.frozen(kw_only=True)
+class CreatedRecord:
+    """The create for input ``line`` returned prediction ``id``."""
+
+    type: Literal["created"] = "created"
+
+    line: int
+    id: str
+
+
+@attrs.frozen(kw_only=True)
+class DoneRecord:
+    """The result of input ``line`` is in the results file."""
+
+    type: Literal["done"] = "done"
+
+    line: int
+
+
+@attrs.frozen(kw_only=True)
+class CanceledRecord:
+    """The prediction of input ``line`` was cancelled on request; a re-run starts it again."""
+
+    type: Literal["canceled"] = "canceled"
+
+    line: int
+
+
+Record = BatchRecord | IntentRecord | CreatedRecord | DoneRecord | CanceledRecord
+_RECORD_TYPES: dict[str, type[Any]] = {
+    "batch": BatchRecord,
+    "intent": IntentRecord,
+    "created": CreatedRecord,
+    "done": DoneRecord,
+    "canceled": CanceledRecord,
+}
+
+
+def _strict_int(value: Any, _: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _strict_str(value: Any, _: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _strict_time(value: Any, _: Any) -> dt.datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a timestamp string, got {type(value).__name__}")
+    return parse_timestamp(value)
+
+
+def _make_strict_converter() -> cattrs.Converter:
+    """A converter for our own files: unknown keys, missing keys and wrong types are all errors.
+
+    (``_convert.converter`` is lenient on purpose, for API responses; this one is its strict twin.)
+    """
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_structure_hook(int, _strict_int)
+    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(dt.datetime, _strict_time)
+    conv.register_unstructure_hook(dt.datetime, format_timestamp)
+    for cls in _RECORD_TYPES.values():
+        conv.register_structure_hook(
+            cls, make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True)
+        )
+    return conv
+
+
+_converter = _make_strict_converter()
+
+
+def _structure_record(data: Any) -> Record:
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+    kind = data.get("type")
+    cls = _RECORD_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown record type {kind!r}")
+    try:
+        record: Record = _converter.structure(data, cls)
+    except cattrs.BaseValidationError as exc:
+        raise ValueError("; ".join(cattrs.transform_error(exc))) from None
+    return record
+
+
+def encode_record(record: Record) -> bytes:
+    """One record as a journal line (compact JSON and a newline)."""
+    data = _converter.unstructure(record)
+    return (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+T = TypeVar("T")
+
+
+def _replay(data: bytes, parse: Callable[[bytes], T], what: str) -> tuple[list[T], int]:
+    """Parse each line of an append-only file; a torn (incomplete or unparsable) last line is
+    dropped. Returns the parsed lines and the byte length they cover."""
+    items: list[T] = []
+    good = 0
+    number = 0
+    while good < len(data):
+        number += 1
+        end = data.find(b"\n", good)
+        if end == -1:
+            break  # a crash mid-write leaves the last line without its newline: drop it
+        try:
+            items.append(parse(data[good:end]))
+        except (ValueError, TypeError, KeyError) as exc:  # JSON and Unicode errors are ValueErrors
+            if end == len(data) - 1:
+                break  # the last line, complete but garbled: torn as well
+            raise JournalError(f"{what} line {number} is damaged: {exc}") from None
+        good = end + 1
+    return items, good
+
+
+def _parse_record_line(line: bytes) -> Record:
+    return _structure_record(json.loads(line))
+
+
+def parse_records(data: bytes) -> tuple[list[Record], int]:
+    """Replay a journal's bytes: the records and the length of the part that parsed.
+
+    The last line may be torn (a crash mid-write): when it is incomplete or does not parse it is
+    dropped, and the returned length stops before it (truncate the file there before appending).
+    Any earlier line that does not parse raises JournalError naming its line number.
+    """
+    return _replay(data, _parse_record_line, "journal")
+
+
+def _parse_result_line(line: bytes) -> tuple[int, str]:
+    value = json.loads(line)
+    number, status = value["line"], value["status"]
+    if isinstance(number, bool) or not isinstance(number, int) or not isinstance(status, str):
+        raise TypeError("'line' must be an integer and 'status' a string")
+    return number, status
+
+
+def parse_results(data: bytes) -> tuple[dict[int, str], int]:
+    """Replay a results file: each input line's recorded status, and the length that parsed.
+
+    Like :func:`parse_records`, a torn last line is dropped (truncate the file there before
+    appending); an earlier line that is not a result object raises JournalError.
+    """
+    items, good = _replay(data, _parse_result_line, "results")
+    return dict(items), good
+
+
+def input_hash(value: Mapping[str, Any]) -> str:
+    """A stable digest of one input (canonical JSON), to notice an inputs file that changed."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def journal_path(results: Path) -> Path:
+    """Where the journal of a batch writing ``results`` lives."""
+    return results.with_name(results.name + JOURNAL_SUFFIX)
+
+
+# -- state --------------------------------------------------------------------------------------
+
+
+@attrs.define
+class JournalState:
+    """What the records say, line by line (input line numbers start at 1).
+
+    ``intents`` maps a line to its latest intent; ``created`` to the id its create returned (a
+    ``canceled`` record clears both, and keeps the id in ``released`` so no other line claims it);
+    ``done`` holds lines whose result was written.
+    """
+
+    header: BatchRecord | None = None
+    intents: dict[int, IntentRecord] = attrs.field(factory=dict)
+    created: dict[int, str] = attrs.field(factory=dict)
+    done: set[int] = attrs.field(factory=set)
+    released: set[str] = attrs.field(factory=set)
+
+    @classmethod
+    def from_records(cls, records: Iterable[Record]) -> JournalState:
+        """Fold records into state; a record that contradicts the ones before it is damage."""
+        state = cls()
+        for record in records:
+            state.apply(record)
+        return state
+
+    def apply(self, record: Record) -> None:
+        """Fold one record in."""
+        if isinstance(record, BatchRecord):
+            if self.header is not None:
+                raise JournalError("journal holds two batch headers")
+            self.header = record
+        elif self.header is None:
+            raise JournalError("journal does not start with a batch header")
+        elif isinstance(record, IntentRecord):
+            self.intents[record.line] = record
+        elif isinstance(record, CreatedRecord):
+            self.created[record.line] = record.id
+        elif isinstance(record, DoneRecord):
+            self.done.add(record.line)
+        else:
+            self.intents.pop(record.line, None)
+            pid = self.created.pop(record.line, None)
+            if pid is not None:
+                self.released.add(pid)
+
+    @property
+    def claimed(self) -> set[str]:
+        """Prediction ids some line owns or owned (a lookup must not hand them to another line)."""
+        return set(self.created.values()) | self.released
+
+    @property
+    def lost(self) -> set[int]:
+        """Lines whose create may have been sent but whose id was never journaled."""
+        return {line for line in self.intents if line not in self.created and line not in self.done}
+
+
+# -- durable appends ----------------------------------------------------------------------------
+
+
+class AppendOnlyFile:
+    """A file opened for appending whose writes are made durable by shared (group-commit) fsyncs.
+
+    :meth:`write` hands bytes to the OS at once (they survive the process being killed);
+    ``await sync(n)`` returns once write number ``n`` is on disk (it survives a power cut). While
+    one fsync runs in a worker thread, later writes wait for the next one, which covers them all.
+    """
+
+    def __init__(self, path: Path, *, truncate_at: int | None = None) -> None:
+        self.path = path
+        existed = path.exists()
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if truncate_at is not None:
+            os.ftruncate(self._fd, truncate_at)
+        if not existed:
+            _fsync_directory(path.parent)
+        self._written = 0
+        self._synced = 0
+        self._pending: asyncio.Future[None] | None = None
+
+    def write(self, data: bytes) -> int:
+        """Append ``data`` in one write; returns its number for :meth:`sync`."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        self._written += 1
+        return self._written
+
+    async def sync(self, upto: int | None = None) -> None:
+        """Wait until write ``upto`` (default: every write so far) is on disk."""
+        target = self._written if upto is None else upto
+        while self._synced < target:
+            if self._pending is None:
+                self._pending = asyncio.ensure_future(self._fsync(self._written))
+            await asyncio.shield(self._pending)
+
+    async def _fsync(self, covers: int) -> None:
+        try:
+            await asyncio.to_thread(os.fsync, self._fd)
+            self._synced = max(self._synced, covers)
+        finally:
+            self._pending = None
+
+    async def aclose(self) -> None:
+        """Sync what was written and close the file."""
+        if self._fd < 0:
+            return
+        await self.sync()
+        os.close(self._fd)
+        self._fd = -1
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a new file's directory entry durable (POSIX only; best effort elsewhere)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# -- the journal --------------------------------------------------------------------------------
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Journal:
+    """The journal of one batch: replayed on open, then appended to as the batch runs.
+
+    Open it with :meth:`open`; ``state`` is what earlier runs recorded (plus what this run adds).
+    Every ``record_*`` method returns once its record is on disk.
+    """
+
+    def __init__(self, file: AppendOnlyFile, state: JournalState, clock: Callable[[], dt.datetime]):
+        self._file = file
+        self.state = state
+        self._clock = clock
+
+    @property
+    def path(self) -> Path:
+        """The journal file."""
+        return self._file.path
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        ref: str,
+        inputs: Path,
+        clock: Callable[[], dt.datetime] = _utcnow,
+    ) -> Journal:
+        """Replay ``path`` (creating it if absent) for a batch of ``ref`` over ``inputs``.
+
+        Raises JournalError when the file is damaged, or belongs to a batch of another model.
+        """
+        data = path.read_bytes() if path.exists() else b""
+        records, good = parse_records(data)
+        state = JournalState.from_records(records)
+        header = state.header
+        if header is not None:
+            if header.version != JOURNAL_VERSION:
+                raise JournalError(
+                    f"{path} was written by another version of areplicate (format "
+                    f"{header.version}, this one reads {JOURNAL_VERSION})"
+                )
+            if header.ref != ref:
+                raise JournalError(
+                    f"{path} belongs to a batch of {header.ref}, not {ref}; use another --out "
+                    "(or --restart to throw the old results away)"
+                )
+        file = AppendOnlyFile(path, truncate_at=good if good < len(data) else None)
+        journal = cls(file, state, clock)
+        if header is None:
+            record = BatchRecord(ref=ref, inputs=str(inputs), time=clock())
+            file.write(encode_record(record))
+            state.apply(record)
+        return journal
+
+    def _append(self, record: Record) -> int:
+        self.state.apply(record)
+        return self._file.write(encode_record(record))
+
+    async def record_intent(self, line: int, value: Mapping[str, Any]) -> IntentRecord:
+        """Journal that the create for ``line`` is about to be sent; returns once it is durable."""
+        record = IntentRecord(line=line, input_sha256=input_hash(value), time=self._clock())
+        await self._file.sync(self._append(record))
+        return record
+
+    async def record_created(self, line: int, prediction_id: str) -> None:
+        """Journal the id a create returned (or a lookup found) for ``line``."""
+        await self._file.sync(self._append(CreatedRecord(line=line, id=prediction_id)))
+
+    async def record_done(self, line: int) -> None:
+        """Journal that ``line``'s result is in the results file."""
+        await self._file.sync(self._append(DoneRecord(line=line)))
+
+    async def record_canceled(self, line: int) -> None:
+        """Journal that ``line``'s prediction was cancelled on request (a re-run redoes it)."""
+        await self._file.sync(self._append(CanceledRecord(line=line)))
+
+    async def aclose(self) -> None:
+        """Sync and close the file."""
+        await self._file.aclose()
