@@ -1,0 +1,79 @@
+"""The ``areplicate`` command: run, batch, predictions, demo, fake-server.
+
+One module per subcommand, each with ``register(subparsers)`` and a handler that returns the exit
+code. :func:`main` is the console script (``areplicate``) and ``python -m areplicate``. rich is used
+here and nowhere else in the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from areplicate._cli import batch, demo, fake_server, predictions, run
+from areplicate._cli._common import (
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    CLIError,
+    describe_error,
+    print_error,
+)
+from areplicate._errors import ReplicateError
+
+__all__ = ["build_parser", "main"]
+
+_VERSION = "0.1.0"
+
+_DESCRIPTION = """\
+An asyncio client for the Replicate API, from the shell.
+
+  areplicate demo                                   see it work: no token, no network
+  areplicate run owner/model prompt="a llama"       one prediction, output printed
+  areplicate batch owner/model in.jsonl -o out.jsonl   many, resumable after a crash
+
+Set REPLICATE_API_TOKEN (https://replicate.com/account/api-tokens) for everything but the demo
+and the fake server; REPLICATE_BASE_URL points the client at another API (a proxy, a fake).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``areplicate`` command."""
+    parser = argparse.ArgumentParser(
+        prog="areplicate",
+        description=_DESCRIPTION,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"areplicate {_VERSION}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (run, batch, predictions, demo, fake_server):
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``areplicate`` command with ``argv`` (default: ``sys.argv[1:]``); the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == [fake_server.NAME]:
+        return fake_server.main(args_list[1:])
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(args_list)
+        if extra and args.command == "run":
+            # `run REF --json prompt=hi`: inputs given after an option still count as inputs.
+            args.inputs.extend(a for a in extra if not a.startswith("-"))
+            extra = [a for a in extra if a.startswith("-")]
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # --help, --version, or a usage error argparse already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        return EXIT_INTERRUPTED
+    except (CLIError, ReplicateError) as exc:
+        message, code = describe_error(exc)
+        print_error(message)
+    return code

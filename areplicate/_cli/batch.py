@@ -1,0 +1,590 @@
+"""``areplicate batch REF inputs.jsonl --out results.jsonl``: many predictions, resumable.
+
+Each line of the inputs file is one input object. Results are appended to ``--out`` as they finish,
+one JSON object a line: ``{"line": N, "id": …, "status": …, "output": …, "error": …}`` (plus
+``"files"`` with ``--download``). ``status`` is the prediction's status, ``"error"`` when the request
+failed (``id`` may then be null), or ``"invalid"`` for a line that is not a JSON object.
+
+A journal beside the output (``results.jsonl.journal``, see ``areplicate._journal``) makes a re-run
+of the same command resume: lines already in the results are skipped, predictions started earlier
+are re-attached by id, and a create whose response was lost (the intent is journaled, the id is not)
+is looked up in ``GET /predictions`` before anything is created. The results file is the record of
+what finished; the journal, of what was started.
+
+Ctrl-C once stops starting new predictions, lets the creates already sent return (so their ids are
+journaled), leaves running predictions running and exits 130 with a hint to re-run. Ctrl-C again,
+while it stops, cancels the running predictions (a re-run starts those items afresh).
+
+Test hooks (read from the environment; they exist for the crash tests and do nothing unless set):
+
+- ``AREPLICATE_TEST_CRASH_AFTER_INTENT=N``: ``os._exit(137)`` right after the N-th intent is on
+  disk, before its create is sent.
+- ``AREPLICATE_TEST_CRASH_AFTER_CREATE=N``: ``os._exit(137)`` right after the N-th create returns,
+  before its prediction id is journaled (the window the lookup by input exists for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from areplicate._cli._common import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CLIError,
+    describe_error,
+    json_line,
+    make_client,
+    parse_lifetime,
+    parse_model_ref,
+    run_main,
+    stderr,
+)
+from areplicate._cli._outputs import save_files
+from areplicate._cli._progress import ProgressBoard, Row
+from areplicate._client import Client
+from areplicate._core.refs import ModelRef
+from areplicate._core.status import Status
+from areplicate._errors import NotFoundError, ReplicateError
+from areplicate._fanout import _FATAL, _FanOut
+from areplicate._journal import (
+    AppendOnlyFile,
+    Journal,
+    JournalError,
+    input_hash,
+    journal_path,
+    parse_results,
+)
+from areplicate._models import Prediction
+
+__all__ = ["CRASH_AFTER_CREATE", "CRASH_AFTER_INTENT", "execute", "register"]
+
+#: Test hook: exit right after the N-th create returns, before its id is journaled.
+CRASH_AFTER_CREATE = "AREPLICATE_TEST_CRASH_AFTER_CREATE"
+#: Test hook: exit right after the N-th intent is durable, before its create is sent.
+CRASH_AFTER_INTENT = "AREPLICATE_TEST_CRASH_AFTER_INTENT"
+_CRASH_CODE = 137
+
+#: The ``Prefer: wait`` window of each create. Quick models finish inside it (one request per
+#: prediction); it also bounds how long the first Ctrl-C waits for creates already sent.
+_CREATE_WAIT = 5
+#: How far before an intent's time a lost create is looked for (clock skew between us and the API).
+_LOOKUP_MARGIN = dt.timedelta(minutes=2)
+_DEFAULT_CONCURRENCY = 32
+
+_EXAMPLES = """\
+examples:
+  areplicate batch black-forest-labs/flux-schnell prompts.jsonl --out results.jsonl --download images/
+  areplicate batch owner/model:<64-hex version> inputs.jsonl --out results.jsonl --concurrency 64
+
+inputs.jsonl holds one JSON object per line, e.g. {"prompt": "a llama"}; blank lines are skipped.
+results.jsonl gets one line per input as it finishes:
+  {"line": 3, "id": "…", "status": "succeeded", "output": …, "error": null}
+A line that is not a JSON object is reported as {"line": N, "status": "invalid", "error": …}
+and the rest still runs.
+
+If the batch is interrupted (Ctrl-C, a crash, a lost connection), run the same command again: the
+journal beside the results (results.jsonl.journal) makes it skip finished lines, re-attach to
+running predictions and never create a prediction twice. Ctrl-C once leaves running predictions
+running; Ctrl-C twice cancels them.
+
+"""
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``batch`` subcommand."""
+    p = subparsers.add_parser(
+        "batch",
+        help="run one prediction per line of a JSONL file (resumable)",
+        description=(
+            "Run one prediction per input line, several at once, writing results as they finish. "
+            "Safe to interrupt: re-running the same command resumes without creating anything twice."
+        ),
+        epilog=_EXAMPLES + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "ref", metavar="REF", help="owner/name (official model), owner/name:VERSION, or VERSION"
+    )
+    p.add_argument("inputs", metavar="INPUTS.jsonl", type=Path, help="one input object per line")
+    p.add_argument(
+        "--out", "-o", metavar="RESULTS.jsonl", type=Path, required=True, help="results file"
+    )
+    p.add_argument(
+        "--concurrency",
+        "-c",
+        metavar="N",
+        type=_positive,
+        default=_DEFAULT_CONCURRENCY,
+        help=f"predictions in flight at once (default {_DEFAULT_CONCURRENCY})",
+    )
+    p.add_argument(
+        "--download", metavar="DIR", type=Path, help="save file outputs into DIR as <line>-<name>"
+    )
+    p.add_argument(
+        "--validate",
+        action="store_true",
+        help="check each input against the model's schema before sending it",
+    )
+    p.add_argument(
+        "--lifetime", metavar="DURATION", help="cancel each prediction after this long (e.g. 10m)"
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="throw away earlier results and journal of this --out and start from the top",
+    )
+    p.set_defaults(handler=execute)
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run the ``batch`` subcommand; returns the exit code."""
+    ref = parse_model_ref(args.ref)
+    lifetime = parse_lifetime(args.lifetime)
+    inputs: Path = args.inputs
+    try:
+        with inputs.open("rb"):
+            pass
+    except OSError as exc:
+        raise CLIError(f"cannot read inputs file {inputs}: {exc.strerror}") from None
+    if inputs.is_dir():
+        raise CLIError(f"inputs file {inputs} is a directory")
+    out: Path = args.out
+    if not out.parent.is_dir():
+        raise CLIError(f"cannot write results to {out}: directory {out.parent} does not exist")
+    if out.is_dir():
+        raise CLIError(f"--out {out} is a directory; name a file such as {out / 'results.jsonl'}")
+    journal_file = journal_path(out)
+    if args.restart:
+        out.unlink(missing_ok=True)
+        journal_file.unlink(missing_ok=True)
+    if out.exists() and out.stat().st_size and not journal_file.exists():
+        raise CLIError(
+            f"{out} already holds results but has no journal ({journal_file.name}) to resume "
+            "from; pass --restart to overwrite it, or choose another --out"
+        )
+    client = make_client()
+    opened = _open(ref, inputs, out, journal_file)
+    batch = Batch(
+        client,
+        ref,
+        inputs,
+        opened,
+        concurrency=args.concurrency,
+        download=args.download,
+        validate=args.validate,
+        lifetime=lifetime,
+        environ=os.environ,
+    )
+    return run_main(batch.main, on_interrupt=batch.interrupt)
+
+
+@attrs.frozen
+class _Opened:
+    """A batch's files, replayed: what earlier runs finished, started and may have lost."""
+
+    journal: Journal
+    results: AppendOnlyFile
+    finished: dict[int, str]
+    total: int
+    lost: dict[int, dict[str, Any]]
+
+
+def _open(ref: ModelRef, inputs: Path, out: Path, journal_file: Path) -> _Opened:
+    """Replay the journal and the results, and read the inputs once (count them, check the lines
+    earlier runs started have not changed, pick up the inputs whose creates may be lost)."""
+    try:
+        journal = Journal.open(journal_file, ref=str(ref), inputs=inputs.resolve())
+        data = out.read_bytes() if out.exists() else b""
+        finished, good = parse_results(data)
+    except JournalError as exc:
+        raise CLIError(
+            f"{exc} (delete {out} and {journal_file.name}, or pass --restart, to start over)"
+        ) from None
+    state = journal.state
+    started = {n for n in state.intents if n not in finished}
+    total = 0
+    lost: dict[int, dict[str, Any]] = {}
+    with inputs.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            total += 1
+            if number not in started:
+                continue
+            try:
+                value = _parse_line(raw, number)
+            except CLIError:
+                value = None
+            if (
+                not isinstance(value, dict)
+                or input_hash(value) != state.intents[number].input_sha256
+            ):
+                raise CLIError(
+                    f"line {number} of {inputs} changed since this batch started; restore it, "
+                    "or pass --restart (or another --out) to start a new batch"
+                )
+            if number in state.lost:
+                lost[number] = value
+    results = AppendOnlyFile(out, truncate_at=good if good < len(data) else None)
+    return _Opened(journal, results, finished, total, lost)
+
+
+class _Recorded(Exception):
+    """An item that ended in an error, already written to the results."""
+
+
+class Batch:
+    """One run of a batch: recovery, fan-out, results, progress and Ctrl-C."""
+
+    def __init__(
+        self,
+        client: Client,
+        ref: ModelRef,
+        inputs: Path,
+        opened: _Opened,
+        *,
+        concurrency: int,
+        download: Path | None,
+        validate: bool,
+        lifetime: str | None,
+        environ: Mapping[str, str],
+    ) -> None:
+        self.client = client
+        self.ref = ref
+        self.inputs = inputs
+        self.concurrency = concurrency
+        self.download = download
+        self.validate = validate
+        self.lifetime = lifetime
+        self.console = stderr()
+        self._journal = opened.journal
+        self._results = opened.results
+        self._finished = dict(opened.finished)
+        self._total = opened.total
+        self._lost = opened.lost
+        self._crash_after_intent = _hook(environ, CRASH_AFTER_INTENT)
+        self._crash_after_create = _hook(environ, CRASH_AFTER_CREATE)
+        self._intents_sent = 0
+        self._creates_returned = 0
+        self._line_of: dict[int, int] = {}
+        self._next_index = 0
+        self._claimed = self._journal.state.claimed
+        self._attached: dict[int, Prediction] = {}
+        self._running: dict[int, str] = {}
+        self._creating: set[asyncio.Task[Prediction]] = set()
+        self._interrupts = 0
+        self._work: asyncio.Task[None] | None = None
+        self._cancel_all = asyncio.Event()
+        self._board = ProgressBoard(self.console)
+        before_failed = sum(1 for s in self._finished.values() if s != Status.SUCCEEDED)
+        self._row: Row = self._board.add(
+            str(ref), self._total, done=len(self._finished), failed=before_failed
+        )
+
+    # -- Ctrl-C --------------------------------------------------------------------------------
+
+    def interrupt(self, main: asyncio.Task[int], count: int) -> None:
+        """SIGINT: the first stops new work, the second also cancels running predictions."""
+        self._interrupts = count
+        if count == 1:
+            self._board.note(
+                "Stopping: no new predictions will start; running ones keep running "
+                "(Ctrl-C again to cancel them)."
+            )
+            if self._work is not None:
+                self._work.cancel()
+        elif count == 2:
+            self._board.note("Canceling running predictions…")
+            self._cancel_all.set()
+
+    # -- the run ------------------------------------------------------------------------------
+
+    async def main(self) -> int:
+        """Recover, run what is left, and report; returns the exit code."""
+        resumed = len(self._finished)
+        if resumed or self._journal.state.created or self._lost:
+            self.console.print(
+                f"Resuming: {resumed} of {self._total} already done, "
+                f"{self._total - resumed} left ({len(self._lost)} to look up first).",
+                markup=False,
+            )
+        error: BaseException | None = None
+        try:
+            async with self.client:
+                with self._board:
+                    self._work = asyncio.get_running_loop().create_task(self._run())
+                    if self._interrupts:
+                        self._work.cancel()
+                    await asyncio.wait({self._work})
+                    if not self._work.cancelled():
+                        error = self._work.exception()
+                    if self._interrupts or error is not None:
+                        await self._stop_creates()
+        finally:
+            await self._journal.aclose()
+            await self._results.aclose()
+        if self._interrupts:
+            return self._interrupted_hint()
+        if error is not None:
+            message, code = describe_error(error)
+            self.console.print(f"areplicate: error: {message}", markup=False)
+            self.console.print(
+                f"Fix that and run the same command again to resume "
+                f"({self._row.done} of {self._total} done).",
+                markup=False,
+            )
+            return code
+        return self._summary()
+
+    def _summary(self) -> int:
+        row = self._row
+        ok = row.done - row.failed
+        self.console.print(
+            f"Done: {row.done} of {self._total} ({ok} succeeded, {row.failed} did not). "
+            f"Results in {self._results.path}.",
+            markup=False,
+        )
+        return EXIT_OK if row.failed == 0 and row.done == self._total else EXIT_FAILED
+
+    def _interrupted_hint(self) -> int:
+        running = len(self._running)
+        if self._cancel_all.is_set():
+            state = f"{running} running prediction(s) canceled; they start afresh on a re-run"
+        else:
+            state = f"{running} prediction(s) still running remotely (not canceled)"
+        self.console.print(
+            f"Interrupted after {self._row.done} of {self._total} done; {state}.\n"
+            "Run the same command again to resume: finished lines are skipped, running "
+            "predictions re-attached, none created twice.",
+            markup=False,
+        )
+        return EXIT_INTERRUPTED
+
+    async def _run(self) -> None:
+        await self._recover()
+        fan = _FanOut(
+            self.client,
+            str(self.ref),
+            self._items(),
+            concurrency=self.concurrency,
+            wait=_CREATE_WAIT,
+            timeout=None,
+            lifetime=self.lifetime,
+            validate=self.validate,
+            on_progress=None,
+            runner=self._run_one,
+        )
+        async with fan:
+            async for _ in fan:
+                pass  # each item is recorded and counted by its runner
+
+    async def _recover(self) -> None:
+        """Find the predictions of creates whose ids were never journaled, before creating any."""
+        for line, value in sorted(self._lost.items()):
+            intent = self._journal.state.intents[line]
+            found = await self.client.predictions.find(
+                value,
+                created_after=intent.time - _LOOKUP_MARGIN,
+                model=self.ref.model,
+                version=self.ref.version,
+            )
+            # Newest first from the API: take the oldest unclaimed, the closest to the intent.
+            for prediction in reversed(found):
+                if prediction.id not in self._claimed:
+                    self._claimed.add(prediction.id)
+                    await self._journal.record_created(line, prediction.id)
+                    self._attached[line] = prediction
+                    break
+
+    async def _items(self) -> AsyncIterator[dict[str, Any]]:
+        """The input objects still to run; bad lines are written to the results on the way."""
+        with self.inputs.open("rb") as f:
+            for number, raw in enumerate(f, 1):
+                if not raw.strip() or number in self._finished:
+                    continue
+                try:
+                    value = _parse_line(raw, number)
+                except CLIError as exc:
+                    await self._record_invalid(number, str(exc))
+                    continue
+                if not isinstance(value, dict):
+                    kind = {list: "array", str: "string", bool: "boolean"}.get(
+                        type(value), "number" if value is not None else "null"
+                    )
+                    await self._record_invalid(
+                        number, f"line {number} is a JSON {kind}, not an object of input names"
+                    )
+                    continue
+                self._line_of[self._next_index] = number
+                self._next_index += 1
+                yield value
+
+    async def _run_one(self, index: int, value: Mapping[str, Any]) -> Prediction:
+        """One item: attach or create, wait, download, record. Runs inside the fan-out."""
+        line = self._line_of.pop(index)
+        self._row.started()
+        pid: str | None = None
+        try:
+            prediction = self._attached.pop(line, None)
+            pid = self._journal.state.created.get(line)
+            if prediction is None and pid is not None:
+                try:
+                    prediction = await self.client.predictions.get(pid)
+                except NotFoundError:
+                    raise ReplicateError(
+                        f"prediction {pid}, started by an earlier run, was not found"
+                    ) from None
+            elif prediction is None:
+                prediction = await self._create(line, dict(value))
+            pid = prediction.id
+            self._running[line] = pid
+            final = await self.client.predictions.wait(prediction, cancel_on_exit=False)
+            files = None
+            if self.download is not None and final.status == Status.SUCCEEDED:
+                files = await save_files(
+                    self.client, final.output, self.download, prefix=f"{line}-"
+                )
+            await self._record(line, final, files)
+            return final
+        except (asyncio.CancelledError, *_FATAL):
+            self._row.stopped()
+            raise
+        except Exception as exc:
+            message = str(exc) or type(exc).__name__
+            await self._write_result(
+                line, {"id": pid, "status": "error", "output": None, "error": message}
+            )
+            self._row.finished(False, f"line {line}: error: {_short(message)}")
+            raise _Recorded(message) from exc
+
+    async def _create(self, line: int, value: dict[str, Any]) -> Prediction:
+        """Journal the intent, create, journal the id: in a task of its own, so a Ctrl-C that
+        cancels the item still lets a create that was sent come back and be journaled."""
+        task = asyncio.get_running_loop().create_task(self._create_durably(line, value))
+        self._creating.add(task)
+        task.add_done_callback(_settled)
+        task.add_done_callback(self._creating.discard)
+        return await asyncio.shield(task)
+
+    async def _create_durably(self, line: int, value: dict[str, Any]) -> Prediction:
+        await self._journal.record_intent(line, value)
+        self._intents_sent += 1
+        if self._intents_sent == self._crash_after_intent:
+            os._exit(_CRASH_CODE)
+        prediction = await self.client.predictions.create(
+            str(self.ref), value, wait=_CREATE_WAIT, lifetime=self.lifetime, validate=self.validate
+        )
+        self._creates_returned += 1
+        if self._creates_returned == self._crash_after_create:
+            os._exit(_CRASH_CODE)
+        self._claimed.add(prediction.id)
+        self._running[line] = prediction.id
+        await self._journal.record_created(line, prediction.id)
+        return prediction
+
+    async def _stop_creates(self) -> None:
+        """After a Ctrl-C or a fatal error: let sent creates return and be journaled, unless a
+        second Ctrl-C asks to cancel everything."""
+        if not self._cancel_all.is_set():
+            canceled = asyncio.ensure_future(self._cancel_all.wait())
+            try:
+                while not self._cancel_all.is_set() and (
+                    pending := {t for t in self._creating if not t.done()}
+                ):
+                    await asyncio.wait({*pending, canceled}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                canceled.cancel()
+        if self._cancel_all.is_set():
+            creating = list(self._creating)
+            for task in creating:
+                task.cancel()  # the client cancels whatever such a create started
+            await asyncio.gather(*creating, return_exceptions=True)
+            await asyncio.gather(
+                *(self._cancel_remote(line, pid) for line, pid in list(self._running.items()))
+            )
+
+    async def _cancel_remote(self, line: int, pid: str) -> None:
+        try:
+            await self.client.predictions.cancel(pid)
+        except ReplicateError as exc:
+            self._board.note(f"could not cancel {pid} (line {line}): {exc}")
+            return
+        await self._journal.record_canceled(line)
+
+    # -- results ------------------------------------------------------------------------------
+
+    async def _record(self, line: int, prediction: Prediction, files: list[Path] | None) -> None:
+        result: dict[str, Any] = {
+            "id": prediction.id,
+            "status": str(prediction.status),
+            "output": prediction.output,
+            "error": prediction.error,
+        }
+        if files is not None:
+            result["files"] = [str(p) for p in files]
+        await self._write_result(line, result)
+        text = f"line {line}: {prediction.status} {prediction.id}"
+        if prediction.error:
+            text += f": {_short(prediction.error)}"
+        self._row.finished(prediction.status == Status.SUCCEEDED, text)
+
+    async def _record_invalid(self, line: int, message: str) -> None:
+        await self._write_result(
+            line, {"id": None, "status": "invalid", "output": None, "error": message}
+        )
+        self._row.finished(False, f"line {line}: invalid: {message}", was_in_flight=False)
+
+    async def _write_result(self, line: int, result: dict[str, Any]) -> None:
+        """Append the result line (durably), then journal the line as done."""
+        seq = self._results.write((json_line({"line": line, **result}) + "\n").encode())
+        self._finished[line] = str(result["status"])
+        self._running.pop(line, None)
+        await self._results.sync(seq)
+        await self._journal.record_done(line)
+
+
+def _settled(task: asyncio.Task[Prediction]) -> None:
+    """Mark a create's outcome as seen (its runner may have been cancelled and gone)."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _parse_line(raw: bytes, number: int) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise CLIError(f"line {number} is not valid JSON: {exc}") from None
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _hook(environ: Mapping[str, str], name: str) -> int:
+    value = environ.get(name, "").strip()
+    try:
+        return int(value) if value else 0
+    except ValueError:
+        raise CLIError(f"{name} must be a whole number, got {value!r}") from None
