@@ -7,6 +7,7 @@ package's agreement through the public names, and reading the delivered predicti
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -14,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 from aiohttp import web
 from hypothesis import given
@@ -24,6 +26,7 @@ from starlette.datastructures import Headers
 
 import areplicate
 from areplicate import WebhookVerificationError, webhooks
+from areplicate.testing import FakeReplicate
 
 # The Standard Webhooks (Svix) test vector, shared/replicate-api.md section 7.
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -246,3 +249,46 @@ class TestDefaultSecret:
             await client.webhooks.default_secret()
         assert "abc" not in str(info.value)
         assert info.value.body is None
+
+
+class TestWithTheFake:
+    async def test_the_fakes_deliveries_verify_and_parse(self) -> None:
+
+        received: list[tuple[dict[str, str], bytes]] = []
+        got_completed = asyncio.Event()
+
+        async def receiver(request: web.Request) -> web.StreamResponse:
+            body = await request.read()
+            webhooks.verify(request.headers, body, secret)  # aiohttp's CIMultiDictProxy
+            received.append((dict(request.headers), body))
+            if webhooks.parse(body).is_terminal:
+                got_completed.set()
+            return web.Response(status=204)
+
+        app = web.Application()
+        app.router.add_post("/hook", receiver)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        hook = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+        fake = FakeReplicate()
+        fake.add_model("acme/upper", lambda text="": text.upper())
+        try:
+            async with (
+                fake.serve() as url,
+                areplicate.Client(api_token="r8_test", base_url=url, rate_limits=None) as client,
+            ):
+                secret = await client.webhooks.default_secret()
+                assert secret == fake.webhook_secret
+                p = await client.predictions.create(
+                    "acme/upper", {"text": "hi"}, webhook=hook, webhook_events_filter=["completed"]
+                )
+                with anyio.fail_after(10):
+                    await got_completed.wait()
+        finally:
+            await runner.cleanup()
+        [(headers, body)] = received
+        delivered = webhooks.parse(body)
+        assert (delivered.id, delivered.status, delivered.output) == (p.id, "succeeded", "HI")
+        assert headers["webhook-id"]
+        assert [d.status for d in fake.webhook_deliveries] == [204]
