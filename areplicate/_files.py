@@ -234,25 +234,25 @@ async def read_file(
 # -- walking an input ----------------------------------------------------------------------------
 
 
+_PLAIN: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+
+
 def _has_files(value: Any) -> bool:
     """Whether ``value`` holds a file input anywhere. The hot path: plain JSON answers fast."""
     kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
+    if kind in _PLAIN:
         return False
-    # Plain loops rather than any(<generator>): this runs for every value of every create.
-    if isinstance(value, Mapping):
-        for item in value.values():  # noqa: SIM110
-            if _has_files(item):
-                return True
-        return False
-    if isinstance(value, (list, tuple)):
-        for item in value:  # noqa: SIM110
-            if _has_files(item):
-                return True
-        return False
-    if isinstance(value, (str, int, float)):  # subclasses (enums, numpy-free scalars)
-        return False
-    return _is_file(value)
+    if kind is dict or (kind is not list and kind is not tuple and isinstance(value, Mapping)):
+        items = value.values()
+    elif kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        items = value
+    else:
+        return not isinstance(value, (str, int, float)) and _is_file(value)
+    # A plain loop rather than any(<generator>): this runs for every value of every create.
+    for item in items:  # noqa: SIM110
+        if type(item) not in _PLAIN and _has_files(item):
+            return True
+    return False
 
 
 def _collect(value: Any, found: dict[int, Any]) -> None:

@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import time
+import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,17 @@ class TestAuto:
         assert out["a"][1][0] == "t"
         assert data_uri_bytes(out["a"][1][1])[1] == b"raw"
         assert data_uri_bytes(out["c"]["d"]["e"])[1] == b"ba"
+
+    async def test_files_inside_other_mappings_and_sequence_subclasses(
+        self, client: areplicate.Client
+    ) -> None:
+        class Frames(list[Any]):
+            pass
+
+        value = {"m": types.MappingProxyType({"a": PNG}), "f": Frames([b"ab"])}
+        out = await prepare_input(client, value)
+        assert data_uri_bytes(out["m"]["a"])[1] == PNG
+        assert data_uri_bytes(out["f"][0])[1] == b"ab"
 
     async def test_a_real_binary_file_object_is_read_from_its_position(
         self, client: areplicate.Client, tmp_path: Path
