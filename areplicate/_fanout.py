@@ -78,8 +78,9 @@ class _Sentinel:
 _END = _Sentinel()
 
 
-class _FanOut(AsyncIterator[Completed]):
-    """The iterator behind :func:`as_completed`."""
+class _Run:
+    """The machinery of one fan-out. Its tasks hold references to it, never to the handle the
+    caller iterates (:class:`_FanOut`), so dropping the handle can cancel them."""
 
     def __init__(
         self,
@@ -122,12 +123,8 @@ class _FanOut(AsyncIterator[Completed]):
         self._closed = False
         self._done = self._succeeded = self._failed = self._errors = 0
 
-    # -- the iterator ---------------------------------------------------------------------------
-
-    def __aiter__(self) -> _FanOut:
-        return self
-
-    async def __anext__(self) -> Completed:
+    async def next(self) -> Completed:
+        """The next finished item; StopAsyncIteration when all are done."""
         if self._closed:
             raise StopAsyncIteration
         if self._feeder is None:
@@ -147,17 +144,6 @@ class _FanOut(AsyncIterator[Completed]):
         self._count(item)
         return item
 
-    async def __aenter__(self) -> _FanOut:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
         """Stop: cancel unstarted and running work, remote predictions included, and wait for it."""
         if self._closed and not self._workers and (self._feeder is None or self._feeder.done()):
@@ -170,10 +156,10 @@ class _FanOut(AsyncIterator[Completed]):
             with anyio.CancelScope(shield=True):
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    def __del__(self) -> None:
-        # Reached when a caller breaks out of `async for` without aclose(): cancel what runs; each
-        # worker still cancels its remote prediction, and Client.aclose() waits for that.
-        for task in (self._feeder, *getattr(self, "_workers", ())):
+    def cancel_now(self) -> None:
+        """Cancel every task without waiting (each worker still cancels its remote prediction)."""
+        self._closed = True
+        for task in (self._feeder, *self._workers):
             if task is not None and not task.done():
                 task.cancel()
 
@@ -249,6 +235,46 @@ class _FanOut(AsyncIterator[Completed]):
             await self._queue.put(result)
         finally:
             self._slots.release()
+
+
+class _FanOut(AsyncIterator[Completed]):
+    """What :func:`as_completed` returns: an async iterator, and an async context manager that
+    stops the fan-out on exit. Dropped without either (a bare ``break``), it cancels its work when
+    garbage-collected."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._run = _Run(*args, **kwargs)
+
+    def __aiter__(self) -> _FanOut:
+        return self
+
+    async def __anext__(self) -> Completed:
+        return await self._run.next()
+
+    async def __aenter__(self) -> _FanOut:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._run.aclose()
+
+    async def aclose(self) -> None:
+        """Stop: cancel unstarted and running work, remote predictions included, and wait for it."""
+        await self._run.aclose()
+
+    @property
+    def in_flight(self) -> int:
+        """Items started and not yet handed to the consumer."""
+        return self._run.in_flight
+
+    def __del__(self) -> None:
+        run = getattr(self, "_run", None)
+        if run is not None:
+            run.cancel_now()
 
 
 async def _aiter(inputs: Inputs) -> AsyncIterator[object]:

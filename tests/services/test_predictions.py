@@ -178,6 +178,9 @@ class TestWait:
         p = await client.predictions.create("acme/gated", {"text": "x"})
         waiter = asyncio.create_task(client.predictions.wait(p))
         await gate.started.wait()
+        # The waiter is inside wait() (it has polled), not still queued to start.
+        while fake.counts[GET] == 0:  # noqa: ASYNC110 - polling the fake's state, not a timer
+            await asyncio.sleep(0.01)
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
