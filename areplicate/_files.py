@@ -88,6 +88,7 @@ T = TypeVar("T")
 
 #: How a Client sends file inputs (see the module docstring).
 FileEncoding = Literal["auto", "upload", "data-uri"]
+#: The accepted values of ``Client(file_encoding=...)``.
 FILE_ENCODINGS: tuple[str, ...] = ("auto", "upload", "data-uri")
 
 #: Under ``"auto"``, files of at most this many bytes are inlined as data URIs (the API's advice).
