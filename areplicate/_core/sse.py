@@ -36,6 +36,7 @@ class SSEDecoder:
         "_buffer",
         "_data",
         "_event",
+        "_id_buffer",
         "_last_id",
         "_pending_cr",
         "_retry",
@@ -48,6 +49,7 @@ class SSEDecoder:
         self._pending_cr = False
         self._started = False
         self._last_id = last_event_id
+        self._id_buffer = last_event_id
         self._reset()
 
     def _reset(self) -> None:
@@ -58,7 +60,8 @@ class SSEDecoder:
 
     @property
     def last_event_id(self) -> str | None:
-        """The id to send as ``Last-Event-ID`` when reconnecting."""
+        """The id to send as ``Last-Event-ID`` when reconnecting: that of the last *completed*
+        event (an ``id:`` line of an event cut off mid-way does not count)."""
         return self._last_id
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
@@ -95,9 +98,12 @@ class SSEDecoder:
         return events
 
     def close(self) -> list[SSEEvent]:
-        """End of stream: drop any unfinished event and reset."""
+        """End of stream: drop any unfinished event (its id included) and get ready for the next
+        connection's stream."""
         self._buffer = b""
         self._pending_cr = False
+        self._started = False
+        self._id_buffer = self._last_id
         self._reset()
         return []
 
@@ -121,12 +127,13 @@ class SSEDecoder:
             self._event = value
             self._seen = True
         elif name == "id" and "\x00" not in value:
-            self._last_id = value
+            self._id_buffer = value
         elif name == "retry" and value.isascii() and value.isdigit():  # "²" is a digit to isdigit()
             self._retry = int(value)
         return None
 
     def _dispatch(self) -> SSEEvent | None:
+        self._last_id = self._id_buffer
         if not self._seen:
             self._reset()
             return None

@@ -94,7 +94,18 @@ class TestExamples:
         assert decoder.last_event_id == "7:3"
         assert decoder.feed(b"data: x\n\n") == [SSEEvent("message", "x", "7:3")]
         decoder.feed(b"id: 7:4\n")
+        assert decoder.last_event_id == "7:3"  # not until the event is complete
+        decoder.feed(b"\n")
         assert decoder.last_event_id == "7:4"
+
+    def test_an_event_cut_off_mid_way_does_not_move_the_resume_point(self) -> None:
+        decoder = SSEDecoder()
+        decoder.feed(b"id: 1:0\ndata: a\n\nevent: output\nid: 1:1\nda")
+        decoder.close()
+        assert decoder.last_event_id == "1:0"
+        assert decoder.feed(b"\xef\xbb\xbfid: 1:1\ndata: b\n\n") == [
+            SSEEvent("message", "b", "1:1")
+        ]
 
     def test_id_with_nul_is_ignored(self) -> None:
         assert decode(b"id: 1\ndata: a\n\nid: 2\x003\ndata: b\n\n")[-1] == SSEEvent(
