@@ -25,7 +25,7 @@ from multidict import CIMultiDictProxy
 
 from areplicate._config import Config, RateLimits
 from areplicate._core.problems import decode_json, error_for
-from areplicate._core.retry import retry_decision
+from areplicate._core.retry import MAX_RETRY_AFTER, retry_decision
 from areplicate._core.urls import same_origin
 from areplicate._errors import (
     APIConnectionError,
@@ -85,7 +85,8 @@ class Budget:
     async def acquire(self, *, create: bool) -> None:
         """Wait until one more request may go."""
         loop = asyncio.get_running_loop()
-        while (delay := self._resume_at - loop.time()) > 0:
+        # A 429 elsewhere may push the resume time later while we sleep: look again on waking.
+        while (delay := self._resume_at - loop.time()) > 0:  # noqa: ASYNC110 - a deadline, not a flag
             await asyncio.sleep(delay)
         limiter = self._creates if create else self._others
         if limiter is not None:
@@ -233,11 +234,11 @@ class Session:
                 error = error_for(response.status, response.headers, response.body, now=time.time())
                 if error is not None:
                     if isinstance(error, RateLimitError):
-                        self.budget.pause(
-                            error.retry_after
-                            if error.retry_after is not None
-                            else _DEFAULT_429_PAUSE
-                        )
+                        wait = error.retry_after
+                        # A wait beyond MAX_RETRY_AFTER is raised, not waited out: pausing every
+                        # other request of this client for it would only hang them.
+                        if wait is None or wait <= MAX_RETRY_AFTER:
+                            self.budget.pause(_DEFAULT_429_PAUSE if wait is None else wait)
                     raise error
                 return response
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
