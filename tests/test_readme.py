@@ -1,0 +1,74 @@
+"""Every ```python block in README.md runs as written against areplicate.testing.
+
+Blocks run in order, sharing one namespace, with top-level ``await`` allowed; ``REPLICATE_API_TOKEN``
+and ``REPLICATE_BASE_URL`` point at a fake that serves the models the README names. Illustrations
+that are not meant to run use ```py fences instead.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from areplicate.testing import FakeReplicate
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def blocks() -> list[str]:
+    return BLOCK.findall(README.read_text(encoding="utf-8"))
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    text = README.read_text(encoding="utf-8")
+    fence = text.index("```bash\n")
+    commands = text[fence:].split("```")[1].strip().splitlines()[1:]
+    assert commands == [
+        "python -m pip install -e '.[dev]' && python -m areplicate demo",
+        "python -m pip install -e '.[dev]' && python -m pytest",
+    ]
+    assert text.index("```bash") < text.index("\n## ")
+
+
+@pytest.fixture
+async def readme_api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeReplicate]:
+    fake = FakeReplicate()
+
+    def hello(text: str = "") -> str:
+        return f"hello, {text}"
+
+    async def chat(prompt: str = "") -> AsyncIterator[str]:
+        for word in ("Once", " upon", " a", " time."):
+            yield word
+
+    fake.add_model("acme/hello-world", hello)
+    fake.add_model("acme/chat", chat)
+    async with fake.serve() as url:
+        monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_readme_example")
+        monkeypatch.setenv("REPLICATE_BASE_URL", url)
+        yield fake
+
+
+async def test_readme_python_blocks_run(
+    readme_api: FakeReplicate, capsys: pytest.CaptureFixture[str]
+) -> None:
+    found = blocks()
+    assert len(found) >= 4
+    namespace: dict[str, object] = {"__name__": "readme"}
+    for number, source in enumerate(found, 1):
+        code = compile(
+            source, f"README.md block {number}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        )
+        result = eval(code, namespace)  # noqa: S307 - our own README, run on purpose
+        if result is not None:
+            await result
+    out = capsys.readouterr().out
+    assert "hello, hello" in out
+    assert "Once upon a time." in out
+    assert "20 done, 0 failed" in out
+    assert readme_api.server_errors == []
