@@ -64,7 +64,7 @@ async def test_readme_python_blocks_run(
         code = compile(
             source, f"README.md block {number}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
         )
-        result = eval(code, namespace)  # noqa: S307 - our own README, run on purpose
+        result = eval(code, namespace)  # our own README, run on purpose
         if result is not None:
             await result
     out = capsys.readouterr().out
