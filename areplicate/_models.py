@@ -5,8 +5,8 @@ filling defaults for missing keys and keeping keys it does not know in ``extra``
 not reject what we have not met yet).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: evaluated annotations keep
+# ``typing.get_type_hints(areplicate.Prediction)`` working after the package renames ``__module__``.
 import datetime as dt
 from typing import Any, Generic, TypeVar
 
