@@ -1,0 +1,164 @@
+"""Never run: ``mypy --strict tests/typing/api.py`` reads the public API the way users write it.
+
+Each annotated assignment and ``assert_type`` is a claim about what a user's type checker sees; a
+change that breaks one breaks someone's code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+from typing_extensions import assert_type
+
+import areplicate
+from areplicate import (
+    APIConnectionError,
+    APIError,
+    Client,
+    Completed,
+    InputValidationError,
+    InvalidRequestError,
+    ModelRef,
+    Page,
+    PollSchedule,
+    Prediction,
+    PredictionFailedError,
+    RateLimitError,
+    RateLimits,
+    ReplicateError,
+    Status,
+    StreamEvent,
+    WaitTimeoutError,
+)
+
+REF = "black-forest-labs/flux-schnell"
+
+
+async def configure() -> None:
+    client = Client()
+    assert_type(client, Client)
+    Client("r8_token", base_url="https://api.cometapi.com/replicate")
+    Client(
+        timeout=30.0,
+        connect_timeout=5,
+        max_retries=2,
+        max_connections=50,
+        poll=PollSchedule(first=0.2, ratio=0.1, cap=3.0),
+        rate_limits=RateLimits(creates_per_minute=300),
+    )
+    Client(rate_limits=None, environ={"REPLICATE_API_TOKEN": "r8_x"})
+    base: str = client.base_url
+    assert_type(base, str)
+    await client.aclose()
+
+
+async def predictions(client: Client) -> None:
+    p = await client.predictions.create(REF, {"prompt": "a cat"})
+    assert_type(p, Prediction)
+    p = await client.predictions.create(
+        f"{REF}:{'0' * 64}",
+        {"prompt": "a cat"},
+        wait=10,
+        lifetime="5m",
+        webhook="https://example.com/hook",
+        webhook_events_filter=["completed"],
+    )
+    await client.predictions.create("0" * 64, {}, wait=True, lifetime=dt.timedelta(minutes=5))
+    p = await client.predictions.get(p.id)
+    p = await client.predictions.get(p)
+    p = await client.predictions.wait(p, timeout=60)
+    p = await client.predictions.cancel(p)
+
+    status: Status | str = p.status
+    if p.status == Status.SUCCEEDED or p.status == "succeeded":
+        output: Any = p.output
+        del output
+    finished: bool = p.is_terminal
+    created: dt.datetime | None = p.created_at
+    metrics: dict[str, Any] = p.metrics
+    stream_url: str | None = p.urls.stream
+    del status, finished, created, metrics, stream_url
+
+    async for item in client.predictions.list(created_after=dt.datetime.now(dt.timezone.utc)):
+        assert_type(item, Prediction)
+    async for page in client.predictions.pages():
+        assert_type(page, Page[Prediction])
+        next_link: str | None = page.next
+        del next_link
+
+    events = client.predictions.stream(p)
+    assert_type(events, AsyncIterator[StreamEvent])
+    async for event in events:
+        if event.event == "output":
+            text: str = event.data
+            del text
+
+
+async def run(client: Client) -> None:
+    out = await client.run(REF, {"prompt": "a cat"})
+    assert_type(out, Any)
+    await client.run(REF, {"prompt": "a cat"}, wait=False, timeout=120.0)
+
+
+async def fan_out(client: Client) -> None:
+    inputs = [{"prompt": f"cat {i}"} for i in range(10)]
+    results = await areplicate.gather_predictions(client, REF, inputs, concurrency=32)
+    assert_type(results, list[Prediction])
+    mixed = await areplicate.gather_predictions(client, REF, inputs, return_exceptions=True)
+    assert_type(mixed, list[Prediction | BaseException])
+    for result in mixed:
+        if isinstance(result, BaseException):
+            continue
+        assert_type(result, Prediction)
+
+    async with areplicate.as_completed(client, REF, inputs, concurrency=8) as done:
+        async for item in done:
+            assert_type(item, Completed)
+            index: int = item.index
+            prediction: Prediction | None = item.prediction
+            error: BaseException | None = item.error
+            ok: bool = item.ok
+            del index, prediction, error, ok
+
+
+async def errors(client: Client) -> None:
+    try:
+        await client.run(REF, {})
+    except PredictionFailedError as exc:
+        failed: Prediction = exc.prediction
+        del failed
+    except WaitTimeoutError as exc:
+        last: Prediction = exc.prediction
+        del last
+    except InvalidRequestError as exc:
+        fields: list[dict[str, Any]] = exc.invalid_fields
+        del fields
+    except RateLimitError as exc:
+        wait: float | None = exc.retry_after
+        del wait
+    except APIError as exc:
+        code: int = exc.status
+        detail: str | None = exc.detail
+        request_id: str | None = exc.request_id
+        del code, detail, request_id
+    except APIConnectionError as exc:
+        maybe_created: bool = exc.sent
+        del maybe_created
+    except InputValidationError as exc:
+        problems: list[str] = exc.problems
+        del problems
+    except ReplicateError:
+        pass
+
+
+def refs() -> None:
+    ref = areplicate.parse_ref(REF)
+    assert_type(ref, ModelRef)
+    owner: str | None = ref.owner
+    version: str | None = ref.version
+    model: str | None = ref.model
+    del owner, version, model
+    terminal: bool = Status.ABORTED.is_terminal
+    del terminal
