@@ -7,6 +7,7 @@ fan out with :func:`gather_predictions` / :func:`as_completed`; test offline wit
 
 from contextlib import suppress as _suppress
 
+from areplicate import webhooks
 from areplicate._client import Client
 from areplicate._config import RateLimits
 from areplicate._core.refs import ModelRef, parse_ref
@@ -32,6 +33,7 @@ from areplicate._errors import (
     WebhookVerificationError,
 )
 from areplicate._fanout import Completed, Progress, as_completed, gather_predictions
+from areplicate._files import FileOutput, output_files, save_outputs
 from areplicate._models import (
     Account,
     Collection,
@@ -59,6 +61,7 @@ __all__ = [
     "Completed",
     "Deployment",
     "FileObject",
+    "FileOutput",
     "Hardware",
     "InputValidationError",
     "InvalidReferenceError",
@@ -86,11 +89,16 @@ __all__ = [
     "WebhookVerificationError",
     "as_completed",
     "gather_predictions",
+    "output_files",
     "parse_ref",
+    "save_outputs",
+    "webhooks",
 ]
 
 for _name in __all__:
     _obj = globals()[_name]
+    if isinstance(_obj, type(webhooks)):
+        continue
     if getattr(_obj, "__module__", "").startswith("areplicate._"):
         with _suppress(AttributeError, TypeError):
             _obj.__module__ = "areplicate"

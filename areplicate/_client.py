@@ -122,7 +122,12 @@ class Client:
         """Create, get, list, cancel, wait for and stream predictions."""
         from areplicate._services.predictions import Predictions
 
-        return Predictions(self._session, input_hook=self._prepare_input)
+        return Predictions(
+            self._session, input_hook=self._prepare_input, validator=self._validate_input
+        )
+
+    async def _validate_input(self, ref: str, input: Mapping[str, Any]) -> None:
+        await self.models.validate_input(ref, input)
 
     async def _prepare_input(self, input: Mapping[str, Any]) -> dict[str, Any]:
         from areplicate._files import prepare_input

@@ -393,3 +393,11 @@ async def gather_predictions(
                 results.extend([None] * (item.index + 1 - len(results)))
             results[item.index] = item.prediction if item.error is None else item.error
     return [r for r in results if r is not None]
+
+
+# Resolve string annotations while these classes still belong to this module (the package renames
+# ``__module__`` to ``areplicate`` on export, after which ``typing.get_type_hints`` would fail).
+for _cls in (Completed, Progress):
+    attrs.resolve_types(_cls)
+    _cls.__annotations__ = {a.name: a.type for a in attrs.fields(_cls)}
+del _cls

@@ -317,7 +317,8 @@ class Session:
         how to resume (SSE ``Last-Event-ID``).
         """
         http = self._client()
-        await self.budget.acquire(create=False)
+        if same_origin(url, self.config.base_url):  # other hosts (file CDNs) have their own limits
+            await self.budget.acquire(create=False)
         timeout = aiohttp.ClientTimeout(
             total=None,
             connect=self.config.connect_timeout,

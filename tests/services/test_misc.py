@@ -6,10 +6,11 @@ import json
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from _mockapi import BASE, client, mock_api, total_requests
 from aioresponses import aioresponses
 
 import areplicate
+
+from ._mockapi import BASE, client, mock_api, total_requests
 
 
 @pytest.fixture

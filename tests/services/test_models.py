@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from _mockapi import BASE, client, mock_api, sent, total_requests
 from aioresponses import aioresponses
 
 import areplicate
 from areplicate._core.schema import InputCheck
+
+from ._mockapi import BASE, client, mock_api, sent, total_requests
 
 VERSION = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
 OTHER_VERSION = "a" * 64

@@ -19,11 +19,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from _mockapi import BASE, client, mock_api
 from aioresponses import aioresponses
 
 import areplicate
 from areplicate._core.schema import InputSchema
+
+from ._mockapi import BASE, client, mock_api
 
 CASSETTES = Path(__file__).parent.parent / "fixtures" / "cassettes"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from _mockapi import BASE, client, mock_api, sent, total_requests
 from aioresponses import aioresponses
 
 import areplicate
 from areplicate import PollSchedule, Status
 from areplicate._models import Training
+
+from ._mockapi import BASE, client, mock_api, sent, total_requests
 
 VERSION = "39ed52f2a78e934b3ba6e2a89f5b1c712de7dfea535525255b1aa35c5565e08b"
 CREATE_URL = f"{BASE}/models/stability-ai/sdxl/versions/{VERSION}/trainings"
