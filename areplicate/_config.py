@@ -79,7 +79,11 @@ class Config:
                 f"timeouts must be positive seconds, got timeout={self.timeout!r}, "
                 f"connect_timeout={self.connect_timeout!r}"
             )
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+        if (
+            isinstance(self.max_retries, bool)
+            or not isinstance(self.max_retries, int)
+            or self.max_retries < 0
+        ):
             raise ValueError(f"max_retries must be a whole number >= 0, got {self.max_retries!r}")
         if (
             isinstance(self.max_connections, bool)
@@ -104,6 +108,8 @@ class Config:
         Raises ValueError naming both ways to give a token when there is none.
         """
         token = api_token if api_token is not None else environ.get(TOKEN_ENV)
+        if token is not None and not isinstance(token, str):
+            raise TypeError(f"the Replicate API token must be a str, not {type(token).__name__}")
         if token is not None:
             token = token.strip()
         if not token:

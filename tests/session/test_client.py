@@ -44,6 +44,11 @@ class TestToken:
             Client("r8_abc def", environ={})
         assert "abc" not in str(info.value)
 
+    @pytest.mark.parametrize("token", [b"r8_bytes", 42])
+    def test_not_a_string(self, token: object) -> None:
+        with pytest.raises(TypeError, match="must be a str"):
+            Client(token, environ={})  # type: ignore[arg-type]
+
     def test_reads_the_real_environment_by_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
         monkeypatch.delenv("REPLICATE_BASE_URL", raising=False)
