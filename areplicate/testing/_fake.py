@@ -184,7 +184,7 @@ class FakeReplicate:
         self._deployments: dict[str, FakeDeployment] = {}
         self._preds: dict[str, PredictionRecord] = {}
         self._order: list[PredictionRecord] = []
-        self._created: list[float] = []
+        self._created: list[int] = []  # creation times in whole microseconds, ascending
         self._active: dict[asyncio.Task[None], PredictionRecord] = {}
         self._files: dict[str, FileRecord] = {}
         self._file_seq = 0
@@ -295,12 +295,20 @@ class FakeReplicate:
         return len(self._active)
 
     async def wait_idle(self, timeout: float = 5.0) -> None:
-        """Wait until no prediction callable is running (TimeoutError after ``timeout`` s)."""
-        tasks = set(self._active)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=timeout)
-            if pending:
-                raise TimeoutError(f"{len(pending)} prediction(s) still running after {timeout}s")
+        """Wait until no prediction callable runs and no webhook delivery is pending.
+
+        Raises TimeoutError after ``timeout`` seconds. Gotcha: a webhook retried with backoff
+        keeps the fake busy until its last attempt (see ``webhook_backoff``).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while tasks := set(self._active) | self._webhooks.pending():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"{len(tasks)} prediction(s)/webhook(s) still busy after {timeout}s"
+                )
+            await asyncio.wait(tasks, timeout=remaining)
 
     # -- serving --------------------------------------------------------------------------
 
@@ -414,9 +422,10 @@ class FakeReplicate:
         lifetime: float | None,
     ) -> PredictionRecord:
         loop = asyncio.get_running_loop()
-        now = time.time()
-        if self._created and now < self._created[-1]:
-            now = self._created[-1]  # keep created_at ordered with list order
+        micros = time.time_ns() // 1000  # what created_at shows, exactly
+        if self._created and micros < self._created[-1]:
+            micros = self._created[-1]  # keep created_at ordered with list order
+        now = micros / 1e6
         pid = new_id()
         base = self._public_base()
         urls = {
@@ -445,7 +454,7 @@ class FakeReplicate:
         )
         self._preds[pid] = rec
         self._order.append(rec)
-        self._created.append(now)
+        self._created.append(micros)
         self._models[model.model].run_count += 1
         task = loop.create_task(self._run(rec, model), name=f"fake-prediction-{pid}")
         rec.task = task
@@ -465,9 +474,7 @@ class FakeReplicate:
                 await asyncio.sleep(model.boot_delay)
             if rec.terminal:
                 return
-            rec.status = "processing"
-            rec.started = time.time()
-            rec.touch()
+            rec.mark_started(time.time())
             self._webhooks.notify(rec, "start")
             result = model.call(rec.input)
             if model.kind is Kind.ASYNC_GENERATOR or hasattr(result, "__anext__"):
@@ -549,8 +556,7 @@ class FakeReplicate:
         if rec.terminal:
             return
         now = time.time()
-        rec.status = status
-        rec.completed = now
+        rec.mark_completed(status, now)
         if output is not _UNSET:
             rec.output = output
         rec.error = error
@@ -572,7 +578,8 @@ class FakeReplicate:
             )
             rec.add_event("done", json.dumps(reason))
         rec.touch()
-        rec.done.set()
+        if not rec.done.done():
+            rec.done.set_result(None)
         if not self._closing:
             self._webhooks.notify(rec, "completed")
             if self.data_ttl is not None and self._loop is not None:

@@ -12,7 +12,7 @@ import asyncio
 import base64
 import binascii
 import bisect
-import contextlib
+import datetime as dt
 import hmac
 import json
 import math
@@ -43,6 +43,7 @@ OTHER = "other"
 PUBLIC = "public"
 ADMIN = "admin"
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 PAGE_SIZE = 100
 MIN_CANCEL_AFTER = 5.0
 MAX_WAIT = 60
@@ -530,8 +531,7 @@ class Api:
         if prefer is not None:
             seconds, applied = prefer
             if not rec.terminal:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(rec.done.wait(), seconds)
+                await asyncio.wait({rec.done}, timeout=seconds)
             headers["Preference-Applied"] = applied
         return _json(rec.body(), status=201, headers=headers)
 
@@ -546,7 +546,7 @@ class Api:
             if text is None:
                 continue
             try:
-                moment = parse_timestamp(text).timestamp()
+                moment = (parse_timestamp(text) - _EPOCH) // dt.timedelta(microseconds=1)
             except ValueError:
                 raise Problem(400, f"{name} must be an ISO 8601 date-time, got {text!r}") from None
             filters[name] = text
@@ -620,7 +620,7 @@ class Api:
                     continue
                 if rec.terminal or rec.data_removed:
                     break
-                await rec.changed.wait()
+                await rec.wait_changed()
             await response.write_eof()
         except (ConnectionError, aiohttp.ClientConnectionResetError):
             pass

@@ -333,6 +333,18 @@ def _invalid_fields(errors: list[ValidationError]) -> list[InvalidField]:
     return fields
 
 
+def _check_schema(model: str, key: str, schema: Any) -> None:
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(
+            f"schema {key!r} of {model} is not a valid JSON schema: {exc.message}"
+        ) from None
+
+
+_NO_CONSTRAINTS = frozenset({"type", "title", "description", "properties", "x-order"})
+
+
 def version_id_for(owner: str, name: str, number: int) -> str:
     """A stable 64-hex version id: the same model added the same way gets the same id."""
     return hashlib.sha256(f"{owner}/{name}#{number}".encode()).hexdigest()
@@ -351,6 +363,7 @@ class FakeModel:
         "_accepts",
         "_defaults",
         "_lock",
+        "_trivial",
         "_validator",
         "boot_delay",
         "calls",
@@ -411,14 +424,14 @@ class FakeModel:
             output = inferred.output
         schemas = {**(components or {}), "Input": schema, "Output": output}
         self.openapi_schema = _cog_document(schemas)
-        root = {"$ref": "#/components/schemas/Input", "components": {"schemas": schemas}}
-        try:
-            jsonschema.Draft202012Validator.check_schema(root)
-        except jsonschema.SchemaError as exc:
-            raise ValueError(
-                f"input_schema for {owner}/{name} is not a valid JSON schema: {exc.message}"
-            ) from None
+        # Input at the root, so no top-level $ref is resolved per validation; its own refs
+        # ("#/components/schemas/…") resolve against the components carried beside it.
+        root = {**schema, "components": {"schemas": schemas}}
+        for key, part in schemas.items():
+            _check_schema(f"{owner}/{name}", key, part)
         self._validator = jsonschema.Draft202012Validator(root)
+        # An input schema that constrains nothing (e.g. from ``def f(**kwargs)``) is not run.
+        self._trivial = not schema.get("properties") and set(schema) <= _NO_CONSTRAINTS
         properties = schema.get("properties", {})
         self._defaults = {
             key: prop["default"]
@@ -438,6 +451,8 @@ class FakeModel:
 
     def validate(self, value: dict[str, Any]) -> list[InvalidField]:
         """Every way ``value`` breaks the input schema (empty when it is valid)."""
+        if self._trivial:
+            return []
         return _invalid_fields(list(self._validator.iter_errors(value)))
 
     def call(self, value: Mapping[str, Any]) -> Any:

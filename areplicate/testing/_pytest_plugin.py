@@ -5,37 +5,32 @@ Fixtures:
 - ``fake_replicate``: a fresh :class:`~areplicate.testing.FakeReplicate` (override it in your
   ``conftest.py`` to pass options or add models; the other fixtures use it).
 - ``fake_replicate_url``: serves ``fake_replicate`` and yields its base URL
-  (``http://127.0.0.1:<port>/v1``). With pytest-asyncio installed it is an async fixture on the
-  test's loop, so model callables can share asyncio objects with the test; without it, it falls
-  back to a server thread.
+  (``http://127.0.0.1:<port>/v1``). When pytest-asyncio is active it is an async fixture on the
+  test's loop, so model callables can share asyncio objects with an async test (a sync test
+  would block that loop: use the next fixture). Without pytest-asyncio it serves from a thread.
 - ``fake_replicate_thread_url``: serves ``fake_replicate`` from a background thread, for
-  synchronous clients (a sync test would block an in-loop server).
+  synchronous tests and clients.
 
 Teardown fails the test if the fake itself raised an unexpected error (``server_errors``).
 Gotcha: this module loads in every pytest run of a project that installs areplicate, so it imports
-the fake lazily and works without pytest-asyncio.
+the fake lazily and decides at ``pytest_configure`` time whether pytest-asyncio is there.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
     from areplicate.testing import FakeReplicate
 
-_asyncio_fixture: Any
-try:
-    from pytest_asyncio import fixture as _asyncio_fixture
-except ImportError:  # pragma: no cover - exercised only where pytest-asyncio is absent
-    _asyncio_fixture = None
-
-__all__ = ["fake_replicate", "fake_replicate_thread_url", "fake_replicate_url"]
+__all__ = ["fake_replicate", "fake_replicate_thread_url", "pytest_configure"]
 
 
-def _check(fake: FakeReplicate) -> None:
+def check_server_errors(fake: FakeReplicate) -> None:
+    """Fail the current test if the fake raised internally while serving it."""
     if fake.server_errors:
         errors = "; ".join(repr(e) for e in fake.server_errors)
         pytest.fail(f"the fake Replicate server failed internally: {errors}", pytrace=False)
@@ -54,36 +49,13 @@ def fake_replicate_thread_url(fake_replicate: FakeReplicate) -> Iterator[str]:
     """``fake_replicate`` served from a background thread; yields the base URL."""
     with fake_replicate.serve_in_thread() as url:
         yield url
-    _check(fake_replicate)
+    check_server_errors(fake_replicate)
 
 
-async def _served(fake: FakeReplicate) -> AsyncIterator[str]:
-    async with fake.serve() as url:
-        yield url
-    _check(fake)
-
-
-def _threaded(fake: FakeReplicate) -> Iterator[str]:
-    with fake.serve_in_thread() as url:
-        yield url
-    _check(fake)
-
-
-_fixture: Any
-if _asyncio_fixture is not None:
-
-    async def _fake_replicate_url_async(fake_replicate: FakeReplicate) -> AsyncIterator[str]:
-        """``fake_replicate`` served on the test's event loop; yields the base URL."""
-        async for url in _served(fake_replicate):
-            yield url
-
-    _fixture = _asyncio_fixture(_fake_replicate_url_async, name="fake_replicate_url")
-else:  # pragma: no cover - exercised only where pytest-asyncio is absent
-
-    def _fake_replicate_url_thread(fake_replicate: FakeReplicate) -> Iterator[str]:
-        """``fake_replicate`` served from a thread (pytest-asyncio is not installed)."""
-        yield from _threaded(fake_replicate)
-
-    _fixture = pytest.fixture(_fake_replicate_url_thread, name="fake_replicate_url")
-
-fake_replicate_url = _fixture
+def pytest_configure(config: pytest.Config) -> None:
+    """Register ``fake_replicate_url``: on the test's loop with pytest-asyncio, else threaded."""
+    if config.pluginmanager.hasplugin("asyncio"):
+        name = "areplicate.testing._pytest_loop_url"
+    else:
+        name = "areplicate.testing._pytest_thread_url"
+    config.pluginmanager.import_plugin(name)

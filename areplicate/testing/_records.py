@@ -8,7 +8,6 @@ of polls cost one ``json.dumps`` per state change, not per request.
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -19,7 +18,6 @@ from typing import Any
 import attrs
 
 from areplicate._core.status import is_terminal
-from areplicate._core.times import format_timestamp
 
 __all__ = [
     "FileRecord",
@@ -37,14 +35,23 @@ def dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+_BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+
+
 def new_id() -> str:
     """A prediction or file id like the API's: 26 lowercase base32 characters."""
-    return base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
+    bits = secrets.randbits(130)
+    return "".join([_BASE32[(bits >> shift) & 31] for shift in range(0, 130, 5)])
 
 
 def timestamp(unix: float) -> str:
-    """``2024-10-04T18:07:35.262000Z`` for a Unix time."""
-    return format_timestamp(dt.datetime.fromtimestamp(unix, dt.timezone.utc))
+    """``2024-10-04T18:07:35.262000Z`` for a Unix time.
+
+    The same text as ``_core.times.format_timestamp``, through ``isoformat`` (C, several times
+    faster than ``strftime``: this runs three times per prediction).
+    """
+    moment = dt.datetime.fromtimestamp(unix, dt.timezone.utc)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 @attrs.define
@@ -106,8 +113,10 @@ class PredictionRecord:
 
     __slots__ = (
         "_body",
+        "_completed_at",
+        "_created_at",
         "_logs",
-        "_logs_text",
+        "_started_at",
         "changed",
         "completed",
         "created",
@@ -162,12 +171,14 @@ class PredictionRecord:
         self.input = input
         self.output: Any = None
         self._logs: list[str] = []
-        self._logs_text = ""
         self.error: str | None = None
         self.status = "starting"
         self.created = created
+        self._created_at = timestamp(created)
         self.started: float | None = None
+        self._started_at = ""
         self.completed: float | None = None
+        self._completed_at = ""
         self.deadline = deadline
         self.deployment = deployment
         self.urls = urls
@@ -179,8 +190,8 @@ class PredictionRecord:
         self.webhook_filter_given = webhook_filter_given
         self.webhook_state = WebhookState() if webhook else None
         self.events: list[tuple[int, str, str]] = []  # (seq, event, data) for SSE
-        self.changed = asyncio.Event()
-        self.done = asyncio.Event()
+        self.changed: asyncio.Event | None = None  # made when an SSE reader waits
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
         self.deadline_handle: asyncio.TimerHandle | None = None
         self.ttl_handle: asyncio.TimerHandle | None = None
@@ -209,11 +220,31 @@ class PredictionRecord:
         self._logs = []
         self.touch()
 
+    def mark_started(self, unix: float) -> None:
+        """The callable begins: ``processing`` from now on."""
+        self.status = "processing"
+        self.started = unix
+        self._started_at = timestamp(unix)
+        self.touch()
+
+    def mark_completed(self, status: str, unix: float) -> None:
+        """A terminal status, reached at ``unix`` (call touch() after setting the rest)."""
+        self.status = status
+        self.completed = unix
+        self._completed_at = timestamp(unix)
+
     def touch(self) -> None:
         """The state changed: drop the cached body and wake SSE readers."""
         self._body = None
-        changed, self.changed = self.changed, asyncio.Event()
-        changed.set()
+        if self.changed is not None:
+            self.changed.set()
+            self.changed = None
+
+    async def wait_changed(self) -> None:
+        """Sleep until the next touch()."""
+        if self.changed is None:
+            self.changed = asyncio.Event()
+        await self.changed.wait()
 
     def add_event(self, event: str, data: str) -> None:
         """Record an SSE event (streaming models only) and wake readers."""
@@ -237,14 +268,14 @@ class PredictionRecord:
             "error": self.error,
             "source": "api",
             "status": self.status,
-            "created_at": timestamp(self.created),
+            "created_at": self._created_at,
             "urls": self.urls,
             "metrics": self.metrics,
         }
         if self.started is not None:
-            body["started_at"] = timestamp(self.started)
+            body["started_at"] = self._started_at
         if self.completed is not None:
-            body["completed_at"] = timestamp(self.completed)
+            body["completed_at"] = self._completed_at
         if self.deadline is not None:
             body["deadline"] = timestamp(self.deadline)
         if self.deployment is not None:

@@ -59,6 +59,10 @@ class WebhookSender:
             await self._session.close()
             self._session = None
 
+    def pending(self) -> set[asyncio.Task[None]]:
+        """Deliveries not finished yet (including retries waiting out their backoff)."""
+        return set(self._tasks)
+
     def notify(self, rec: PredictionRecord, event: str) -> None:
         """Something happened to ``rec``: send (or schedule) a webhook if its filter wants it."""
         state = rec.webhook_state
