@@ -427,6 +427,25 @@ class TestTheToken:
             assert "Authorization" not in call.kwargs["headers"]
             assert TOKEN not in json.dumps(call.kwargs, default=str)
 
+    async def test_streams_get_the_token_only_on_the_api_and_never_follow_its_redirects(
+        self, session: Session, mock: aioresponses
+    ) -> None:
+        on_api = f"{ONE}/stream"
+        elsewhere = "https://stream.replicate.com/v1/files/abc"
+        mock.get(on_api, status=404, payload={"detail": "Not found."})
+        mock.get(elsewhere, body="event: done\ndata: {}\n\n", content_type="text/event-stream")
+        with pytest.raises(NotFoundError, match=r"HTTP 404: Not found\."):
+            async with session.stream(on_api):
+                pass
+        async with session.stream(elsewhere, headers={"Accept": "text/event-stream"}) as resp:
+            assert await resp.text() == "event: done\ndata: {}\n\n"
+        (api_call,) = calls(mock, "GET", on_api)
+        (other_call,) = calls(mock, "GET", elsewhere)
+        assert api_call.kwargs["headers"]["Authorization"] == f"Bearer {TOKEN}"
+        assert api_call.kwargs["allow_redirects"] is False
+        assert "Authorization" not in other_call.kwargs["headers"]
+        assert other_call.kwargs["headers"]["Accept"] == "text/event-stream"
+
     async def test_in_no_exception_repr_or_log(
         self,
         client: Client,
