@@ -74,20 +74,6 @@ async def api(painter: FakeReplicate) -> AsyncIterator[areplicate.Client]:
         yield client
 
 
-def _validator_wired() -> bool:
-    client = areplicate.Client(api_token="r8_test", base_url="http://127.0.0.1:9/v1")
-    return getattr(client.predictions, "_validator", None) is not None
-
-
-# ``predictions.create(validate=True)`` runs ``client.models.validate_input`` only once Client
-# hands it to the predictions service; until then these are expected to fail (and must, strictly).
-needs_wiring = pytest.mark.xfail(
-    not _validator_wired(),
-    reason="Client.predictions is not yet built with validator=client.models.validate_input",
-    strict=True,
-)
-
-
 def creates(fake: FakeReplicate) -> int:
     return (
         fake.counts[CREATE_OFFICIAL] + fake.counts[CREATE_VERSION] + fake.counts[CREATE_DEPLOYMENT]
@@ -175,7 +161,6 @@ class TestValidationBeforeCreate:
         assert field in str(caught.value)
         assert creates(painter) == 0
 
-    @needs_wiring
     @pytest.mark.parametrize(("input", "field", "problem"), BAD_INPUTS)
     async def test_create_with_validate_raises_and_sends_no_create(
         self,
@@ -205,7 +190,6 @@ class TestValidationBeforeCreate:
         assert caught.value.problems == [problem]
         assert creates(painter) == 0
 
-    @needs_wiring
     async def test_every_problem_at_once_and_none_sent(
         self, api: areplicate.Client, painter: FakeReplicate
     ) -> None:
@@ -235,7 +219,6 @@ class TestValidationBeforeCreate:
         for field in our_fields:
             assert field in their_text
 
-    @needs_wiring
     async def test_valid_input_is_created_and_runs(
         self, api: areplicate.Client, painter: FakeReplicate
     ) -> None:
@@ -245,18 +228,6 @@ class TestValidationBeforeCreate:
         assert output == "cat@1024/PNDM/20"
         assert creates(painter) == 1
         assert painter.counts[GET_MODEL] == 1  # the schema was fetched: validation ran
-
-    async def test_the_predictions_seam_takes_validate_input(
-        self, api: areplicate.Client, painter: FakeReplicate
-    ) -> None:
-        from areplicate._services.predictions import Predictions
-
-        predictions = Predictions(api._session, validator=api.models.validate_input)
-        with pytest.raises(areplicate.InputValidationError, match="width: 8 is too small"):
-            await predictions.create("acme/painter", {"prompt": "x", "width": 8}, validate=True)
-        assert creates(painter) == 0
-        done = await predictions.create("acme/painter", {"prompt": "x"}, validate=True, wait=True)
-        assert done.output == "x@512/DDIM/20"
 
     async def test_unknown_key_warns_but_does_not_block(
         self, api: areplicate.Client, painter: FakeReplicate
@@ -271,7 +242,6 @@ class TestValidationBeforeCreate:
         assert prediction.id
         assert creates(painter) == 1
 
-    @needs_wiring
     async def test_a_fan_out_fetches_the_schema_once(
         self, api: areplicate.Client, painter: FakeReplicate
     ) -> None:
@@ -282,7 +252,6 @@ class TestValidationBeforeCreate:
         assert [r.output for r in results] == [f"p{i}@{64 + i}/DDIM/20" for i in range(12)]
         assert painter.counts[GET_MODEL] == 1
 
-    @needs_wiring
     async def test_a_bad_item_in_a_fan_out_is_caught_before_it_is_created(
         self, api: areplicate.Client, painter: FakeReplicate
     ) -> None:
