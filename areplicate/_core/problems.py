@@ -60,7 +60,9 @@ def request_id(headers: Mapping[str, str]) -> str | None:
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    text = value if isinstance(value, str) else json.dumps(value)
+    text = (value if isinstance(value, str) else json.dumps(value)).strip()
+    if not text:  # "" or "  ": no message rather than "HTTP 500: "
+        return None
     return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
 
 

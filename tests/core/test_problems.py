@@ -122,6 +122,13 @@ class TestProblemJson:
         assert error is not None
         assert (error.title, error.detail) == ("5", '{"why": ["x"]}')
 
+    @pytest.mark.parametrize("body", [b'{"title": "", "detail": "  "}', b'{"detail": "\\n"}'])
+    def test_blank_title_and_detail_are_no_message(self, body: bytes) -> None:
+        error = error_for(500, {}, body)
+        assert error is not None
+        assert (error.title, error.detail) == (None, None)
+        assert str(error) == "HTTP 500"
+
     def test_long_detail_is_cut(self) -> None:
         error = error_for(500, {}, _json({"detail": "x" * 5000}))
         assert error is not None
