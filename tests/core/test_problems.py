@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from areplicate import (
@@ -231,6 +231,7 @@ PROBLEM_BODY = st.fixed_dictionaries(
 )
 
 
+@settings(max_examples=60)
 @given(
     status=st.integers(400, 599),
     body=st.binary(max_size=200)

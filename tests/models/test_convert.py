@@ -228,7 +228,7 @@ def _bodies(cls: Any) -> st.SearchStrategy[Any]:
 CASES = [(cls, _bodies(cls)) for cls in CLASSES]
 
 
-@settings(max_examples=200)
+@settings(max_examples=120)
 @given(data=st.data())
 def test_any_json_structures_or_raises_unexpected_response(data: st.DataObject) -> None:
     cls, bodies = data.draw(st.sampled_from(CASES), label="class")
