@@ -14,6 +14,7 @@ import collections
 import contextlib
 import datetime as dt
 import json
+import math
 import pathlib
 import secrets
 import threading
@@ -46,7 +47,12 @@ _CANCEL_GRACE = 1.0
 
 @attrs.frozen
 class FakeDeployment:
-    """A deployment registered with :meth:`FakeReplicate.add_deployment`: a name pinned to a version."""
+    """A deployment registered with :meth:`FakeReplicate.add_deployment`: a name pinned to a version.
+
+    Its predictions carry ``deployment: "owner/name"`` and the pinned ``version`` id. Gotcha: the
+    fake serves only ``GET /deployments/{owner}/{name}`` and the create route, not the management
+    routes (list, create, update, delete).
+    """
 
     owner: str
     name: str
@@ -124,6 +130,11 @@ class FakeReplicate:
       (``data_removed: true``); None keeps them (the real API removes them after an hour).
     - ``public_base_url`` / ``stream_base_url``: the base written into ``urls.*`` and ``next`` links
       instead of the served address (to act like CometAPI, whose links point at api.replicate.com).
+
+    Keyword-only extras: ``webhook_backoff`` (delays between retries of the final webhook),
+    ``webhook_timeout`` (seconds per delivery), ``record_requests`` (keep ``requests``; switch off
+    for long benchmark runs), ``record_bodies`` (keep each response body in its record, for
+    schema checks), ``max_upload_size`` (bytes; larger uploads get the API's 413).
 
     Gotcha: model callables run on the serving loop. A sync callable blocks every other request
     while it runs; use ``async def`` (or ``asyncio.to_thread``) for anything slow. With
@@ -282,7 +293,10 @@ class FakeReplicate:
         return self._served
 
     def prediction(self, id: str) -> dict[str, Any]:
-        """The current JSON of prediction ``id`` (a fresh copy). KeyError if there is none."""
+        """The current JSON of prediction ``id``, as ``GET /predictions/{id}`` would answer.
+
+        A fresh copy: changing it changes nothing in the fake. KeyError if there is no such id.
+        """
         return json.loads(self._preds[id].body())  # type: ignore[no-any-return]
 
     @property
@@ -330,7 +344,7 @@ class FakeReplicate:
         runner = web.AppRunner(build_app(self, prefix), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port)
+            site = web.TCPSite(runner, host, port, backlog=1024)  # benchmarks open 500+ at once
             await site.start()
             bound_port = runner.addresses[0][1]
             self._served = f"http://{_url_host(host)}:{bound_port}{prefix}"
@@ -506,7 +520,13 @@ class FakeReplicate:
 
     def _materialize(self, rec: PredictionRecord, value: Any) -> Any:
         """Output as JSON values; FileOut (and pathlib.Path) become delivery URLs."""
-        if value is None or isinstance(value, (str, bool, int, float)):
+        if value is None or isinstance(value, (str, bool, int)):
+            return value
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise TypeError(
+                    f"model output {value} is not valid JSON (NaN and infinity are not)"
+                )
             return value
         if isinstance(value, (list, tuple)):
             return [self._materialize(rec, v) for v in value]

@@ -188,6 +188,12 @@ def fake(make_fake: Callable[..., FakeReplicate]) -> FakeReplicate:
 
 
 @pytest.fixture
+def fake_replicate(make_fake: Callable[..., FakeReplicate]) -> FakeReplicate:
+    """Overrides the plugin's fixture (as users may) so its bodies are validated too."""
+    return make_fake()
+
+
+@pytest.fixture
 async def base_url(fake: FakeReplicate) -> AsyncIterator[str]:
     """``fake`` served on the test's loop."""
     async with fake.serve() as url:

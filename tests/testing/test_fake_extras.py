@@ -268,6 +268,51 @@ class TestCommandLine:
         assert info.value.code == 2
 
 
+ALLOWED_IMPORTS = {"aiohttp", "attrs", "jsonschema", "pytest", "pytest_asyncio"}
+
+
+def test_the_fake_imports_no_client_code() -> None:
+    """The fake builds its own JSON: from areplicate it may use only _core, _errors and itself."""
+    import ast
+
+    import areplicate.testing
+
+    package = pathlib.Path(areplicate.testing.__file__).parent
+    checked = 0
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                checked += 1
+                top = name.split(".")[0]
+                if top == "areplicate":
+                    assert name.startswith(
+                        ("areplicate._core", "areplicate._errors", "areplicate.testing")
+                    ), f"{path.name} imports {name}"
+                else:
+                    assert top in ALLOWED_IMPORTS or top in sys.stdlib_module_names, (
+                        f"{path.name} imports {name}"
+                    )
+    assert checked > 50
+
+
+async def test_non_finite_output_fails(fake: FakeReplicate, base_url: str, http: Any) -> None:
+    fake.add_model("acme/nan", lambda: [1.0, float("nan")])
+    body = (
+        await http.post(
+            f"{base_url}/models/acme/nan/predictions",
+            json={"input": {}},
+            headers={"Prefer": "wait"},
+        )
+    ).json
+    assert body["status"] == "failed"
+    assert "NaN" in body["error"]
+
+
 def test_record_validation_rejects_a_bad_body(
     validate_record: Callable[[RequestRecord], None],
 ) -> None:

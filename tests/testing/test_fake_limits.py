@@ -53,7 +53,7 @@ class TestRateLimits:
     async def test_creates_are_throttled_with_the_api_body(
         self, make_fake: Callable[..., FakeReplicate], http: Any
     ) -> None:
-        fake = make_fake(rate_limits=FakeRateLimits(creates_per_minute=60, creates_burst=2))
+        fake = make_fake(rate_limits=FakeRateLimits(creates_per_minute=30, creates_burst=2))
         fake.add_model("acme/upper", upper)
         async with fake.serve() as base_url:
             url = f"{base_url}/models/acme/upper/predictions"
@@ -61,8 +61,11 @@ class TestRateLimits:
             assert [r.status for r in replies] == [201, 201, 429]
             assert [r.headers["ratelimit-remaining"] for r in replies] == ["1", "0", "0"]
             throttled = replies[2]
-            assert throttled.json == THROTTLED_1S
-            assert throttled.headers["Retry-After"] == "1"
+            assert throttled.json == {
+                "detail": "Request was throttled. Expected available in 2 seconds.",
+                "status": 429,
+            }
+            assert throttled.headers["Retry-After"] == "2"
             assert throttled.content_type == "application/problem+json"
             other = await http.get(f"{base_url}/predictions")
             assert other.status == 200, "other routes have their own bucket"
@@ -201,16 +204,16 @@ class TestFaults:
         self, make_fake: Callable[..., FakeReplicate], http: Any
     ) -> None:
         fake = make_fake(
-            faults=Faults(error_429_rate=1.0, latency=0.2, routes=["GET /v1/predictions"])
+            faults=Faults(error_429_rate=1.0, latency=0.3, routes=["GET /v1/predictions"])
         )
         async with fake.serve() as base_url:
             loop = asyncio.get_running_loop()
             start = loop.time()
             limited = await http.get(f"{base_url}/predictions")
-            assert loop.time() - start >= 0.2
+            assert loop.time() - start >= 0.3
             start = loop.time()
             other = await http.get(f"{base_url}/account")
-            assert loop.time() - start < 0.2
+            assert loop.time() - start < 0.3
         assert (limited.status, other.status) == (429, 200)
 
     def test_invalid_faults(self) -> None:
