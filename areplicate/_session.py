@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -29,6 +30,7 @@ from areplicate._core.retry import MAX_RETRY_AFTER, retry_decision
 from areplicate._core.urls import same_origin
 from areplicate._errors import (
     APIConnectionError,
+    APIError,
     APITimeoutError,
     RateLimitError,
     UnexpectedResponseError,
@@ -110,6 +112,8 @@ class Session:
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=config.connect_timeout, sock_read=config.timeout
         )
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._base_slash = config.base_url + "/"
         self._background: set[asyncio.Task[None]] = set()
         self._known: dict[str, float] = {}
 
@@ -174,6 +178,15 @@ class Session:
         """Whether this client created ``prediction_id`` recently."""
         return prediction_id in self._known
 
+    def _timeout_for(self, read_timeout: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(read_timeout)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(
+                total=None, connect=self.config.connect_timeout, sock_read=read_timeout
+            )
+            self._timeouts[read_timeout] = timeout
+        return timeout
+
     def url(self, path: str) -> str:
         """An absolute URL for ``path`` (relative to the base URL) or ``path`` itself if absolute."""
         if path.startswith(("http://", "https://")):
@@ -183,7 +196,7 @@ class Session:
     def headers_for(self, url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """Request headers for ``url``: the token only when it is on the API's own origin."""
         headers = dict(extra) if extra else {}
-        if same_origin(url, self.config.base_url):
+        if url.startswith(self._base_slash) or same_origin(url, self.config.base_url):
             headers["Authorization"] = self._auth
         return headers
 
@@ -207,10 +220,32 @@ class Session:
         """
         url = self.url(path)
         idempotent = not create
+        send = functools.partial(
+            self._attempt,
+            method,
+            url,
+            json_body=json_body,
+            data=data,
+            params=params,
+            headers=headers,
+            create=create,
+            read_timeout=read_timeout,
+        )
+        # The first attempt runs bare: almost every request succeeds at once, and building the
+        # retry machinery costs more than the rest of the client's per-request work together.
+        try:
+            return await send()
+        except (APIError, APIConnectionError) as exc:
+            if retry_decision(exc, idempotent=idempotent) is False or self.config.max_retries == 0:
+                raise
+            failed: BaseException | None = exc
 
         def on_error(exc: Exception) -> bool | float:
             return retry_decision(exc, idempotent=idempotent)
 
+        # It failed in a way worth retrying: stamina takes over, its first attempt being the one
+        # that just failed (replayed, not re-sent), so backoff, Retry-After (via the hook),
+        # attempt counts and stamina's testing mode all apply as if it had run from the start.
         async for attempt in stamina.retry_context(
             on=on_error,
             attempts=self.config.max_retries + 1,
@@ -220,28 +255,46 @@ class Session:
             wait_jitter=_WAIT_JITTER,
         ):
             with attempt:
-                await self.budget.acquire(create=create)
-                body = data() if callable(data) else data
-                response = await self._send(
-                    method,
-                    url,
-                    json_body=json_body,
-                    data=body,
-                    params=params,
-                    headers=headers,
-                    read_timeout=read_timeout,
-                )
-                error = error_for(response.status, response.headers, response.body, now=time.time())
-                if error is not None:
-                    if isinstance(error, RateLimitError):
-                        wait = error.retry_after
-                        # A wait beyond MAX_RETRY_AFTER is raised, not waited out: pausing every
-                        # other request of this client for it would only hang them.
-                        if wait is None or wait <= MAX_RETRY_AFTER:
-                            self.budget.pause(_DEFAULT_429_PAUSE if wait is None else wait)
-                    raise error
-                return response
+                if failed is not None:
+                    replay, failed = failed, None
+                    raise replay
+                return await send()
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any,
+        data: Any,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        create: bool,
+        read_timeout: float | None,
+    ) -> Response:
+        """One try: wait for the budget, send, and raise the mapped error for a non-2xx."""
+        await self.budget.acquire(create=create)
+        body = data() if callable(data) else data
+        response = await self._send(
+            method,
+            url,
+            json_body=json_body,
+            data=body,
+            params=params,
+            headers=headers,
+            read_timeout=read_timeout,
+        )
+        error = error_for(response.status, response.headers, response.body, now=time.time())
+        if error is not None:
+            if isinstance(error, RateLimitError):
+                wait = error.retry_after
+                # A wait beyond MAX_RETRY_AFTER is raised, not waited out: pausing every
+                # other request of this client for it would only hang them.
+                if wait is None or wait <= MAX_RETRY_AFTER:
+                    self.budget.pause(_DEFAULT_429_PAUSE if wait is None else wait)
+            raise error
+        return response
 
     async def _send(
         self,
@@ -260,11 +313,7 @@ class Session:
         if json_body is not None:
             data = json.dumps(json_body, separators=(",", ":")).encode()
             request_headers["Content-Type"] = "application/json"
-        timeout = self._timeout
-        if read_timeout is not None:
-            timeout = aiohttp.ClientTimeout(
-                total=None, connect=self.config.connect_timeout, sock_read=read_timeout
-            )
+        timeout = self._timeout if read_timeout is None else self._timeout_for(read_timeout)
         started = time.perf_counter()
         try:
             async with http.request(

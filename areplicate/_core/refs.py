@@ -5,6 +5,7 @@ See shared/replicate-api.md section 1 (``version`` in ``POST /predictions``).
 
 from __future__ import annotations
 
+import functools
 import re
 
 import attrs
@@ -50,6 +51,11 @@ def parse_ref(ref: str) -> ModelRef:
         raise InvalidReferenceError(
             f"model reference must be a string, not {type(ref).__name__}; {_ACCEPTED}"
         )
+    return _parse(ref)
+
+
+@functools.lru_cache(maxsize=256)  # a fan-out parses the same reference once per item
+def _parse(ref: str) -> ModelRef:
     text = ref.strip()
     if _VERSION_ID.fullmatch(text):
         return ModelRef(None, None, text)

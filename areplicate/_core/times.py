@@ -25,6 +25,13 @@ def parse_timestamp(text: str) -> dt.datetime:
 
     Raises ValueError for text that is not an ISO 8601 date-time.
     """
+    # Fast path for the API's own shape (``2023-08-16T18:57:08.360785Z``, up to 6 fractional
+    # digits): the C parser is ten times quicker than the regex, and this runs three times a poll.
+    if 20 <= len(text) <= 27 and text[-1] == "Z" and text[10] == "T" and text[19] in ".Z":
+        try:
+            return dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            pass
     m = _TIMESTAMP.fullmatch(text.strip())
     if m is None:
         raise ValueError(f"not an ISO 8601 timestamp: {text!r}")

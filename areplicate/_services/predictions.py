@@ -497,11 +497,16 @@ class Predictions:
         loop = asyncio.get_running_loop()
         started = loop.time()
         prediction: Prediction | None = None
-        with anyio.move_on_after(timeout) as scope:
+        if timeout is None:  # no cancel scope to build: this runs once per item of a fan-out
             prediction = await self.create(
                 ref, input, wait=wait, lifetime=lifetime, validate=validate
             )
-        if prediction is None or scope.cancelled_caught:
+        else:
+            with anyio.move_on_after(timeout):
+                prediction = await self.create(
+                    ref, input, wait=wait, lifetime=lifetime, validate=validate
+                )
+        if prediction is None:
             # Timed out during the create itself: the abandoned create is reaped in the background.
             raise WaitTimeoutError(
                 prediction or Prediction(id="", status=Status.STARTING), float(timeout or 0.0)
