@@ -835,7 +835,16 @@ class Api:
         return _json(dumps(body))
 
     def table(self) -> list[tuple[str, str, _Handler, str]]:
-        """(method, path under the prefix, handler, class) for every route."""
+        """(method, path under the prefix, handler, class) for every route.
+
+        The core routes below, then search, collections, deployment management and trainings
+        from ``_extra_routes`` (imported here: that module builds on this one).
+        """
+        from areplicate.testing._extra_routes import extra_table
+
+        return [*self._core_table(), *extra_table(self)]
+
+    def _core_table(self) -> list[tuple[str, str, _Handler, str]]:
         return [
             ("POST", "/predictions", self.create_prediction, CREATE),
             ("GET", "/predictions", self.list_predictions, OTHER),

@@ -331,3 +331,26 @@ def test_record_validation_rejects_a_bad_body(
     record.body = b'{"detail": "nope", "status": 400}'
     with pytest.raises(AssertionError):
         validate_record(record)
+
+
+async def test_the_extra_routes_are_served_and_conform(
+    fake: FakeReplicate, base_url: str, http: Any
+) -> None:
+    """Search, collections, deployments and trainings (``_extra_routes``) are part of the app."""
+    from areplicate.testing._extra_routes import add_collection
+
+    model = fake.add_model("acme/paint", lambda prompt="": prompt, description="Paints")
+    fake.add_model("fake-user/mine", lambda prompt="": prompt)
+    add_collection(fake, "art", models=["acme/paint"])
+    assert (await http.get(f"{base_url}/collections")).status == 200
+    assert (await http.get(f"{base_url}/collections/art")).json["models"][0]["name"] == "paint"
+    assert (await http.get(f"{base_url}/search", params={"query": "paint"})).status == 200
+    assert (await http.request("QUERY", f"{base_url}/models", data=b"paint")).status == 200
+    assert (await http.get(f"{base_url}/deployments")).status == 200
+    training = await http.post(
+        f"{base_url}/models/acme/paint/versions/{model.version_id}/trainings",
+        json={"destination": "fake-user/mine", "input": {}},
+    )
+    assert training.status == 201
+    assert (await http.get(f"{base_url}/trainings")).status == 200
+    assert fake.counts["QUERY /v1/models"] == 1
