@@ -56,13 +56,12 @@ import attrs
 from areplicate._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT
 from areplicate._core.problems import error_for
 from areplicate._errors import (
-    APIConnectionError,
     APIError,
-    APITimeoutError,
     NotFoundError,
     UnexpectedResponseError,
 )
 from areplicate._models import FileObject, Prediction
+from areplicate._session import connection_errors
 
 if TYPE_CHECKING:
     from areplicate._client import Client
@@ -379,24 +378,6 @@ def _decode_data_uri(url: str) -> tuple[bytes, str]:
     return unquote_to_bytes(payload), media_type
 
 
-@contextlib.contextmanager
-def _connection_errors(url: str) -> Any:
-    try:
-        yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise APITimeoutError(f"GET {url}: timed out connecting ({exc})", sent=False) from None
-    except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
-        raise APITimeoutError(f"GET {url}: stalled ({type(exc).__name__})", sent=True) from None
-    except aiohttp.ClientConnectorError as exc:
-        raise APIConnectionError(
-            f"GET {url}: could not connect ({type(exc).__name__}: {exc.os_error})", sent=False
-        ) from None
-    except (aiohttp.ClientError, OSError) as exc:
-        raise APIConnectionError(
-            f"GET {url}: connection broke ({type(exc).__name__}: {exc})", sent=True
-        ) from None
-
-
 def _gone(url: str, exc: APIError) -> NotFoundError:
     return NotFoundError(
         exc.status,
@@ -446,7 +427,7 @@ class FileOutput:
         if self.url.startswith("data:"):
             return _decode_data_uri(self.url)[0]
         async with self._open() as resp:
-            with _connection_errors(self.url):
+            with connection_errors("GET", self.url):
                 return await resp.read()
 
     async def iter_bytes(self, chunk_size: int = _CHUNK) -> AsyncGenerator[bytes, None]:
@@ -461,7 +442,7 @@ class FileOutput:
                 yield data[start : start + chunk_size]
             return
         async with self._open() as resp:
-            with _connection_errors(self.url):
+            with connection_errors("GET", self.url):
                 async for chunk in resp.content.iter_chunked(chunk_size):
                     yield chunk
 
@@ -520,11 +501,11 @@ class FileOutput:
             total=None, connect=DEFAULT_CONNECT_TIMEOUT, sock_read=DEFAULT_TIMEOUT
         )
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            with _connection_errors(self.url):
+            with connection_errors("GET", self.url):
                 resp = await http.get(self.url, max_redirects=_MAX_REDIRECTS)
             async with resp:
                 if resp.status >= 400:
-                    with _connection_errors(self.url):
+                    with connection_errors("GET", self.url):
                         body = await resp.read()
                     error = error_for(resp.status, resp.headers, body, now=time.time())
                     if error is None:  # pragma: no cover - error_for maps every status >= 400

@@ -15,7 +15,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -36,7 +36,7 @@ from areplicate._errors import (
     UnexpectedResponseError,
 )
 
-__all__ = ["Response", "Session"]
+__all__ = ["Response", "Session", "connection_errors"]
 
 logger = logging.getLogger("areplicate")
 
@@ -67,6 +67,32 @@ class Response:
             return decode_json(self.body)
         except ValueError as exc:
             raise UnexpectedResponseError(self.status, "Unexpected response", str(exc)) from None
+
+
+@contextlib.contextmanager
+def connection_errors(method: str, url: str) -> Iterator[None]:
+    """Turn aiohttp's transport failures into APIConnectionError / APITimeoutError.
+
+    ``sent`` on the error says whether the request may have reached the server: only a failure to
+    connect proves it did not (which is what makes a create safe to retry).
+    """
+    try:
+        yield
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise APITimeoutError(f"{method} {url}: timed out connecting ({exc})", sent=False) from None
+    except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
+        raise APITimeoutError(
+            f"{method} {url}: no response within the read timeout ({type(exc).__name__})",
+            sent=True,
+        ) from None
+    except aiohttp.ClientConnectorError as exc:
+        raise APIConnectionError(
+            f"{method} {url}: could not connect ({type(exc).__name__}: {exc.os_error})", sent=False
+        ) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise APIConnectionError(
+            f"{method} {url}: connection broke ({type(exc).__name__}: {exc})", sent=True
+        ) from None
 
 
 class Budget:
@@ -315,7 +341,7 @@ class Session:
             request_headers["Content-Type"] = "application/json"
         timeout = self._timeout if read_timeout is None else self._timeout_for(read_timeout)
         started = time.perf_counter()
-        try:
+        with connection_errors(method, url):
             async with http.request(
                 method,
                 url,
@@ -328,24 +354,6 @@ class Session:
                 body = await resp.read()
                 status = resp.status
                 resp_headers: CIMultiDictProxy[str] = resp.headers
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise APITimeoutError(
-                f"{method} {url}: timed out connecting ({exc})", sent=False
-            ) from None
-        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
-            raise APITimeoutError(
-                f"{method} {url}: no response within the read timeout ({type(exc).__name__})",
-                sent=True,
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise APIConnectionError(
-                f"{method} {url}: could not connect ({type(exc).__name__}: {exc.os_error})",
-                sent=False,
-            ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise APIConnectionError(
-                f"{method} {url}: connection broke ({type(exc).__name__}: {exc})", sent=True
-            ) from None
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %d (%.1f ms)", method, url, status, (time.perf_counter() - started) * 1e3
@@ -373,7 +381,7 @@ class Session:
             connect=self.config.connect_timeout,
             sock_read=read_timeout if read_timeout is not None else self.config.timeout,
         )
-        try:
+        with connection_errors("GET", url):
             async with http.get(
                 url,
                 headers=self.headers_for(url, headers),
@@ -386,15 +394,3 @@ class Session:
                     if error is not None:
                         raise error
                 yield resp
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise APITimeoutError(f"GET {url}: timed out connecting ({exc})", sent=False) from None
-        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
-            raise APITimeoutError(f"GET {url}: stalled ({type(exc).__name__})", sent=True) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise APIConnectionError(
-                f"GET {url}: could not connect ({type(exc).__name__}: {exc.os_error})", sent=False
-            ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise APIConnectionError(
-                f"GET {url}: connection broke ({type(exc).__name__}: {exc})", sent=True
-            ) from None
