@@ -12,6 +12,7 @@ from areplicate._client import Client
 from areplicate._config import RateLimits
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.retry import PollSchedule
+from areplicate._core.schema import InputCheck
 from areplicate._core.status import Status
 from areplicate._errors import (
     APIConnectionError,
@@ -37,14 +38,18 @@ from areplicate._files import FileOutput, output_files, save_outputs
 from areplicate._models import (
     Account,
     Collection,
+    CollectionHit,
     Deployment,
     FileObject,
     Hardware,
     Model,
+    ModelHit,
     Page,
     Prediction,
     PredictionURLs,
+    SearchResults,
     StreamEvent,
+    Training,
     Version,
 )
 
@@ -58,15 +63,18 @@ __all__ = [
     "AuthenticationError",
     "Client",
     "Collection",
+    "CollectionHit",
     "Completed",
     "Deployment",
     "FileObject",
     "FileOutput",
     "Hardware",
+    "InputCheck",
     "InputValidationError",
     "InvalidReferenceError",
     "InvalidRequestError",
     "Model",
+    "ModelHit",
     "ModelRef",
     "NotFoundError",
     "Page",
@@ -80,9 +88,11 @@ __all__ = [
     "RateLimitError",
     "RateLimits",
     "ReplicateError",
+    "SearchResults",
     "ServerError",
     "Status",
     "StreamEvent",
+    "Training",
     "UnexpectedResponseError",
     "Version",
     "WaitTimeoutError",
