@@ -53,7 +53,9 @@ def _count_connections() -> list[int]:
     return counter
 
 
-async def run_areplicate(url: str, model: str, inputs: list[dict[str, Any]], conc: int, limits: bool) -> list[Any]:
+async def run_areplicate(
+    url: str, model: str, inputs: list[dict[str, Any]], conc: int, limits: bool
+) -> list[Any]:
     import areplicate
 
     rate_limits = areplicate.RateLimits() if limits else None
@@ -66,7 +68,9 @@ async def run_areplicate(url: str, model: str, inputs: list[dict[str, Any]], con
     return [r.id if isinstance(r, areplicate.Prediction) else r for r in results]
 
 
-async def run_official(url: str, model: str, inputs: list[dict[str, Any]], conc: int, limits: bool) -> list[Any]:
+async def run_official(
+    url: str, model: str, inputs: list[dict[str, Any]], conc: int, limits: bool
+) -> list[Any]:
     import replicate
 
     client = replicate.Client(api_token=TOKEN, base_url=url.removesuffix("/v1"))
@@ -82,7 +86,9 @@ async def run_official(url: str, model: str, inputs: list[dict[str, Any]], conc:
     return await asyncio.gather(*(one(i) for i in inputs))
 
 
-async def _raw(url: str, model: str, inputs: list[dict[str, Any]], conc: int, prefer: bool) -> list[Any]:
+async def _raw(
+    url: str, model: str, inputs: list[dict[str, Any]], conc: int, prefer: bool
+) -> list[Any]:
     import aiohttp
 
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -116,11 +122,15 @@ async def _raw(url: str, model: str, inputs: list[dict[str, Any]], conc: int, pr
         return await asyncio.gather(*(one(i) for i in inputs))
 
 
-async def run_raw_poll(url: str, model: str, inputs: list[dict[str, Any]], conc: int, limits: bool) -> list[Any]:
+async def run_raw_poll(
+    url: str, model: str, inputs: list[dict[str, Any]], conc: int, limits: bool
+) -> list[Any]:
     return await _raw(url, model, inputs, conc, prefer=False)
 
 
-async def run_raw_wait(url: str, model: str, inputs: list[dict[str, Any]], conc: int, limits: bool) -> list[Any]:
+async def run_raw_wait(
+    url: str, model: str, inputs: list[dict[str, Any]], conc: int, limits: bool
+) -> list[Any]:
     return await _raw(url, model, inputs, conc, prefer=True)
 
 
@@ -186,11 +196,15 @@ def worker(args: argparse.Namespace) -> None:
         result = asyncio.run(memory_probe(args.url, args.n, args.seconds))
         print(json.dumps(result))
         return
-    inputs = [{"seconds": args.seconds, "i": i} if args.seconds else {"i": i} for i in range(args.n)]
+    inputs = [
+        {"seconds": args.seconds, "i": i} if args.seconds else {"i": i} for i in range(args.n)
+    ]
     model = "demo/sleep" if args.seconds else "demo/echo"
     started = time.perf_counter()
     cpu0 = time.process_time()
-    results = asyncio.run(RUNNERS[args.worker](args.url, model, inputs, args.concurrency, args.limits))
+    results = asyncio.run(
+        RUNNERS[args.worker](args.url, model, inputs, args.concurrency, args.limits)
+    )
     cpu = time.process_time() - cpu0
     wall = time.perf_counter() - started
     errors = [r for r in results if isinstance(r, BaseException)]
@@ -239,7 +253,9 @@ class FakeServer:
         self.proc.wait(10)
 
 
-def run_worker(name: str, url: str, n: int, conc: int, seconds: float, limits: bool) -> dict[str, Any]:
+def run_worker(
+    name: str, url: str, n: int, conc: int, seconds: float, limits: bool
+) -> dict[str, Any]:
     cmd = [
         sys.executable, __file__, "--worker", name, "--url", url, "--n", str(n),
         "--concurrency", str(conc), "--seconds", str(seconds),
