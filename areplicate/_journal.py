@@ -10,8 +10,6 @@ line, fsynced before the step that depends on it:
   prediction up (same model, same input, created after the intent) instead of creating it again.
 - ``created`` (line, prediction id): right after the create returns; a re-run re-attaches by id.
 - ``done`` (line): after the item's result line is written (and fsynced) to the results file.
-- ``canceled`` (line): the user asked (Ctrl-C twice) for the item's prediction to be cancelled; a
-  re-run starts that item afresh.
 
 A crash can tear the last line only (each record is a single ``write``): replay drops a last line
 that does not parse and truncates it away before appending. Anything else that does not parse
@@ -41,7 +39,6 @@ __all__ = [
     "JOURNAL_SUFFIX",
     "AppendOnlyFile",
     "BatchRecord",
-    "CanceledRecord",
     "CreatedRecord",
     "DoneRecord",
     "IntentRecord",
@@ -111,22 +108,12 @@ class DoneRecord:
     line: int
 
 
-@attrs.frozen(kw_only=True)
-class CanceledRecord:
-    """The prediction of input ``line`` was cancelled on request; a re-run starts it again."""
-
-    type: Literal["canceled"] = "canceled"
-
-    line: int
-
-
-Record = BatchRecord | IntentRecord | CreatedRecord | DoneRecord | CanceledRecord
+Record = BatchRecord | IntentRecord | CreatedRecord | DoneRecord
 _RECORD_TYPES: dict[str, type[Any]] = {
     "batch": BatchRecord,
     "intent": IntentRecord,
     "created": CreatedRecord,
     "done": DoneRecord,
-    "canceled": CanceledRecord,
 }
 
 
@@ -262,16 +249,14 @@ def journal_path(results: Path) -> Path:
 class JournalState:
     """What the records say, line by line (input line numbers start at 1).
 
-    ``intents`` maps a line to its latest intent; ``created`` to the id its create returned (a
-    ``canceled`` record clears both, and keeps the id in ``released`` so no other line claims it);
-    ``done`` holds lines whose result was written.
+    ``intents`` maps a line to its latest intent, ``created`` to the id its create returned (or a
+    lookup found), ``done`` holds lines whose result was written.
     """
 
     header: BatchRecord | None = None
     intents: dict[int, IntentRecord] = attrs.field(factory=dict)
     created: dict[int, str] = attrs.field(factory=dict)
     done: set[int] = attrs.field(factory=set)
-    released: set[str] = attrs.field(factory=set)
 
     @classmethod
     def from_records(cls, records: Iterable[Record]) -> JournalState:
@@ -293,18 +278,13 @@ class JournalState:
             self.intents[record.line] = record
         elif isinstance(record, CreatedRecord):
             self.created[record.line] = record.id
-        elif isinstance(record, DoneRecord):
-            self.done.add(record.line)
         else:
-            self.intents.pop(record.line, None)
-            pid = self.created.pop(record.line, None)
-            if pid is not None:
-                self.released.add(pid)
+            self.done.add(record.line)
 
     @property
     def claimed(self) -> set[str]:
-        """Prediction ids some line owns or owned (a lookup must not hand them to another line)."""
-        return set(self.created.values()) | self.released
+        """Prediction ids some line owns (a lookup must not hand them to another line)."""
+        return set(self.created.values())
 
     @property
     def lost(self) -> set[int]:
@@ -458,10 +438,6 @@ class Journal:
     async def record_done(self, line: int) -> None:
         """Journal that ``line``'s result is in the results file."""
         await self._file.sync(self._append(DoneRecord(line=line)))
-
-    async def record_canceled(self, line: int) -> None:
-        """Journal that ``line``'s prediction was cancelled on request (a re-run redoes it)."""
-        await self._file.sync(self._append(CanceledRecord(line=line)))
 
     async def aclose(self) -> None:
         """Sync and close the file."""

@@ -47,7 +47,6 @@ class TestParseRecords:
             IntentRecord(line=1, input_sha256="ab", time=T0),
             CreatedRecord(line=1, id="p1"),
             DoneRecord(line=1),
-            _journal.CanceledRecord(line=2),
         ]
         data = b"".join(encode_record(r) for r in records)
         parsed, good = parse_records(data)
@@ -120,20 +119,6 @@ class TestJournalState:
         assert state.done == {3}
         assert state.lost == {2}
         assert state.claimed == {"p1", "p3"}
-
-    def test_a_canceled_line_starts_afresh_but_its_prediction_stays_claimed(self) -> None:
-        state = JournalState.from_records(
-            [
-                BatchRecord(ref="a/b", inputs="x", time=T0),
-                IntentRecord(line=1, input_sha256="h1", time=T0),
-                CreatedRecord(line=1, id="p1"),
-                _journal.CanceledRecord(line=1),
-            ]
-        )
-        assert 1 not in state.intents
-        assert 1 not in state.created
-        assert state.lost == set()
-        assert state.claimed == {"p1"}
 
     def test_records_before_the_header_are_damage(self) -> None:
         with pytest.raises(JournalError, match="does not start with a batch header"):
