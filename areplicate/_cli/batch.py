@@ -13,7 +13,8 @@ what finished; the journal, of what was started.
 
 Ctrl-C once stops starting new predictions, lets the creates already sent return (so their ids are
 journaled), leaves running predictions running and exits 130 with a hint to re-run. Ctrl-C again,
-while it stops, cancels the running predictions (a re-run starts those items afresh).
+while it stops, cancels the running predictions; a re-run then records those as canceled (nothing
+is ever created twice).
 
 Test hooks (read from the environment; they exist for the crash tests and do nothing unless set):
 
@@ -80,6 +81,8 @@ _CRASH_CODE = 137
 _CREATE_WAIT = 5
 #: How far before an intent's time a lost create is looked for (clock skew between us and the API).
 _LOOKUP_MARGIN = dt.timedelta(minutes=2)
+#: A found prediction dated at most this much before its intent still counts as created after it.
+_SKEW_TOLERANCE = 5.0
 _DEFAULT_CONCURRENCY = 32
 
 _EXAMPLES = """\
@@ -292,8 +295,9 @@ class Batch:
         self._claimed = self._journal.state.claimed
         self._attached: dict[int, Prediction] = {}
         self._running: dict[int, str] = {}
-        self._creating: set[asyncio.Task[Prediction]] = set()
+        self._creating: dict[asyncio.Task[Prediction], int] = {}
         self._interrupts = 0
+        self._canceled = 0
         self._work: asyncio.Task[None] | None = None
         self._cancel_all = asyncio.Event()
         self._board = ProgressBoard(self.console)
@@ -368,13 +372,15 @@ class Batch:
         return EXIT_OK if row.failed == 0 and row.done == self._total else EXIT_FAILED
 
     def _interrupted_hint(self) -> int:
-        running = len(self._running)
         if self._cancel_all.is_set():
-            state = f"{running} running prediction(s) canceled; they start afresh on a re-run"
+            state = (
+                f"{self._canceled} running prediction(s) canceled (a re-run records them as "
+                "canceled, it does not start them again)"
+            )
         else:
-            state = f"{running} prediction(s) still running remotely (not canceled)"
+            state = f"{len(self._running)} prediction(s) still running remotely (not canceled)"
         self.console.print(
-            f"Interrupted after {self._row.done} of {self._total} done; {state}.\n"
+            f"Interrupted after {len(self._finished)} of {self._total} done; {state}.\n"
             "Run the same command again to resume: finished lines are skipped, running "
             "predictions re-attached, none created twice.",
             markup=False,
@@ -409,8 +415,7 @@ class Batch:
                 model=self.ref.model,
                 version=self.ref.version,
             )
-            # Newest first from the API: take the oldest unclaimed, the closest to the intent.
-            for prediction in reversed(found):
+            for prediction in sorted(found, key=lambda p: _distance(p, intent.time)):
                 if prediction.id not in self._claimed:
                     self._claimed.add(prediction.id)
                     await self._journal.record_created(line, prediction.id)
@@ -482,9 +487,9 @@ class Batch:
         """Journal the intent, create, journal the id: in a task of its own, so a Ctrl-C that
         cancels the item still lets a create that was sent come back and be journaled."""
         task = asyncio.get_running_loop().create_task(self._create_durably(line, value))
-        self._creating.add(task)
+        self._creating[task] = line
         task.add_done_callback(_settled)
-        task.add_done_callback(self._creating.discard)
+        task.add_done_callback(lambda t: self._creating.pop(t, None))
         return await asyncio.shield(task)
 
     async def _create_durably(self, line: int, value: dict[str, Any]) -> Prediction:
@@ -516,21 +521,26 @@ class Batch:
             finally:
                 canceled.cancel()
         if self._cancel_all.is_set():
-            creating = list(self._creating)
+            creating = dict(self._creating)
             for task in creating:
-                task.cancel()  # the client cancels whatever such a create started
+                task.cancel()  # the client finds and cancels whatever such a create started
             await asyncio.gather(*creating, return_exceptions=True)
+            # A create cut short leaves its intent without an id: a re-run looks it up and
+            # reports whatever it became (canceled by the client's clean-up), creating nothing.
+            self._canceled += sum(1 for task in creating if task.cancelled())
             await asyncio.gather(
                 *(self._cancel_remote(line, pid) for line, pid in list(self._running.items()))
             )
 
     async def _cancel_remote(self, line: int, pid: str) -> None:
         try:
-            await self.client.predictions.cancel(pid)
+            prediction = await self.client.predictions.cancel(pid)
         except ReplicateError as exc:
             self._board.note(f"could not cancel {pid} (line {line}): {exc}")
             return
-        await self._journal.record_canceled(line)
+        if prediction.status in (Status.CANCELED, Status.ABORTED):
+            self._canceled += 1
+        # Either way a re-run re-attaches by id and records how it ended.
 
     # -- results ------------------------------------------------------------------------------
 
@@ -562,6 +572,16 @@ class Batch:
         self._running.pop(line, None)
         await self._results.sync(seq)
         await self._journal.record_done(line)
+
+
+def _distance(prediction: Prediction, intent: dt.datetime) -> tuple[int, float]:
+    """How well a found prediction fits an intent: the closest in time among those created after
+    it (a create is sent after its intent is written; a few seconds' clock skew allowed), then
+    the closest of the older ones; undated last."""
+    if prediction.created_at is None:
+        return (2, 0.0)
+    delta = (prediction.created_at - intent).total_seconds()
+    return (0 if delta >= -_SKEW_TOLERANCE else 1, abs(delta))
 
 
 def _settled(task: asyncio.Task[Prediction]) -> None:
