@@ -8,8 +8,10 @@ here and nowhere else in the package.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from areplicate._cli import batch, demo, fake_server, predictions, run
 from areplicate._cli._common import (
@@ -46,10 +48,55 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"areplicate {_VERSION}")
+    parser.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="log every request and retry to standard error (tokens are never logged)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (run, batch, predictions, demo, fake_server):
         module.register(subparsers)
     return parser
+
+
+class _Stderr(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time (it may be swapped, e.g. under pytest)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+_HANDLER = _Stderr()
+_HANDLER.setFormatter(logging.Formatter("areplicate: %(levelname)s: %(message)s"))
+
+
+@contextlib.contextmanager
+def _logging(*, verbose: bool) -> Iterator[None]:
+    """Warnings (and with ``--verbose`` every request and retry) to standard error, one line each,
+    for the duration of a command (then the loggers are put back as they were).
+
+    Retries the client makes on its own are routine: they are shown only with ``--verbose``; an
+    error that outlasts them is reported by the command itself.
+    """
+    saved = []
+    for name, level in (
+        ("areplicate", logging.DEBUG if verbose else logging.WARNING),
+        ("stamina", logging.INFO if verbose else logging.ERROR),
+    ):
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level))
+        logger.setLevel(level)
+        logger.addHandler(_HANDLER)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
+            logger.removeHandler(_HANDLER)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error argparse already printed
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        code: int = args.handler(args)
+        with _logging(verbose=args.verbose):
+            code: int = args.handler(args)
     except KeyboardInterrupt:
         print_error("interrupted")
         return EXIT_INTERRUPTED

@@ -4,7 +4,7 @@ Exit codes (also listed by ``areplicate --help``):
 
 - 0: done, everything succeeded
 - 1: the prediction (or some batch items) ran and did not succeed
-- 2: the command line or its files need fixing (bad reference, unreadable file, missing token …)
+- 2: the command line or its files need fixing (bad reference or input, unreadable file, no token …)
 - 3: the API or the network failed (rejected token, unknown model, no connection …)
 - 130: interrupted with Ctrl-C
 """
@@ -37,6 +37,7 @@ from areplicate._errors import (
     AuthenticationError,
     InputValidationError,
     InvalidReferenceError,
+    InvalidRequestError,
     NotFoundError,
     PaymentRequiredError,
     ReplicateError,
@@ -72,7 +73,7 @@ EXIT_CODES_HELP = """\
 exit codes:
   0    done; everything succeeded
   1    the prediction (or some batch items) ran and did not succeed
-  2    fix the command: bad arguments, model reference or file, or no API token
+  2    fix the command: bad arguments, model reference, input or file, or no API token
   3    the API or the network failed (rejected token, unknown model, no connection)
   130  interrupted (Ctrl-C)
 """
@@ -210,8 +211,8 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
             "owner/name:VERSION) or the prediction id",
             EXIT_API,
         )
-    if isinstance(exc, InputValidationError | InvalidReferenceError):
-        return str(exc), EXIT_USAGE
+    if isinstance(exc, InputValidationError | InvalidReferenceError | InvalidRequestError):
+        return str(exc), EXIT_USAGE  # the input or the version: fix the command
     if isinstance(exc, APIConnectionError):
         return f"could not reach the API: {exc}", EXIT_API
     if isinstance(exc, APIError | ReplicateError):

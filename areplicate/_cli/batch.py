@@ -56,7 +56,13 @@ from areplicate._cli._progress import ProgressBoard, Row
 from areplicate._client import Client
 from areplicate._core.refs import ModelRef
 from areplicate._core.status import Status
-from areplicate._errors import NotFoundError, ReplicateError
+from areplicate._errors import (
+    APIConnectionError,
+    NotFoundError,
+    RateLimitError,
+    ReplicateError,
+    ServerError,
+)
 from areplicate._fanout import _FATAL, _FanOut
 from areplicate._journal import (
     AppendOnlyFile,
@@ -257,6 +263,19 @@ class _Recorded(Exception):
     """An item that ended in an error, already written to the results."""
 
 
+class _Halted(Exception):
+    """An item left for a re-run: the batch is stopping because the API could not be reached."""
+
+
+#: Errors that outlasted the client's retries and say nothing about the item itself.
+_UNREACHABLE = (APIConnectionError, ServerError, RateLimitError)
+
+
+def _not_sent(exc: BaseException) -> bool:
+    """Whether a failed create provably created nothing (so a re-run may simply create it)."""
+    return isinstance(exc, RateLimitError) or (isinstance(exc, APIConnectionError) and not exc.sent)
+
+
 class Batch:
     """One run of a batch: recovery, fan-out, results, progress and Ctrl-C."""
 
@@ -297,6 +316,7 @@ class Batch:
         self._running: dict[int, str] = {}
         self._creating: dict[asyncio.Task[Prediction], int] = {}
         self._interrupts = 0
+        self._halted: BaseException | None = None
         self._canceled = 0
         self._work: asyncio.Task[None] | None = None
         self._cancel_all = asyncio.Event()
@@ -343,13 +363,15 @@ class Batch:
                     await asyncio.wait({self._work})
                     if not self._work.cancelled():
                         error = self._work.exception()
-                    if self._interrupts or error is not None:
+                    if self._interrupts or self._halted is not None or error is not None:
                         await self._stop_creates()
         finally:
             await self._journal.aclose()
             await self._results.aclose()
         if self._interrupts:
             return self._interrupted_hint()
+        if self._halted is not None and error is None:
+            error = self._halted
         if error is not None:
             message, code = describe_error(error)
             self.console.print(f"areplicate: error: {message}", markup=False)
@@ -446,33 +468,38 @@ class Batch:
                 yield value
 
     async def _run_one(self, index: int, value: Mapping[str, Any]) -> Prediction:
-        """One item: attach or create, wait, download, record. Runs inside the fan-out."""
+        """One item: attach or create, wait, download, record. Runs inside the fan-out.
+
+        An error the client's retries could not get past (the network, a 5xx, a 429) halts the
+        batch when retrying the item later loses nothing: its id is journaled (a re-run
+        re-attaches), or its create provably never left (a re-run creates it). A create that
+        failed after it may have reached the API is recorded as an error instead (the client
+        cleans up whatever it started) and the batch goes on.
+        """
         line = self._line_of.pop(index)
         self._row.started()
-        pid: str | None = None
+        pid: str | None = self._journal.state.created.get(line)
         try:
-            prediction = self._attached.pop(line, None)
-            pid = self._journal.state.created.get(line)
-            if prediction is None and pid is not None:
-                try:
-                    prediction = await self.client.predictions.get(pid)
-                except NotFoundError:
-                    raise ReplicateError(
-                        f"prediction {pid}, started by an earlier run, was not found"
-                    ) from None
-            elif prediction is None:
-                prediction = await self._create(line, dict(value))
+            try:
+                prediction = await self._start(line, pid, dict(value))
+            except _UNREACHABLE as exc:
+                if pid is not None or _not_sent(exc):
+                    raise self._halt(exc) from exc
+                raise  # a create that may have run: recorded below, the client cleans it up
             pid = prediction.id
             self._running[line] = pid
-            final = await self.client.predictions.wait(prediction, cancel_on_exit=False)
-            files = None
-            if self.download is not None and final.status == Status.SUCCEEDED:
-                files = await save_files(
-                    self.client, final.output, self.download, prefix=f"{line}-"
-                )
+            try:
+                final = await self.client.predictions.wait(prediction, cancel_on_exit=False)
+                files = None
+                if self.download is not None and final.status == Status.SUCCEEDED:
+                    files = await save_files(
+                        self.client, final.output, self.download, prefix=f"{line}-"
+                    )
+            except _UNREACHABLE as exc:
+                raise self._halt(exc) from exc
             await self._record(line, final, files)
             return final
-        except (asyncio.CancelledError, *_FATAL):
+        except (asyncio.CancelledError, _Halted, *_FATAL):
             self._row.stopped()
             raise
         except Exception as exc:
@@ -482,6 +509,31 @@ class Batch:
             )
             self._row.finished(False, f"line {line}: error: {_short(message)}")
             raise _Recorded(message) from exc
+
+    async def _start(self, line: int, pid: str | None, value: dict[str, Any]) -> Prediction:
+        """The item's prediction: found by a lookup, fetched by its journaled id, or created."""
+        prediction = self._attached.pop(line, None)
+        if prediction is not None:
+            return prediction
+        if pid is None:
+            return await self._create(line, value)
+        try:
+            return await self.client.predictions.get(pid)
+        except NotFoundError:
+            raise ReplicateError(
+                f"prediction {pid}, started by an earlier run, was not found"
+            ) from None
+
+    def _halt(self, exc: BaseException) -> _Halted:
+        """Stop starting new work because the API cannot be reached; the first cause is kept."""
+        if self._halted is None:
+            self._halted = exc
+            self._board.note(
+                f"Stopping: {exc}. No new predictions will start; running ones keep running."
+            )
+            if self._work is not None:
+                self._work.cancel()
+        return _Halted()
 
     async def _create(self, line: int, value: dict[str, Any]) -> Prediction:
         """Journal the intent, create, journal the id: in a task of its own, so a Ctrl-C that

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 from areplicate._cli._common import (
     EXIT_CODES_HELP,
@@ -22,7 +25,9 @@ from areplicate._cli._common import (
     stderr,
 )
 from areplicate._cli._outputs import render_output, save_files
+from areplicate._client import Client
 from areplicate._core.status import Status
+from areplicate._errors import PredictionFailedError
 from areplicate._models import Prediction
 
 __all__ = ["execute", "register"]
@@ -122,31 +127,45 @@ async def _run(
     return EXIT_OK
 
 
-async def _stream(client: Any, prediction: Prediction, *, echo: bool) -> Prediction:
-    """Print ``output`` events as they arrive, then return the finished prediction."""
-    if prediction.urls.stream:
-        wrote_any = False
-        ends_with_newline = True
-        async for event in client.predictions.stream(prediction):
-            if event.event == "output" and echo:
-                text = event.data
-                if text.startswith(("https://", "http://", "data:")):
-                    text += "\n"
-                sys.stdout.write(text)
-                sys.stdout.flush()
-                wrote_any = True
-                ends_with_newline = text.endswith("\n")
-        if echo and wrote_any and not ends_with_newline:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
-    else:
-        stderr().print("(this model does not stream its output; waiting for it instead)")
-    final: Prediction = await client.predictions.wait(prediction)
+async def _stream(client: Client, prediction: Prediction, *, echo: bool) -> Prediction:
+    """Print ``output`` events as they arrive, then return the finished prediction.
+
+    Interrupted (Ctrl-C), it cancels the prediction before giving up, as a plain ``run`` does.
+    """
+    try:
+        if prediction.urls.stream:
+            await _print_events(client, prediction, echo=echo)
+        else:
+            stderr().print("(this model does not stream its output; waiting for it instead)")
+        final = await client.predictions.wait(prediction)
+    except asyncio.CancelledError:
+        with anyio.CancelScope(shield=True):
+            await client.predictions.cancel(prediction)
+        raise
     if echo and not prediction.urls.stream:
         text = render_output(final.output)
         if text:
             _print(text)
     return final
+
+
+async def _print_events(client: Client, prediction: Prediction, *, echo: bool) -> None:
+    ends_with_newline = True
+    try:
+        async for event in client.predictions.stream(prediction):
+            if event.event == "output" and echo:
+                text = event.data
+                if text.startswith(("https://", "http://", "data:")):
+                    text += "\n"  # a file model streams URLs: one per line
+                sys.stdout.write(text)
+                sys.stdout.flush()
+                ends_with_newline = text.endswith("\n")
+    except PredictionFailedError:
+        pass  # the final state (and its error) comes from wait()
+    finally:
+        if echo and not ends_with_newline:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
 
 
 def _print(text: str) -> None:

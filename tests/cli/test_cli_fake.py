@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import stamina
 
 from areplicate._cli import main
 
@@ -53,8 +55,8 @@ def wait_for_progress(proc: subprocess.Popen[str], count: int) -> list[str]:
 def invoke(fake: Fake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
     """Run the CLI in this process (quicker than a subprocess) against the fake."""
 
-    def invoke(*argv: str, cwd: Path) -> tuple[int, str, str]:
-        for name, value in cli_env(fake).items():
+    def invoke(*argv: str, cwd: Path, **env: str) -> tuple[int, str, str]:
+        for name, value in cli_env(fake, **env).items():
             monkeypatch.setenv(name, value)
         monkeypatch.chdir(cwd)
         code = main(list(argv))
@@ -75,6 +77,20 @@ class TestRun:
         r = run_cli(["run", "demo/chat", "max_words=5", "--stream"], fake=fake, cwd=tmp_path)
         assert r.returncode == 0, r.stderr
         assert r.stdout == "Llamas are gentle, curious animals\n"
+
+    @pytest.mark.parametrize("stream", [False, True])
+    def test_ctrl_c_cancels_the_prediction(self, fake: Fake, tmp_path: Path, stream: bool) -> None:
+        fake.gate.reset(0)
+        tag = f"run-ctrl-c-{stream}"
+        args = ["run", "test/gated", "i=1", f"tag={tag}", *(["--stream"] if stream else [])]
+        proc = start(args, fake=fake, cwd=tmp_path)
+        fake.gate.wait_held(1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=RUN_TIMEOUT)
+        assert proc.returncode == 130, err
+        assert "interrupted" in err
+        (held,) = [p for p in fake.server.predictions if p["input"].get("tag") == tag]
+        assert held["status"] == "canceled"
 
     def test_a_failed_prediction_exits_1_with_the_models_error(
         self, invoke: Any, tmp_path: Path
@@ -114,6 +130,18 @@ class TestRun:
         saved = tmp_path / "out" / "out-0.png"
         assert saved.read_bytes().startswith(PNG)
         assert f"saved {Path('out') / 'out-0.png'}" in err
+
+    def test_input_the_model_rejects_exits_2_naming_the_field(
+        self, invoke: Any, fake: Fake, tmp_path: Path
+    ) -> None:
+        code, _, err = invoke("run", "demo/pixel", "size=999", "--validate", cwd=tmp_path)
+        assert code == 2
+        assert "size: 999 is too large" in err
+        assert fake.creates() == 0  # checked before sending
+        code, _, err = invoke("run", "demo/pixel", "size=999", cwd=tmp_path)
+        assert code == 2
+        assert "HTTP 422" in err
+        assert "size" in err
 
     def test_an_unknown_model_exits_3(self, invoke: Any, tmp_path: Path) -> None:
         code, _, err = invoke("run", "demo/nope", "a=1", cwd=tmp_path)
@@ -226,6 +254,26 @@ class TestBatch:
         assert code == 0, err
         assert fake.creates() == 4
         assert len(read_results(tmp_path / "r.jsonl")) == 2
+
+    def test_an_unreachable_api_halts_the_batch_and_a_rerun_finishes_it(
+        self, invoke: Any, fake: Fake, tmp_path: Path
+    ) -> None:
+        inputs = write_lines(
+            tmp_path / "in.jsonl", [json.dumps({"text": f"offline {n}"}) for n in range(40)]
+        )
+        args = ["batch", "demo/echo", str(inputs), "--out", "r.jsonl", "-c", "4"]
+        stamina.set_testing(True, attempts=2)  # no backoff between retries (reset by conftest)
+        # Nothing listens on port 9: every create fails before it is sent.
+        code, _, err = invoke(*args, cwd=tmp_path, REPLICATE_BASE_URL="http://127.0.0.1:9/v1")
+        assert code == 3, err
+        assert "could not reach the API" in err
+        assert "run the same command again to resume" in err
+        assert not (tmp_path / "r.jsonl").read_text()  # nothing is recorded as done or failed
+
+        code, _, err = invoke(*args, cwd=tmp_path)
+        assert code == 0, err
+        assert sorted(r["line"] for r in read_results(tmp_path / "r.jsonl")) == list(range(1, 41))
+        assert fake.creates() == 40
 
     def test_download_saves_files_named_by_line(self, invoke: Any, tmp_path: Path) -> None:
         inputs = write_lines(
@@ -385,6 +433,35 @@ class TestBatch:
         canceled = sorted(r["line"] for r in results if r["status"] == "canceled")
         assert canceled == sorted(int(p["input"]["i"]) + 1 for p in started)
         assert fake.creates() == 50  # the canceled ones are reported, not created again
+
+
+def test_fake_server_serves_until_interrupted(tmp_path: Path) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "areplicate", "fake-server", "--port", "0"],
+        cwd=tmp_path,
+        env=cli_env(None),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        assert first.startswith("Fake Replicate API at http://127.0.0.1:")
+        url = first.split()[-1]
+        r = run_cli(
+            ["run", "demo/echo", "a=1"],
+            fake=None,
+            cwd=tmp_path,
+            REPLICATE_API_TOKEN="anything",
+            REPLICATE_BASE_URL=url,
+        )
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {"a": 1}
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=RUN_TIMEOUT)
+    assert server.returncode == 0
 
 
 def test_demo_runs_offline_and_prints_a_summary(tmp_path: Path) -> None:
