@@ -38,6 +38,7 @@ from typing import Any
 import attrs
 
 from areplicate._cli._common import (
+    EXIT_API,
     EXIT_CODES_HELP,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -264,7 +265,11 @@ class _Recorded(Exception):
 
 
 class _Halted(Exception):
-    """An item left for a re-run: the batch is stopping because the API could not be reached."""
+    """An item left for a re-run (the batch is stopping, or its create is unconfirmed)."""
+
+
+class _Unconfirmed(Exception):
+    """A create failed after it may have run, and a lookup did not find its prediction yet."""
 
 
 #: Errors that outlasted the client's retries and say nothing about the item itself.
@@ -317,6 +322,7 @@ class Batch:
         self._creating: dict[asyncio.Task[Prediction], int] = {}
         self._interrupts = 0
         self._halted: BaseException | None = None
+        self._deferred = 0
         self._canceled = 0
         self._work: asyncio.Task[None] | None = None
         self._cancel_all = asyncio.Event()
@@ -391,6 +397,14 @@ class Batch:
             f"Results in {self._results.path}.",
             markup=False,
         )
+        if self._deferred:
+            self.console.print(
+                f"{self._deferred} line(s) left unconfirmed: their create failed and the "
+                "prediction was not found yet. Run the same command again to finish them "
+                "(they are looked up before anything is created).",
+                markup=False,
+            )
+            return EXIT_API
         return EXIT_OK if row.failed == 0 and row.done == self._total else EXIT_FAILED
 
     def _interrupted_hint(self) -> int:
@@ -430,19 +444,27 @@ class Batch:
     async def _recover(self) -> None:
         """Find the predictions of creates whose ids were never journaled, before creating any."""
         for line, value in sorted(self._lost.items()):
-            intent = self._journal.state.intents[line]
-            found = await self.client.predictions.find(
-                value,
-                created_after=intent.time - _LOOKUP_MARGIN,
-                model=self.ref.model,
-                version=self.ref.version,
-            )
-            for prediction in sorted(found, key=lambda p: _distance(p, intent.time)):
-                if prediction.id not in self._claimed:
-                    self._claimed.add(prediction.id)
-                    await self._journal.record_created(line, prediction.id)
-                    self._attached[line] = prediction
-                    break
+            found = await self._look_up(line, value)
+            if found is not None:
+                self._attached[line] = found
+
+    async def _look_up(self, line: int, value: dict[str, Any]) -> Prediction | None:
+        """The prediction a create for ``line`` made although its response never arrived: same
+        model and input, created after the intent (the closest in time), not claimed by another
+        line. Journaled as the line's when found."""
+        intent = self._journal.state.intents[line]
+        found = await self.client.predictions.find(
+            value,
+            created_after=intent.time - _LOOKUP_MARGIN,
+            model=self.ref.model,
+            version=self.ref.version,
+        )
+        for prediction in sorted(found, key=lambda p: _distance(p, intent.time)):
+            if prediction.id not in self._claimed:
+                self._claimed.add(prediction.id)
+                await self._journal.record_created(line, prediction.id)
+                return prediction
+        return None
 
     async def _items(self) -> AsyncIterator[dict[str, Any]]:
         """The input objects still to run; bad lines are written to the results on the way."""
@@ -471,10 +493,10 @@ class Batch:
         """One item: attach or create, wait, download, record. Runs inside the fan-out.
 
         An error the client's retries could not get past (the network, a 5xx, a 429) halts the
-        batch when retrying the item later loses nothing: its id is journaled (a re-run
-        re-attaches), or its create provably never left (a re-run creates it). A create that
-        failed after it may have reached the API is recorded as an error instead (the client
-        cleans up whatever it started) and the batch goes on.
+        batch and leaves the item to a re-run, which loses nothing: its id is journaled (the
+        re-run re-attaches), or its intent is (the re-run looks the prediction up first). A
+        create that failed after it may have run, and whose prediction a lookup cannot find
+        yet, leaves just that item to a re-run; the batch goes on.
         """
         line = self._line_of.pop(index)
         self._row.started()
@@ -482,10 +504,12 @@ class Batch:
         try:
             try:
                 prediction = await self._start(line, pid, dict(value))
+            except _Unconfirmed as exc:
+                self._deferred += 1
+                self._board.note(f"line {line}: left for a re-run: {exc}")
+                raise _Halted() from exc
             except _UNREACHABLE as exc:
-                if pid is not None or _not_sent(exc):
-                    raise self._halt(exc) from exc
-                raise  # a create that may have run: recorded below, the client cleans it up
+                raise self._halt(exc) from exc
             pid = prediction.id
             self._running[line] = pid
             try:
@@ -549,9 +573,27 @@ class Batch:
         self._intents_sent += 1
         if self._intents_sent == self._crash_after_intent:
             os._exit(_CRASH_CODE)
-        prediction = await self.client.predictions.create(
-            str(self.ref), value, wait=_CREATE_WAIT, lifetime=self.lifetime, validate=self.validate
-        )
+        try:
+            prediction = await self.client.predictions.create(
+                str(self.ref),
+                value,
+                wait=_CREATE_WAIT,
+                lifetime=self.lifetime,
+                validate=self.validate,
+            )
+        except _UNREACHABLE as exc:
+            if _not_sent(exc):
+                raise
+            # The create may have run (a 5xx, or the response lost on the way back): look for
+            # it rather than create again. Not found yet: the line is left for a re-run, which
+            # looks again before creating anything.
+            found = await self._look_up(line, value)
+            if found is None:
+                raise _Unconfirmed(
+                    f"the create failed ({exc}) and its prediction was not found (yet)"
+                ) from exc
+            self._running[line] = found.id
+            return found
         self._creates_returned += 1
         if self._creates_returned == self._crash_after_create:
             os._exit(_CRASH_CODE)

@@ -14,8 +14,9 @@ import pytest
 import stamina
 
 from areplicate._cli import main
+from areplicate.testing import FakeReplicate, Faults, add_demo_models
 
-from .conftest import CANCEL_KEY, RUN_TIMEOUT, Fake, cli_env, run_cli, start
+from .conftest import CANCEL_KEY, CREATE_KEY, RUN_TIMEOUT, Fake, cli_env, run_cli, start
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -274,6 +275,33 @@ class TestBatch:
         assert code == 0, err
         assert sorted(r["line"] for r in read_results(tmp_path / "r.jsonl")) == list(range(1, 41))
         assert fake.creates() == 40
+
+    def test_lost_and_failed_creates_never_make_a_prediction_twice(
+        self, invoke: Any, tmp_path: Path
+    ) -> None:
+        # Creates answered 5xx before they run, or run and lose their response on the way back.
+        flaky = FakeReplicate(
+            faults=Faults(error_5xx_rate=0.1, drop_rate=0.2, seed=3, routes=[CREATE_KEY]),
+            record_requests=False,
+        )
+        add_demo_models(flaky)
+        inputs = write_lines(
+            tmp_path / "in.jsonl", [json.dumps({"text": f"lossy {n}"}) for n in range(60)]
+        )
+        args = ["batch", "demo/echo", str(inputs), "--out", "r.jsonl", "-c", "8"]
+        codes = []
+        with flaky.serve_in_thread() as url:
+            for _ in range(10):  # each run finishes what it can; the rest is left to the next
+                code, _, err = invoke(*args, cwd=tmp_path, REPLICATE_BASE_URL=url)
+                codes.append(code)
+                if code != 3:
+                    break
+        assert codes[-1] == 0, err
+        assert flaky.status_counts[500] + flaky.status_counts[502] + flaky.status_counts[503]
+        results = read_results(tmp_path / "r.jsonl")
+        assert sorted(r["line"] for r in results) == list(range(1, 61))
+        made = [p["input"]["text"] for p in flaky.predictions]
+        assert sorted(made) == sorted(f"lossy {n}" for n in range(60))  # each exactly once
 
     def test_download_saves_files_named_by_line(self, invoke: Any, tmp_path: Path) -> None:
         inputs = write_lines(
