@@ -30,9 +30,9 @@ _VERSION = "0.1.0"
 _DESCRIPTION = """\
 An asyncio client for the Replicate API, from the shell.
 
-  areplicate demo                                   see it work: no token, no network
-  areplicate run owner/model prompt="a llama"       one prediction, output printed
-  areplicate batch owner/model in.jsonl -o out.jsonl   many, resumable after a crash
+  areplicate demo                                     see it work: no token, no network
+  areplicate run owner/model prompt="a llama"         one prediction, its output printed
+  areplicate batch owner/model in.jsonl -o out.jsonl  many, resumable after a crash
 
 Set REPLICATE_API_TOKEN (https://replicate.com/account/api-tokens) for everything but the demo
 and the fake server; REPLICATE_BASE_URL points the client at another API (a proxy, a fake).

@@ -100,8 +100,9 @@ examples:
 inputs.jsonl holds one JSON object per line, e.g. {"prompt": "a llama"}; blank lines are skipped.
 results.jsonl gets one line per input as it finishes:
   {"line": 3, "id": "…", "status": "succeeded", "output": …, "error": null}
-A line that is not a JSON object is reported as {"line": N, "status": "invalid", "error": …}
-and the rest still runs.
+status is the prediction's (succeeded, failed, canceled, aborted), "error" when a request for
+it failed (e.g. a 422 for bad input), or "invalid" for a line that is not a JSON object: such a
+line is reported with its number and the rest still runs.
 
 If the batch is interrupted (Ctrl-C, a crash, a lost connection), run the same command again: the
 journal beside the results (results.jsonl.journal) makes it skip finished lines, re-attach to
