@@ -129,7 +129,7 @@ class _Run:
             raise StopAsyncIteration
         if self._feeder is None:
             # Tasks belong to the client's session, so Client.aclose() waits for their clean-up.
-            self._feeder = self._client._session.spawn(self._feed())
+            self._feeder = self._client._session.spawn(self._feed(), work=True)
         try:
             item = await self._queue.get()
         except BaseException:
@@ -202,7 +202,7 @@ class _Run:
                     )
                     await self._queue.put(Completed(index, {}, None, error))
                 else:
-                    task = self._client._session.spawn(self._run_one(index, item))
+                    task = self._client._session.spawn(self._run_one(index, item), work=True)
                     self._workers.add(task)
                     task.add_done_callback(self._workers.discard)
                 index += 1

@@ -136,11 +136,12 @@ class Session:
         self._closed = False
         self._auth = f"Bearer {config.api_token}"
         self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=config.connect_timeout, sock_read=config.timeout
+            total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
         )
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._base_slash = config.base_url + "/"
-        self._background: set[asyncio.Task[None]] = set()
+        self._work: set[asyncio.Task[None]] = set()  # fan-out workers: close() cancels them
+        self._cleanup: set[asyncio.Task[None]] = set()  # remote cancels: close() awaits them
         self._known: dict[str, float] = {}
 
     def __repr__(self) -> str:
@@ -174,31 +175,34 @@ class Session:
         return self._http
 
     async def close(self) -> None:
-        """Let background cleanup finish, then close the connection pool. Idempotent."""
+        """Cancel running work, let clean-up (remote cancels) finish, close the pool. Idempotent."""
+        for task in self._work:
+            task.cancel()
         deadline = time.monotonic() + _CLOSE_GRACE
         # Cancelled work spawns its clean-up as it unwinds, so look again until all is quiet.
-        while self._background and (left := deadline - time.monotonic()) > 0:
-            await asyncio.wait(set(self._background), timeout=left)
+        while (pending := self._work | self._cleanup) and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(pending, timeout=left)
         self._closed = True
         if self._http is not None:
             await self._http.close()
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run cleanup work (a remote cancel) in the background; close() waits for it."""
+    def spawn(self, coro: Coroutine[Any, Any, None], *, work: bool = False) -> asyncio.Task[None]:
+        """Run a task tied to this client. ``work=True``: close() cancels it (a fan-out worker);
+        otherwise it is clean-up (a remote cancel) that close() waits for."""
         task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        tasks = self._work if work else self._cleanup
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
         return task
 
     def remember(self, prediction_id: str) -> None:
         """Note a prediction this client created (so orphan clean-up never touches it)."""
         now = time.monotonic()
-        self._known[prediction_id] = now
-        if len(self._known) > 4096:
-            for pid, seen in list(self._known.items()):
-                if now - seen < _KNOWN_TTL:
-                    break
-                del self._known[pid]
+        known = self._known
+        known[prediction_id] = now
+        # Oldest first (insertion order): drop the expired ones from the front, O(1) amortised.
+        while known and now - next(iter(known.values())) > _KNOWN_TTL:
+            del known[next(iter(known))]
 
     def known(self, prediction_id: str) -> bool:
         """Whether this client created ``prediction_id`` recently."""
@@ -208,7 +212,7 @@ class Session:
         timeout = self._timeouts.get(read_timeout)
         if timeout is None:
             timeout = aiohttp.ClientTimeout(
-                total=None, connect=self.config.connect_timeout, sock_read=read_timeout
+                total=None, sock_connect=self.config.connect_timeout, sock_read=read_timeout
             )
             self._timeouts[read_timeout] = timeout
         return timeout
@@ -237,12 +241,16 @@ class Session:
         headers: Mapping[str, str] | None = None,
         create: bool = False,
         read_timeout: float | None = None,
+        paced: bool = True,
+        sent: list[bool] | None = None,
     ) -> Response:
         """Send one API request with budget, retries and error mapping; return the 2xx response.
 
         ``create`` marks a request that makes something billable (a prediction): it is paced as a
         create and retried only when it provably was not processed. ``data`` may be a callable that
-        returns a fresh body per attempt (a multipart form cannot be sent twice).
+        returns a fresh body per attempt (a multipart form cannot be sent twice). ``paced=False``
+        skips the request budget (clean-up that must not queue behind the work it stops). ``sent``
+        gets ``True`` appended once a request has left the budget's queue for the wire.
         """
         url = self.url(path)
         idempotent = not create
@@ -256,6 +264,8 @@ class Session:
             headers=headers,
             create=create,
             read_timeout=read_timeout,
+            paced=paced,
+            sent=sent,
         )
         # The first attempt runs bare: almost every request succeeds at once, and building the
         # retry machinery costs more than the rest of the client's per-request work together.
@@ -298,9 +308,14 @@ class Session:
         headers: Mapping[str, str] | None,
         create: bool,
         read_timeout: float | None,
+        paced: bool,
+        sent: list[bool] | None,
     ) -> Response:
         """One try: wait for the budget, send, and raise the mapped error for a non-2xx."""
-        await self.budget.acquire(create=create)
+        if paced:
+            await self.budget.acquire(create=create)
+        if sent is not None and not sent:
+            sent.append(True)
         body = data() if callable(data) else data
         response = await self._send(
             method,
@@ -378,7 +393,7 @@ class Session:
             await self.budget.acquire(create=False)
         timeout = aiohttp.ClientTimeout(
             total=None,
-            connect=self.config.connect_timeout,
+            sock_connect=self.config.connect_timeout,
             sock_read=read_timeout if read_timeout is not None else self.config.timeout,
         )
         with connection_errors("GET", url):

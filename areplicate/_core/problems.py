@@ -78,12 +78,23 @@ def _plain(text: str) -> str | None:
 def error_for(
     status: int, headers: Mapping[str, str], body: bytes, *, now: float = 0.0
 ) -> APIError | None:
-    """The exception for an HTTP response, or None for a 2xx/3xx.
+    """The exception for an HTTP response, or None for a 2xx.
 
-    ``now`` (Unix time) is used only to read a ``Retry-After`` given as an HTTP date.
+    A 3xx is an error too: the API does not redirect, and following one could carry the token to
+    another host, so the client never does (the error names where it pointed). ``now`` (Unix
+    time) is used only to read a ``Retry-After`` given as an HTTP date.
     """
-    if status < 400:
+    if status < 300:
         return None
+    if status < 400:
+        location = header(headers, "location")
+        return APIError(
+            status,
+            "Unexpected redirect",
+            f"the API answered {status} pointing to {location or 'nowhere'}; "
+            "redirects are not followed (check the client's base_url)",
+            request_id=request_id(headers),
+        )
     parsed: Any = None
     title = detail = None
     if body.strip():

@@ -14,7 +14,8 @@ from areplicate._convert import structure
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._errors import InvalidReferenceError, UnexpectedResponseError
 from areplicate._models import Deployment, Page, Prediction
-from areplicate._services.models import LATEST_VERSION_TTL, Models, paginate
+from areplicate._services._paging import paginate
+from areplicate._services.models import LATEST_VERSION_TTL, Models
 from areplicate._session import Session
 
 if TYPE_CHECKING:

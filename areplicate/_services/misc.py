@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from areplicate._convert import structure
 from areplicate._models import Account, Collection, Hardware, Page
-from areplicate._services.models import paginate
+from areplicate._services._paging import paginate
 from areplicate._session import Session
 
 __all__ = ["Accounts", "Collections", "HardwareService"]

@@ -17,12 +17,12 @@ from typing import Any, Literal, TypeVar
 from areplicate._convert import structure
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.schema import InputCheck, InputSchema
-from areplicate._core.urls import rebase
 from areplicate._errors import InputValidationError, InvalidReferenceError, NotFoundError
 from areplicate._models import Model, Page, Prediction, SearchResults, Version
+from areplicate._services._paging import paginate
 from areplicate._session import Session
 
-__all__ = ["LATEST_VERSION_TTL", "Models", "Versions", "model_path", "paginate"]
+__all__ = ["LATEST_VERSION_TTL", "Models", "Versions", "model_path"]
 
 logger = logging.getLogger("areplicate")
 
@@ -48,38 +48,6 @@ def model_path(ref: str, *, what: str = "model") -> tuple[ModelRef, str]:
             + ("; for a version use client.models.versions.get" if parsed.version else "")
         )
     return parsed, f"models/{parsed.owner}/{parsed.name}"
-
-
-async def paginate(
-    session: Session,
-    path: str,
-    cls: type[T],
-    *,
-    what: str,
-    params: Mapping[str, str] | None = None,
-    method: str = "GET",
-    data: bytes | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> AsyncIterator[Page[T]]:
-    """Yield pages of ``cls`` from ``path``, following ``next`` links on the session's base URL.
-
-    A ``next`` link is never requested as given: its path is rebased onto our own base URL, so the
-    token stays on the configured host (shared/replicate-api.md section 10). Stops if a link
-    repeats the page just read.
-    """
-    url: str = path
-    query = dict(params) if params else None
-    seen: set[str] = set()
-    while True:
-        response = await session.request(method, url, params=query, data=data, headers=headers)
-        page = structure(response.json(), Page[cls], what=what)  # type: ignore[valid-type]
-        yield page
-        if not page.next:
-            return
-        url, query = rebase(page.next, session.config.base_url), None
-        if url in seen:
-            return
-        seen.add(url)
 
 
 class Versions:

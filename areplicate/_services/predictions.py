@@ -21,7 +21,6 @@ from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.sse import SSEDecoder
 from areplicate._core.status import Status
 from areplicate._core.times import format_duration, format_timestamp, parse_duration
-from areplicate._core.urls import rebase
 from areplicate._errors import (
     APIConnectionError,
     NotFoundError,
@@ -31,6 +30,7 @@ from areplicate._errors import (
     WaitTimeoutError,
 )
 from areplicate._models import Page, Prediction, StreamEvent
+from areplicate._services._paging import paginate
 from areplicate._session import Session
 
 __all__ = ["WEBHOOK_EVENTS", "Predictions"]
@@ -51,6 +51,8 @@ _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 # Abandoned creates are looked up this long after the first one, and this far back in time
 # (allowing for a clock difference between us and the API).
 _REAP_DELAY = 0.5
+# Remote cancels issued at once by clean-up (they skip the request budget: they stop work).
+_CANCEL_CONCURRENCY = 16
 _CLOCK_SKEW = 120.0
 
 PredictionLike = Prediction | str
@@ -147,6 +149,9 @@ class Predictions:
         self._input_hook = input_hook
         self._orphans: list[_Orphan] = []
         self._reaper: asyncio.Task[None] | None = None
+        # Inputs of this client's creates still waiting for their response (keyed by payload id).
+        self._inflight: dict[int, Any] = {}
+        self._inflight_changed: asyncio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<Predictions {self._session.config.base_url}>"
@@ -232,6 +237,9 @@ class Predictions:
         if cancel_after is not None:
             headers["Cancel-After"] = cancel_after
         sent_at = time.time()
+        sent: list[bool] = []
+        key = id(payload)
+        self._inflight[key] = payload["input"]
         try:
             response = await self._session.request(
                 "POST",
@@ -240,13 +248,19 @@ class Predictions:
                 headers=headers,
                 create=True,
                 read_timeout=read_timeout,
+                sent=sent,
             )
-        except (asyncio.CancelledError, APIConnectionError) as exc:
-            # The caller gave up (or the line dropped) after the request may have reached the API:
-            # a prediction we never saw may be running. Find and cancel it, in the background.
-            if not isinstance(exc, APIConnectionError) or exc.sent:
+        except asyncio.CancelledError:
+            # The caller gave up after the create left for the API: a prediction we will never
+            # hear of may be running. Find and cancel it, in the background. (After a dropped
+            # connection we do not: the caller is told to look it up, and may want it.)
+            if sent:
                 self._abandon(payload, match, sent_at)
             raise
+        finally:
+            del self._inflight[key]
+            if self._inflight_changed is not None:
+                self._inflight_changed.set()
         prediction = structure(response.json(), Prediction, what="create response")
         self._session.remember(prediction.id)
         return prediction
@@ -262,12 +276,15 @@ class Predictions:
     async def _reap(self) -> None:
         """Find predictions whose creates were abandoned and cancel them. Best effort, logged.
 
-        Each abandoned create claims at most one match (same model, same input, created since it
-        was sent, still running, not one this client knows), so identical inputs sent by other
-        tasks are not touched more than once each.
+        Each abandoned create claims at most one match: same model, same input, created since it
+        was sent, still running, and not a prediction this client knows. While another create of
+        this client with the same input still awaits its response, the reaper waits for it (its id
+        then becomes known), so it never takes a sibling's prediction for the orphan. Another
+        process sending the same input at the same moment remains indistinguishable.
         """
         await asyncio.sleep(_REAP_DELAY)  # let the API register the creates we dropped
         while self._orphans:
+            await self._await_siblings(self._orphans)
             orphans, self._orphans = self._orphans, []
             since = dt.datetime.fromtimestamp(
                 min(o.sent_at for o in orphans) - _CLOCK_SKEW, dt.timezone.utc
@@ -279,15 +296,43 @@ class Predictions:
                         async for p in self.list(created_after=since)
                         if not p.is_terminal and not self._session.known(p.id)
                     ]
-                    for orphan in orphans:
-                        for prediction in candidates:
-                            if orphan.matches(prediction):
-                                candidates.remove(prediction)
-                                logger.info("canceling abandoned prediction %s", prediction.id)
-                                await self.cancel(prediction.id)
-                                break
             except (ReplicateError, TimeoutError) as exc:
-                logger.warning("could not clean up %d abandoned create(s): %s", len(orphans), exc)
+                logger.warning("could not look up %d abandoned create(s): %r", len(orphans), exc)
+                continue
+            claimed = []
+            for orphan in orphans:
+                for prediction in candidates:
+                    if orphan.matches(prediction):
+                        candidates.remove(prediction)
+                        claimed.append(prediction.id)
+                        break
+            limit = anyio.Semaphore(_CANCEL_CONCURRENCY)
+            async with anyio.create_task_group() as group:
+                for pid in claimed:
+                    group.start_soon(self._cancel_limited, pid, limit)
+
+    async def _cancel_limited(self, pid: str, limit: anyio.Semaphore) -> None:
+        async with limit:
+            logger.info("canceling abandoned prediction %s", pid)
+            await self._cancel_quietly(pid)
+
+    async def _await_siblings(self, orphans: list[_Orphan]) -> None:
+        """Wait (bounded) until no create of ours with an orphan's input awaits its response."""
+        inputs = [o.input for o in orphans]
+
+        def busy() -> bool:
+            return any(value in inputs for value in self._inflight.values())
+
+        if not busy():
+            return
+        self._inflight_changed = changed = asyncio.Event()
+        try:
+            with anyio.move_on_after(_MAX_WAIT + _WAIT_GRACE):
+                while busy():
+                    changed.clear()
+                    await changed.wait()
+        finally:
+            self._inflight_changed = None
 
     async def find(
         self,
@@ -337,15 +382,10 @@ class Predictions:
             params["created_after"] = format_timestamp(created_after)
         if created_before is not None:
             params["created_before"] = format_timestamp(created_before)
-        path: str = "predictions"
-        query: dict[str, str] | None = params or None
-        while True:
-            response = await self._session.request("GET", path, params=query)
-            page = structure(response.json(), Page[Prediction], what="prediction page")
+        async for page in paginate(
+            self._session, "predictions", Prediction, what="prediction page", params=params
+        ):
             yield page
-            if not page.next:
-                return
-            path, query = rebase(page.next, self._session.config.base_url), None
 
     async def list(
         self,
@@ -425,9 +465,11 @@ class Predictions:
     async def _cancel_quietly(self, pid: str) -> None:
         try:
             with anyio.fail_after(_CANCEL_TIMEOUT):
-                await self.cancel(pid)
+                await self._session.request(
+                    "POST", f"predictions/{quote(pid, safe='')}/cancel", paced=False
+                )
         except (ReplicateError, TimeoutError) as exc:
-            logger.warning("could not cancel prediction %s: %s", pid, exc)
+            logger.warning("could not cancel prediction %s: %r", pid, exc)
 
     # -- run --------------------------------------------------------------------------------------
 
@@ -496,6 +538,9 @@ class Predictions:
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
+        if timeout is not None and wait is not False:
+            # Hold the create no longer than the caller will wait, so it is not cut off mid-way.
+            wait = min(_wait_seconds(wait) or 0, int(timeout - 1)) or False
         prediction: Prediction | None = None
         if timeout is None:  # no cancel scope to build: this runs once per item of a fan-out
             prediction = await self.create(
@@ -535,7 +580,11 @@ class Predictions:
                 "(use wait() or run() instead)"
             )
         decoder = SSEDecoder()
-        seen: set[str] = set()
+        # Events delivered per id. Events without an id line carry the previous one forward, so
+        # one id may cover several events; after a reconnect, a server that replays from the
+        # start sends them again and we skip as many as were delivered.
+        delivered: dict[str, int] = {}
+        replayed: dict[str, int] = {}
         failures = 0
         while True:
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
@@ -548,9 +597,10 @@ class Predictions:
                     async for chunk in resp.content.iter_any():
                         for event in decoder.feed(chunk):
                             if event.id is not None:
-                                if event.id in seen:
+                                count = replayed[event.id] = replayed.get(event.id, 0) + 1
+                                if count <= delivered.get(event.id, 0):
                                     continue
-                                seen.add(event.id)
+                                delivered[event.id] = count
                             failures = 0
                             if event.event == "error":
                                 latest = await self.get(current.id)
@@ -572,4 +622,5 @@ class Predictions:
                         f"stream of prediction {current.id} kept ending before its 'done' event"
                     )
             decoder.close()
+            replayed.clear()
             await asyncio.sleep(min(2.0, 0.1 * 2 ** (failures - 1)))

@@ -25,7 +25,7 @@ from areplicate._errors import (
     WaitTimeoutError,
 )
 from areplicate._models import Page, Training
-from areplicate._services.models import paginate
+from areplicate._services._paging import paginate
 from areplicate._session import Session
 
 __all__ = ["Trainings"]

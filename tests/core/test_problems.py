@@ -32,9 +32,18 @@ def _json(obj: object) -> bytes:
     return json.dumps(obj).encode()
 
 
-@pytest.mark.parametrize("status", [100, 200, 201, 202, 204, 299, 301, 304, 399])
-def test_success_and_redirects_are_not_errors(status: int) -> None:
+@pytest.mark.parametrize("status", [100, 200, 201, 202, 204, 299])
+def test_success_is_not_an_error(status: int) -> None:
     assert error_for(status, {}, b'{"detail": "fine"}') is None
+
+
+@pytest.mark.parametrize("status", [301, 302, 304, 307, 399])
+def test_a_redirect_is_an_error_naming_where_it_pointed(status: int) -> None:
+    error = error_for(status, {"Location": "https://elsewhere.example/v1/x"}, b"")
+    assert type(error) is APIError
+    assert error.status == status
+    assert "https://elsewhere.example/v1/x" in str(error)
+    assert "not followed" in str(error)
 
 
 @pytest.mark.parametrize(

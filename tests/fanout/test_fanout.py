@@ -193,8 +193,11 @@ async def test_breaking_out_early_cancels_the_rest(
         assert our_tasks() == []
     assert fake.running() == 0
     statuses = [p["status"] for p in fake.predictions]
+    # Only what was in flight when we broke out was ever started, and all of it has ended:
+    # finished on its own, or cancelled by us.
+    assert len(statuses) <= 2 * 10
+    assert set(statuses) <= {"succeeded", "canceled"}
     assert statuses.count("canceled") >= 1
-    assert len(statuses) < 200
 
 
 async def _slow(n: int = 0) -> int:
@@ -215,7 +218,9 @@ async def test_breaking_without_async_with_still_cleans_up(
     # Leaving the client waited for the abandoned workers to cancel their predictions.
     assert fake.running() == 0
     assert our_tasks() == []
-    assert len(fake.predictions) < 100
+    statuses = [p["status"] for p in fake.predictions]
+    assert len(statuses) <= 2 * 10
+    assert set(statuses) <= {"succeeded", "canceled"}
 
 
 async def test_million_inputs_are_pulled_lazily(client: areplicate.Client) -> None:
