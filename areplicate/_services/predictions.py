@@ -11,16 +11,17 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import anyio
 import attrs
 
 from areplicate._convert import structure
+from areplicate._core.options import MAX_WAIT, cancel_after, check_webhook, wait_seconds
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.sse import SSEDecoder
 from areplicate._core.status import Status
-from areplicate._core.times import format_duration, format_timestamp, parse_duration
+from areplicate._core.times import format_timestamp
 from areplicate._errors import (
     APIConnectionError,
     NotFoundError,
@@ -33,21 +34,16 @@ from areplicate._models import Page, Prediction, StreamEvent
 from areplicate._services._paging import paginate
 from areplicate._session import Session
 
-__all__ = ["WEBHOOK_EVENTS", "Predictions"]
+__all__ = ["Predictions"]
 
 logger = logging.getLogger("areplicate")
 
-#: The events a webhook may be filtered to.
-WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
-_MIN_LIFETIME = 5.0
-_MAX_WAIT = 60
 # Extra read time on top of a ``Prefer: wait`` window before the client gives up on the response.
 _WAIT_GRACE = 10.0
 # How long a shielded best-effort cancel may take when the caller has given up.
 _CANCEL_TIMEOUT = 10.0
 _STREAM_RECONNECTS = 5
 _STREAM_READ_TIMEOUT = 300.0
-_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 # Abandoned creates are looked up this long after the first one, and this far back in time
 # (allowing for a clock difference between us and the API).
 _REAP_DELAY = 0.5
@@ -82,56 +78,6 @@ def _prediction_id(prediction: PredictionLike) -> str:
     if not isinstance(pid, str) or not pid or "/" in pid or pid.strip() != pid:
         raise ValueError(f"not a prediction id: {pid!r}; pass a Prediction or its id string")
     return pid
-
-
-def _wait_seconds(wait: bool | int) -> int | None:
-    if wait is False or wait is None:
-        return None
-    if wait is True:
-        return _MAX_WAIT
-    if isinstance(wait, int) and 1 <= wait <= _MAX_WAIT:
-        return wait
-    raise ValueError(
-        f"wait must be True (hold up to {_MAX_WAIT}s), False, or whole seconds from 1 to "
-        f"{_MAX_WAIT}; got {wait!r}"
-    )
-
-
-def _check_webhook(webhook: str | None, events: Sequence[str] | None) -> None:
-    if webhook is not None:
-        parts = urlsplit(webhook) if isinstance(webhook, str) else None
-        ok = parts is not None and bool(parts.hostname)
-        if ok and parts is not None and parts.scheme != "https":
-            ok = parts.scheme == "http" and parts.hostname in _LOOPBACK
-        if not ok:
-            raise ValueError(
-                "webhook must be an https:// URL (http:// only for localhost testing), "
-                f"got {webhook!r}"
-            )
-    if events is not None:
-        if isinstance(events, str) or not events:
-            raise ValueError(
-                "webhook_events_filter must be a non-empty list drawn from "
-                f"{sorted(WEBHOOK_EVENTS)}, got {events!r}"
-            )
-        unknown = [e for e in events if e not in WEBHOOK_EVENTS]
-        if unknown:
-            raise ValueError(
-                f"unknown webhook event(s) {unknown}; choose from {sorted(WEBHOOK_EVENTS)}"
-            )
-        if webhook is None:
-            raise ValueError("webhook_events_filter was given without a webhook URL")
-
-
-def _lifetime_header(lifetime: str | float | dt.timedelta | None) -> str | None:
-    if lifetime is None:
-        return None
-    seconds = parse_duration(lifetime)
-    if seconds < _MIN_LIFETIME:
-        raise ValueError(
-            f"lifetime must be at least {_MIN_LIFETIME:g}s (the API's minimum), got {lifetime!r}"
-        )
-    return format_duration(seconds)
 
 
 class Predictions:
@@ -218,9 +164,9 @@ class Predictions:
             raise TypeError(
                 f"input must be a mapping of input names to values, not {type(input).__name__}"
             )
-        seconds = _wait_seconds(wait)
-        cancel_after = _lifetime_header(lifetime)
-        _check_webhook(webhook, webhook_events_filter)
+        seconds = wait_seconds(wait)
+        deadline = cancel_after(lifetime)
+        check_webhook(webhook, webhook_events_filter)
         if ref_for_validation is not None and self._validator is not None:
             await self._validator(ref_for_validation, input)
         payload = dict(body)
@@ -234,8 +180,8 @@ class Predictions:
         if seconds is not None:
             headers["Prefer"] = f"wait={seconds}"
             read_timeout = max(self._session.config.timeout, seconds + _WAIT_GRACE)
-        if cancel_after is not None:
-            headers["Cancel-After"] = cancel_after
+        if deadline is not None:
+            headers["Cancel-After"] = deadline
         sent_at = time.time()
         sent: list[bool] = []
         key = id(payload)
@@ -327,7 +273,7 @@ class Predictions:
             return
         self._inflight_changed = changed = asyncio.Event()
         try:
-            with anyio.move_on_after(_MAX_WAIT + _WAIT_GRACE):
+            with anyio.move_on_after(MAX_WAIT + _WAIT_GRACE):
                 while busy():
                     changed.clear()
                     await changed.wait()
@@ -540,7 +486,7 @@ class Predictions:
         started = loop.time()
         if timeout is not None and wait is not False:
             # Hold the create no longer than the caller will wait, so it is not cut off mid-way.
-            wait = min(_wait_seconds(wait) or 0, int(timeout - 1)) or False
+            wait = min(wait_seconds(wait) or 0, int(timeout - 1)) or False
         prediction: Prediction | None = None
         if timeout is None:  # no cancel scope to build: this runs once per item of a fan-out
             prediction = await self.create(

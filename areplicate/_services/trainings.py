@@ -11,11 +11,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import anyio
 
 from areplicate._convert import structure
+from areplicate._core.options import check_webhook
 from areplicate._core.refs import parse_ref
 from areplicate._core.status import Status
 from areplicate._errors import (
@@ -43,21 +44,6 @@ def _training_id(training: TrainingLike) -> str:
     if not isinstance(tid, str) or not tid or "/" in tid or tid.strip() != tid:
         raise ValueError(f"not a training id: {tid!r}; pass a Training or its id string")
     return tid
-
-
-def _check_webhook(webhook: str | None, events: Sequence[str] | None) -> None:
-    if webhook is not None:
-        parts = urlsplit(webhook) if isinstance(webhook, str) else None
-        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError(f"webhook must be an https:// URL, got {webhook!r}")
-    if events is not None:
-        if webhook is None:
-            raise ValueError("webhook_events_filter was given without a webhook URL")
-        if isinstance(events, str) or not events or not set(events) <= _EVENTS:
-            raise ValueError(
-                f"webhook_events_filter must be a non-empty list drawn from {sorted(_EVENTS)}, "
-                f"got {events!r}"
-            )
 
 
 class Trainings:
@@ -96,7 +82,7 @@ class Trainings:
             )
         if not isinstance(input, Mapping):
             raise TypeError(f"input must be a mapping, not {type(input).__name__}")
-        _check_webhook(webhook, webhook_events_filter)
+        check_webhook(webhook, webhook_events_filter)
         body: dict[str, Any] = {"destination": target.model, "input": dict(input)}
         if webhook is not None:
             body["webhook"] = webhook

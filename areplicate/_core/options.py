@@ -1,0 +1,74 @@
+"""Checks on create options, made before anything is sent (shared/replicate-api.md section 3).
+
+Pure: each raises ValueError saying what was wrong and what is accepted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from areplicate._core.times import format_duration, parse_duration
+
+__all__ = ["MAX_WAIT", "WEBHOOK_EVENTS", "cancel_after", "check_webhook", "wait_seconds"]
+
+#: The events a webhook may be filtered to.
+WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
+#: The longest ``Prefer: wait`` window, in seconds.
+MAX_WAIT = 60
+_MIN_LIFETIME = 5.0
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def wait_seconds(wait: bool | int) -> int | None:
+    """The ``Prefer: wait`` seconds for ``wait`` (True = 60, False = none, or 1-60)."""
+    if wait is False or wait is None:
+        return None
+    if wait is True:
+        return MAX_WAIT
+    if isinstance(wait, int) and 1 <= wait <= MAX_WAIT:
+        return wait
+    raise ValueError(
+        f"wait must be True (hold up to {MAX_WAIT}s), False, or whole seconds from 1 to "
+        f"{MAX_WAIT}; got {wait!r}"
+    )
+
+
+def check_webhook(webhook: str | None, events: Sequence[str] | None) -> None:
+    """A webhook must be https (http only on loopback, for testing); events from the known four."""
+    if webhook is not None:
+        parts = urlsplit(webhook) if isinstance(webhook, str) else None
+        ok = parts is not None and bool(parts.hostname)
+        if ok and parts is not None and parts.scheme != "https":
+            ok = parts.scheme == "http" and parts.hostname in _LOOPBACK
+        if not ok:
+            raise ValueError(
+                "webhook must be an https:// URL (http:// only for localhost testing), "
+                f"got {webhook!r}"
+            )
+    if events is not None:
+        if isinstance(events, str) or not events:
+            raise ValueError(
+                "webhook_events_filter must be a non-empty list drawn from "
+                f"{sorted(WEBHOOK_EVENTS)}, got {events!r}"
+            )
+        unknown = [e for e in events if e not in WEBHOOK_EVENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown webhook event(s) {unknown}; choose from {sorted(WEBHOOK_EVENTS)}"
+            )
+        if webhook is None:
+            raise ValueError("webhook_events_filter was given without a webhook URL")
+
+
+def cancel_after(lifetime: str | float | dt.timedelta | None) -> str | None:
+    """The ``Cancel-After`` header for a lifetime (at least 5 s), or None for no deadline."""
+    if lifetime is None:
+        return None
+    seconds = parse_duration(lifetime)
+    if seconds < _MIN_LIFETIME:
+        raise ValueError(
+            f"lifetime must be at least {_MIN_LIFETIME:g}s (the API's minimum), got {lifetime!r}"
+        )
+    return format_duration(seconds)
