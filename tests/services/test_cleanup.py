@@ -18,6 +18,8 @@ import areplicate
 from areplicate import Status
 from areplicate.testing import FakeReplicate, Faults
 
+from ._local import serve_app
+
 CREATE = "POST /v1/models/{owner}/{name}/predictions"
 CANCEL = "POST /v1/predictions/{id}/cancel"
 
@@ -182,17 +184,11 @@ async def test_stream_events_with_inherited_ids_are_all_delivered() -> None:
     app = web.Application()
     app.router.add_get("/v1/predictions/p1", prediction)
     app.router.add_get("/stream", stream)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
-    try:
-        async with areplicate.Client(
-            "r8_test", base_url=f"http://127.0.0.1:{port}", rate_limits=None
-        ) as client:
-            events = [(e.event, e.data) async for e in client.predictions.stream("p1")]
-    finally:
-        await runner.cleanup()
+    async with (
+        serve_app(app) as origin,
+        areplicate.Client("r8_test", base_url=origin, rate_limits=None) as client,
+    ):
+        events = [(e.event, e.data) async for e in client.predictions.stream("p1")]
     assert events == [("output", "a"), ("output", "b"), ("done", "{}")]
 
 
@@ -209,16 +205,10 @@ async def test_a_repeated_next_link_ends_the_listing() -> None:
 
     app = web.Application()
     app.router.add_get("/v1/predictions", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
-    try:
-        async with areplicate.Client(
-            "r8_test", base_url=f"http://127.0.0.1:{port}", rate_limits=None
-        ) as client:
-            ids = [p.id async for p in client.predictions.list()]
-    finally:
-        await runner.cleanup()
+    async with (
+        serve_app(app) as origin,
+        areplicate.Client("r8_test", base_url=origin, rate_limits=None) as client,
+    ):
+        ids = [p.id async for p in client.predictions.list()]
     assert ids == ["p1", "p1"]
     assert hits == 2

@@ -12,6 +12,8 @@ from aiohttp import web
 import areplicate
 from areplicate.testing import FakeReplicate
 
+from ._local import serve_app
+
 TOKEN = "r8_secret_host_test_token"
 
 
@@ -26,15 +28,8 @@ async def other_host() -> AsyncIterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", record)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.2", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.2:{port}", hits
-    finally:
-        await runner.cleanup()
+    async with serve_app(app, "127.0.0.2") as origin:
+        yield origin, hits
 
 
 async def test_proxy_prefix_keeps_every_follow_up_on_the_configured_host(
@@ -132,18 +127,11 @@ async def test_stream_survives_a_dropped_connection_without_loss_or_duplicates(
     app = web.Application()
     app.router.add_get("/v1/predictions/p1", server.prediction)
     app.router.add_get("/stream/p1", server.stream)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with areplicate.Client(
-            TOKEN, base_url=f"http://127.0.0.1:{port}", rate_limits=None
-        ) as client:
-            events = [e async for e in client.predictions.stream("p1")]
-    finally:
-        await runner.cleanup()
+    async with (
+        serve_app(app) as origin,
+        areplicate.Client(TOKEN, base_url=origin, rate_limits=None) as client,
+    ):
+        events = [e async for e in client.predictions.stream("p1")]
     assert [e.data for e in events if e.event == "output"] == server.tokens
     assert events[-1].event == "done"
     assert len(server.connections) == 2

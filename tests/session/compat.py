@@ -3,7 +3,7 @@
 aioresponses builds ``ClientResponse`` without the ``stream_writer`` argument aiohttp 3.12 made
 required, and reads bodies through a reader whose protocol cannot pause. :func:`mocked_aiohttp`
 patches in a response class with a stand-in writer and a reader with room for any body.
-(tests/services/_mockapi.py carries the same two patches for the service tests.)
+The service tests use it too (tests/services/_mockapi.py).
 """
 
 from __future__ import annotations
