@@ -11,6 +11,7 @@ Exit codes (also listed by ``areplicate --help``):
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import datetime as dt
@@ -57,6 +58,7 @@ __all__ = [
     "parse_assignments",
     "parse_lifetime",
     "parse_model_ref",
+    "positive_int",
     "prediction_json",
     "run_main",
     "stderr",
@@ -316,3 +318,14 @@ def print_error(message: str) -> None:
     """Print ``areplicate: error: message`` to standard error."""
     sys.stderr.write(f"areplicate: error: {message}\n")
     sys.stderr.flush()
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1, with a message that says so."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

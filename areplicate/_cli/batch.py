@@ -49,6 +49,7 @@ from areplicate._cli._common import (
     make_client,
     parse_lifetime,
     parse_model_ref,
+    positive_int,
     run_main,
     stderr,
 )
@@ -112,16 +113,6 @@ running; Ctrl-C twice cancels them.
 """
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``batch`` subcommand."""
     p = subparsers.add_parser(
@@ -145,7 +136,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--concurrency",
         "-c",
         metavar="N",
-        type=_positive,
+        type=positive_int,
         default=_DEFAULT_CONCURRENCY,
         help=f"predictions in flight at once (default {_DEFAULT_CONCURRENCY})",
     )

@@ -13,6 +13,7 @@ from areplicate._cli._common import (
     CLIError,
     json_line,
     make_client,
+    positive_int,
     prediction_json,
     run_main,
     stdout,
@@ -22,16 +23,6 @@ from areplicate._core.times import format_timestamp
 from areplicate._models import Prediction
 
 __all__ = ["execute", "register"]
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "list", help="your predictions, newest first", description="List predictions, newest first."
     )
     ls.add_argument(
-        "--limit", "-n", type=_positive, default=20, metavar="N", help="how many (default 20)"
+        "--limit", "-n", type=positive_int, default=20, metavar="N", help="how many (default 20)"
     )
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     get = actions.add_parser("get", help="one prediction", description="Show one prediction.")
