@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from typing_extensions import assert_type
@@ -18,8 +19,10 @@ from areplicate import (
     APIError,
     Client,
     Completed,
+    FileOutput,
     InputValidationError,
     InvalidRequestError,
+    Model,
     ModelRef,
     Page,
     PollSchedule,
@@ -32,6 +35,7 @@ from areplicate import (
     StreamEvent,
     WaitTimeoutError,
 )
+from areplicate.testing import FakeReplicate
 
 REF = "black-forest-labs/flux-schnell"
 
@@ -162,3 +166,30 @@ def refs() -> None:
     del owner, version, model
     terminal: bool = Status.ABORTED.is_terminal
     del terminal
+
+
+async def files_webhooks_models(client: Client, body: bytes, headers: dict[str, str]) -> None:
+    prediction = await client.predictions.finish(REF, {"image": Path("cat.png")}, validate=True)
+    for file in areplicate.output_files(prediction, client):
+        assert_type(file, FileOutput)
+        data: bytes = await file.read()
+        del data
+    saved = await areplicate.save_outputs(client, [prediction], "out/")
+    assert_type(saved, list[Path])
+    secret: str = await client.webhooks.default_secret()
+    areplicate.webhooks.verify(headers, body, secret)
+    delivered: Prediction = areplicate.webhooks.parse(body)
+    model: Model = await client.models.get("acme/hello")
+    schema: dict[str, Any] = await client.models.input_schema("acme/hello")
+    warnings: list[str] = await client.models.validate_input("acme/hello", {"prompt": "hi"})
+    del delivered, model, schema, warnings
+
+
+async def testing() -> None:
+    fake = FakeReplicate()
+    fake.add_model("acme/echo", lambda text="": text)
+    async with fake.serve() as base_url, Client("r8_test", base_url=base_url) as client:
+        assert_type(base_url, str)
+        await client.run("acme/echo", {"text": "hi"})
+    count: int = fake.counts["POST /v1/models/{owner}/{name}/predictions"]
+    del count
