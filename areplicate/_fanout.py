@@ -122,6 +122,7 @@ class _Run:
         self._feeder: asyncio.Task[None] | None = None
         self._closed = False
         self._done = self._succeeded = self._failed = self._errors = 0
+        self._any_created = False
 
     async def next(self) -> Completed:
         """The next finished item; StopAsyncIteration when all are done."""
@@ -221,14 +222,20 @@ class _Run:
                 prediction = await self._runner(index, item)
             else:
                 prediction = await self._client.predictions.settle(self._ref, item, **self._options)
+            self._any_created = True
             result = Completed(index, item, prediction, None)
         except asyncio.CancelledError:
             self._slots.release()
             raise
         except _FATAL as exc:
-            self._slots.release()
-            await self._queue.put(exc)
-            return
+            # A 404 before anything was created is an unknown model or version: every item would
+            # hit it. After that, a 404 belongs to one item.
+            if isinstance(exc, NotFoundError) and self._any_created:
+                result = Completed(index, item, None, exc)
+            else:
+                self._slots.release()
+                await self._queue.put(exc)
+                return
         except Exception as exc:
             result = Completed(index, item, None, exc)
         try:

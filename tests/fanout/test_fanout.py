@@ -311,3 +311,37 @@ async def test_rate_limited_fan_out_stays_under_the_limits() -> None:
     assert sum(1 for r in creates if r.status == 201) == 2000
     throttled = fake.status_counts[429]
     assert throttled < 0.01 * len(fake.requests), f"{throttled} of {len(fake.requests)} got 429"
+
+
+async def test_a_404_after_predictions_exist_belongs_to_its_item(
+    client: areplicate.Client,
+) -> None:
+    """An unknown model stops everything (see above); a prediction that vanishes does not."""
+    from areplicate._fanout import _FanOut
+
+    first_done = asyncio.Event()
+
+    async def runner(index: int, item: object) -> areplicate.Prediction:
+        if index == 3:
+            await first_done.wait()
+            raise areplicate.NotFoundError(404, detail="The requested resource could not be found.")
+        prediction = await client.predictions.settle("acme/echo", {"n": index})
+        first_done.set()
+        return prediction
+
+    async with _FanOut(
+        client,
+        "acme/echo",
+        [{"n": i} for i in range(6)],
+        concurrency=6,
+        wait=True,
+        timeout=None,
+        lifetime=None,
+        validate=False,
+        on_progress=None,
+        runner=runner,
+    ) as results:
+        items = {item.index: item async for item in results}
+    assert sorted(items) == list(range(6))
+    assert isinstance(items[3].error, areplicate.NotFoundError)
+    assert all(items[i].ok for i in (0, 1, 2, 4, 5))
