@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from aioresponses import aioresponses
 
 import areplicate
 from areplicate.testing import FakeReplicate, log
+
+from ._mockapi import client as mock_client
+from ._mockapi import mock_api
 
 
 class Gate:
@@ -67,3 +71,17 @@ async def client(base_url: str) -> AsyncIterator[areplicate.Client]:
         api_token="r8_test_token", base_url=base_url, rate_limits=None
     ) as client:
         yield client
+
+
+@pytest.fixture
+def mocked() -> Iterator[aioresponses]:
+    """aioresponses answering on ``_mockapi.BASE`` (anything unregistered is refused)."""
+    with mock_api() as m:
+        yield m
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[areplicate.Client]:
+    """A Client on the mocked base URL, pacing off."""
+    async with mock_client() as c:
+        yield c

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ from aioresponses import aioresponses
 
 import areplicate
 
-from ._mockapi import BASE, client, mock_api, sent, total_requests
+from ._mockapi import BASE, sent, total_requests
 
 VERSION = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
 NEW_VERSION = "b" * 64
@@ -65,18 +64,6 @@ def prediction_body(pid: str = "p1", status: str = "starting") -> dict[str, Any]
         },
         "deployment": "acme/painter",
     }
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    with mock_api() as m:
-        yield m
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[areplicate.Client]:
-    async with client() as c:
-        yield c
 
 
 class TestDeployments:

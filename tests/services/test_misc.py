@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aioresponses import aioresponses
 
 import areplicate
 
-from ._mockapi import BASE, client, mock_api, total_requests
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    with mock_api() as m:
-        yield m
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[areplicate.Client]:
-    async with client() as c:
-        yield c
+from ._mockapi import BASE, client, total_requests
 
 
 async def test_account_get(api: areplicate.Client, mocked: aioresponses) -> None:

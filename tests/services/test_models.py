@@ -6,7 +6,6 @@ import asyncio
 import copy
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from aioresponses import aioresponses
 import areplicate
 from areplicate._core.schema import InputCheck
 
-from ._mockapi import BASE, client, mock_api, sent, total_requests
+from ._mockapi import BASE, sent, total_requests
 
 VERSION = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
 OTHER_VERSION = "a" * 64
@@ -70,18 +69,6 @@ def model_body(owner: str = "acme", name: str = "paint", **extra: Any) -> dict[s
     }
     body.update(extra)
     return body
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    with mock_api() as m:
-        yield m
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[areplicate.Client]:
-    async with client() as c:
-        yield c
 
 
 class TestGet:

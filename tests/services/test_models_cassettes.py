@@ -24,7 +24,7 @@ from aioresponses import aioresponses
 import areplicate
 from areplicate._core.schema import InputSchema
 
-from ._mockapi import BASE, client, mock_api
+from ._mockapi import BASE, client
 
 CASSETTES = Path(__file__).parent.parent / "fixtures" / "cassettes"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -137,12 +137,6 @@ def test_the_cassettes_cover_every_kind_we_serve() -> None:
     kinds = {case.values[2] for case in CASES}
     # No cassette records GET /account; the mocked-API tests cover it.
     assert kinds == {kind for _, _, kind, _ in ROUTES} - {"account"}
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    with mock_api() as m:
-        yield m
 
 
 @pytest.mark.parametrize(("cassette", "index", "kind"), CASES)

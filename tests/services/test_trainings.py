@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ import areplicate
 from areplicate import PollSchedule, Status
 from areplicate._models import Training
 
-from ._mockapi import BASE, client, mock_api, sent, total_requests
+from ._mockapi import BASE, client, sent, total_requests
 
 VERSION = "39ed52f2a78e934b3ba6e2a89f5b1c712de7dfea535525255b1aa35c5565e08b"
 CREATE_URL = f"{BASE}/models/stability-ai/sdxl/versions/{VERSION}/trainings"
@@ -36,12 +36,6 @@ def training_body(tid: str = "t1", status: str = "starting", **extra: Any) -> di
     }
     body.update(extra)
     return body
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    with mock_api() as m:
-        yield m
 
 
 @pytest.fixture
