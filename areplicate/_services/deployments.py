@@ -83,7 +83,7 @@ class DeploymentPredictions:
         before sending: that costs one ``GET /deployments/...`` (reused for a minute) plus the
         version's schema (cached), and raises InputValidationError with every problem.
         """
-        _, path = _deployment_path(deployment)
+        parsed, path = _deployment_path(deployment)
         match: ModelRef | None = None
         if validate:
             match = await self._deployments._current_ref(deployment)
@@ -97,6 +97,7 @@ class DeploymentPredictions:
             webhook=webhook,
             webhook_events_filter=webhook_events_filter,
             match=match,
+            deployment=parsed.model,
         )
 
 

@@ -64,8 +64,11 @@ class _Orphan:
     version: str | None
     input: dict[str, Any]
     sent_at: float
+    deployment: str | None = None
 
     def matches(self, prediction: Prediction) -> bool:
+        if self.deployment is not None and prediction.deployment != self.deployment:
+            return False
         if self.model is not None and prediction.model and prediction.model != self.model:
             return False
         if self.version is not None and prediction.version not in (self.version, "hidden", ""):
@@ -158,6 +161,7 @@ class Predictions:
         webhook_events_filter: Sequence[str] | None = None,
         ref_for_validation: str | None = None,
         match: ModelRef | None = None,
+        deployment: str | None = None,
     ) -> Prediction:
         """POST a create to ``path`` (any of the three create routes), all options checked first."""
         if not isinstance(input, Mapping):
@@ -201,7 +205,7 @@ class Predictions:
             # hear of may be running. Find and cancel it, in the background. (After a dropped
             # connection we do not: the caller is told to look it up, and may want it.)
             if sent:
-                self._abandon(payload, match, sent_at)
+                self._abandon(payload, match, sent_at, deployment)
             raise
         finally:
             del self._inflight[key]
@@ -211,11 +215,17 @@ class Predictions:
         self._session.remember(prediction.id)
         return prediction
 
-    def _abandon(self, payload: dict[str, Any], match: ModelRef | None, sent_at: float) -> None:
+    def _abandon(
+        self,
+        payload: dict[str, Any],
+        match: ModelRef | None,
+        sent_at: float,
+        deployment: str | None,
+    ) -> None:
         """Queue a create whose response we never read; one background reaper handles them all."""
         version = match.version if match is not None else payload.get("version")
         model = match.model if match is not None else None
-        self._orphans.append(_Orphan(model, version, payload["input"], sent_at))
+        self._orphans.append(_Orphan(model, version, payload["input"], sent_at, deployment))
         if self._reaper is None or self._reaper.done():
             self._reaper = self._session.spawn(self._reap())
 

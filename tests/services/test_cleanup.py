@@ -212,3 +212,28 @@ async def test_a_repeated_next_link_ends_the_listing() -> None:
         ids = [p.id async for p in client.predictions.list()]
     assert ids == ["p1", "p1"]
     assert hits == 2
+
+
+async def test_an_abandoned_deployment_create_only_claims_a_deployment_prediction(
+    url: str, fake: FakeReplicate, held: Held
+) -> None:
+    fake.add_deployment("acme/held-prod", model="acme/held")
+    async with areplicate.Client("r8_other", base_url=url, rate_limits=None) as other:
+        async with areplicate.Client("r8_test", base_url=url, rate_limits=None) as client:
+            task = asyncio.create_task(
+                client.deployments.predictions.create(
+                    "acme/held-prod", {"prompt": "same"}, wait=True
+                )
+            )
+            await held.until_started(1)  # our deployment create is held open by Prefer: wait
+            # Newer, so listed first: input alone would take it for our orphan.
+            theirs = await other.predictions.create("acme/held", {"prompt": "same"})
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        # Same input, another client's plain-model prediction: not ours to cancel.
+        assert fake.prediction(theirs.id)["status"] == "processing"
+        ours = [p for p in fake.predictions if p.get("deployment") == "acme/held-prod"]
+        assert [p["status"] for p in ours] == ["canceled"]
+        held.release.set()
+        assert (await other.predictions.wait(theirs)).status == Status.SUCCEEDED
