@@ -53,8 +53,35 @@ __all__ = [
 ]
 
 
+#: Added to the message of every error that leaves a create's outcome unknown.
+MAYBE_CREATED_HINT = (
+    "the API may have processed this create, so the prediction may exist and be running: look it "
+    "up with `client.predictions.find(input, created_after=...)` before creating it again"
+)
+
+
 class ReplicateError(Exception):
-    """Base class of every error areplicate raises: catch this to catch them all."""
+    """Base class of every error areplicate raises: catch this to catch them all.
+
+    ``maybe_created`` is True on an error raised by a create (a prediction, training or deployment
+    prediction) after the request may have been processed: a dropped connection after sending, a
+    timeout, a 5xx, a 2xx whose body could not be read. The prediction may then exist and be billed,
+    so look it up (``predictions.find``) instead of creating it again; the message says so too. It is
+    False on every error that proves nothing was created (a 4xx such as 422 or 429, a connection that
+    never opened, a bad argument).
+    """
+
+    maybe_created: bool = False
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.maybe_created:
+            text = f"{text} ({MAYBE_CREATED_HINT})"
+        return text
+
+    def mark_maybe_created(self) -> None:
+        """Record that this error came from a create that may have been processed (see the class)."""
+        self.maybe_created = True
 
 
 class APIError(ReplicateError):
@@ -106,7 +133,13 @@ class APIError(ReplicateError):
                 self.body,
                 self.retry_after,
             ),
+            _state(self),
         )
+
+
+def _state(error: ReplicateError) -> dict[str, Any]:
+    """Pickle state beyond the constructor's arguments (today: the ``maybe_created`` flag)."""
+    return {"maybe_created": True} if error.maybe_created else {}
 
 
 def _rebuild_api_error(
@@ -179,7 +212,7 @@ class APIConnectionError(ReplicateError):
         self.sent = sent
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_connection_error, (type(self), str(self), self.sent))
+        return (_rebuild_connection_error, (type(self), self.args[0], self.sent), _state(self))
 
 
 def _rebuild_connection_error(
@@ -206,7 +239,7 @@ class PredictionFailedError(ReplicateError):
         super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.prediction, str(self)))
+        return (type(self), (self.prediction, self.args[0]), _state(self))
 
 
 class PredictionCanceledError(PredictionFailedError):
@@ -232,7 +265,7 @@ class WaitTimeoutError(ReplicateError, TimeoutError):
         super().__init__(f"prediction {prediction.id} still {prediction.status} after {timeout:g}s")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.prediction, self.timeout))
+        return (type(self), (self.prediction, self.timeout), _state(self))
 
 
 class InputValidationError(ReplicateError, ValueError):
@@ -247,7 +280,7 @@ class InputValidationError(ReplicateError, ValueError):
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.ref, self.problems))
+        return (type(self), (self.ref, self.problems), _state(self))
 
 
 class InvalidReferenceError(ReplicateError, ValueError):

@@ -124,6 +124,33 @@ def test_pickle_round_trip(error: Exception) -> None:
     assert vars(copy) == vars(error)
 
 
+def _maybe_created(error: ReplicateError) -> ReplicateError:
+    error.mark_maybe_created()
+    return error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        _maybe_created(ServerError(500, "Internal Server Error", None)),
+        _maybe_created(APIConnectionError("POST /v1/predictions: connection broke", sent=True)),
+        _maybe_created(UnexpectedResponseError(201, "Unexpected response", "not JSON")),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_maybe_created_is_kept_and_said(error: ReplicateError) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+    assert copy.maybe_created
+    assert error.maybe_created
+    assert str(copy) == str(error)
+    assert "predictions.find" in str(error)
+
+
+def test_maybe_created_defaults_to_false() -> None:
+    assert not ServerError(500, None, None).maybe_created
+    assert "find" not in str(ServerError(500, None, None))
+
+
 class TestMessages:
     def test_api_error(self) -> None:
         error = ServerError(503, "Service Unavailable", " try later \n", request_id="abc")
