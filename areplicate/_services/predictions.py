@@ -24,7 +24,6 @@ from areplicate._core.status import Status
 from areplicate._core.times import format_timestamp
 from areplicate._errors import (
     APIConnectionError,
-    NotFoundError,
     PredictionCanceledError,
     PredictionFailedError,
     ReplicateError,
@@ -32,6 +31,7 @@ from areplicate._errors import (
 )
 from areplicate._models import Page, Prediction, StreamEvent
 from areplicate._services._paging import paginate
+from areplicate._services._waiting import wait_until_done
 from areplicate._session import Session
 
 __all__ = ["Predictions"]
@@ -381,36 +381,17 @@ class Predictions:
         cancel_on_exit: bool,
         elapsed: float = 0.0,
     ) -> Prediction:
-        current = prediction if isinstance(prediction, Prediction) else None
-        pid = _prediction_id(prediction)
-        if current is not None and current.is_terminal:
-            return current
-        schedule = self._session.config.poll
-        loop = asyncio.get_running_loop()
-        began = loop.time() - elapsed
-        try:
-            with anyio.move_on_after(timeout) as scope:
-                if current is None:
-                    current = await self.get(pid)
-                while not current.is_terminal:
-                    await asyncio.sleep(schedule.interval(loop.time() - began))
-                    current = await self.get(pid)
-        except BaseException as exc:
-            # Cancelled (or failed) while the prediction may still run: stop it, shielded.
-            if (
-                cancel_on_exit
-                and not isinstance(exc, NotFoundError)
-                and (current is None or not current.is_terminal)
-            ):
-                await self._cancel_shielded(pid)
-            raise
-        if scope.cancelled_caught and (current is None or not current.is_terminal):
-            last = current if current is not None else Prediction(id=pid, status=Status.STARTING)
-            if cancel_on_exit:
-                await self._cancel_shielded(pid)
-            raise WaitTimeoutError(last, float(timeout or 0.0))
-        assert current is not None
-        return current
+        return await wait_until_done(
+            self.get,
+            self._cancel_shielded,
+            Prediction,
+            _prediction_id(prediction),
+            prediction if isinstance(prediction, Prediction) else None,
+            schedule=self._session.config.poll,
+            timeout=timeout,
+            cancel_on_exit=cancel_on_exit,
+            elapsed=elapsed,
+        )
 
     async def _cancel_shielded(self, pid: str) -> None:
         """Best-effort remote cancel that outlives the caller's cancellation."""
