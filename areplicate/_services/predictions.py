@@ -366,10 +366,14 @@ class Predictions:
         """Poll until the prediction ends (succeeded, failed, canceled or aborted); return it.
 
         Failure is a result here, not an exception (see :meth:`run` for that). Polls start quick and
-        thin out (``Client(poll=PollSchedule(...))``) and share the client's request budget. On
-        ``timeout`` it raises WaitTimeoutError with the last state; if the awaiting task is
-        cancelled or times out, the remote prediction is cancelled too, unless
-        ``cancel_on_exit=False``.
+        thin out (``Client(poll=PollSchedule(...))``) and share the client's request budget.
+
+        A poll that fails in a way the next may not (a 5xx, an unreadable 2xx body, a broken
+        connection, a 429) does not end the wait: it backs off and polls again, as long as it
+        takes. A definitive answer (401, 403, 404, ...) is raised, and the prediction is left
+        running. On ``timeout`` it raises WaitTimeoutError with the last state read; then, or when
+        the awaiting task is cancelled, the remote prediction is cancelled too, unless
+        ``cancel_on_exit=False``. Nothing else cancels it: pass ``timeout`` to bound a wait.
         """
         return await self._wait(prediction, timeout=timeout, cancel_on_exit=cancel_on_exit)
 

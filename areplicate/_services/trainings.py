@@ -126,9 +126,12 @@ class Trainings:
         """Poll ``/trainings/{id}`` until the training ends (succeeded, failed, canceled, aborted).
 
         A failed training is returned, not raised. Polls follow the client's PollSchedule (they
-        thin out to its cap, since trainings run for minutes). On ``timeout`` it raises
-        WaitTimeoutError; then, or if the awaiting task is cancelled, the training is cancelled
-        too unless ``cancel_on_exit=False`` (a training is expensive: pass False to leave it running).
+        thin out to its cap, since trainings run for minutes). A poll that fails in a way the next
+        may not (5xx, unreadable body, broken connection, 429) is retried with a backoff; a
+        definitive error (401, 404, ...) is raised and leaves the training running. On ``timeout``
+        it raises WaitTimeoutError; then, or if the awaiting task is cancelled, the training is
+        cancelled too unless ``cancel_on_exit=False`` (a training is expensive: pass False to leave
+        it running).
         """
         return await wait_until_done(
             self.get,
@@ -150,6 +153,9 @@ class Trainings:
     async def _cancel_quietly(self, tid: str) -> None:
         try:
             with anyio.fail_after(_CANCEL_TIMEOUT):
-                await self.cancel(tid)
+                # Unpaced: clean-up must not queue behind the work it stops.
+                await self._session.request(
+                    "POST", f"trainings/{quote(tid, safe='')}/cancel", paced=False
+                )
         except (ReplicateError, TimeoutError) as exc:
             logger.warning("could not cancel training %s: %s", tid, exc)
