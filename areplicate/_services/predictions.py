@@ -24,6 +24,7 @@ from areplicate._core.status import Status
 from areplicate._core.times import format_timestamp
 from areplicate._errors import (
     APIConnectionError,
+    NotFoundError,
     PredictionCanceledError,
     PredictionFailedError,
     ReplicateError,
@@ -34,7 +35,7 @@ from areplicate._services._paging import paginate
 from areplicate._services._waiting import wait_until_done
 from areplicate._session import Session
 
-__all__ = ["Predictions"]
+__all__ = ["Predictions", "mark_unknown_target", "unknown_target"]
 
 logger = logging.getLogger("areplicate")
 
@@ -74,6 +75,22 @@ class _Orphan:
         if self.version is not None and prediction.version not in (self.version, "hidden", ""):
             return False
         return prediction.input == self.input
+
+
+# Set on a NotFoundError that answered a create (see ``unknown_target``).
+_UNKNOWN_TARGET = "_areplicate_unknown_target"
+
+
+def mark_unknown_target(error: NotFoundError) -> None:
+    """Note that ``error`` is a create's own 404: what it creates on does not exist."""
+    setattr(error, _UNKNOWN_TARGET, True)
+
+
+def unknown_target(error: BaseException) -> bool:
+    """Whether ``error`` is the 404 a create got because its model, version or deployment does not
+    exist (or is not visible to this token): every create of that ref gets the same answer. A 404
+    on an existing prediction's poll is not one (that prediction is gone, the model is not)."""
+    return isinstance(error, NotFoundError) and getattr(error, _UNKNOWN_TARGET, False) is True
 
 
 def _prediction_id(prediction: PredictionLike) -> str:
@@ -200,6 +217,9 @@ class Predictions:
                 read_timeout=read_timeout,
                 sent=sent,
             )
+        except NotFoundError as exc:
+            mark_unknown_target(exc)
+            raise
         except asyncio.CancelledError:
             # The caller gave up after the create left for the API: a prediction we will never
             # hear of may be running. Find and cancel it, in the background. (After a dropped
