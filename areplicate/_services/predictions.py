@@ -6,6 +6,7 @@ See shared/replicate-api.md sections 1–6.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -91,6 +92,10 @@ def unknown_target(error: BaseException) -> bool:
     exist (or is not visible to this token): every create of that ref gets the same answer. A 404
     on an existing prediction's poll is not one (that prediction is gone, the model is not)."""
     return isinstance(error, NotFoundError) and getattr(error, _UNKNOWN_TARGET, False) is True
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
 def _prediction_id(prediction: PredictionLike) -> str:
@@ -352,16 +357,32 @@ class Predictions:
         """Whole pages of your predictions, newest first (the API sends 100 a page).
 
         ``next`` links are followed on this client's own base URL, never on the host they name.
+        With ``created_after`` the scan stops at the first page that reaches older predictions
+        (leaving those out), whatever the API's links say; a naive datetime is taken as UTC.
         """
         params: dict[str, str] = {}
+        cutoff = None
         if created_after is not None:
             params["created_after"] = format_timestamp(created_after)
+            cutoff = _aware(created_after)
         if created_before is not None:
             params["created_before"] = format_timestamp(created_before)
-        async for page in paginate(
-            self._session, "predictions", Prediction, what="prediction page", params=params
-        ):
-            yield page
+        async with contextlib.aclosing(
+            paginate(
+                self._session, "predictions", Prediction, what="prediction page", params=params
+            )
+        ) as pages:
+            async for page in pages:
+                if cutoff is None:
+                    yield page
+                    continue
+                # Newest first: once a page reaches older predictions, no later page has newer.
+                newer = [p for p in page.results if p.created_at is None or p.created_at >= cutoff]
+                if len(newer) == len(page.results):
+                    yield page
+                    continue
+                yield attrs.evolve(page, results=newer, next=None)
+                return
 
     async def list(
         self,
