@@ -44,8 +44,8 @@ logger = logging.getLogger("areplicate")
 _WAIT_GRACE = 10.0
 # How long a shielded best-effort cancel may take when the caller has given up.
 _CANCEL_TIMEOUT = 10.0
+# Stream connections in a row that may bring no new event before the stream gives up.
 _STREAM_RECONNECTS = 5
-_STREAM_READ_TIMEOUT = 300.0
 # Abandoned creates are looked up this long after the first one, and this far back in time
 # (allowing for a clock difference between us and the API).
 _REAP_DELAY = 0.5
@@ -549,8 +549,11 @@ class Predictions:
     async def stream(self, prediction: PredictionLike) -> AsyncIterator[StreamEvent]:
         """Server-sent events of a running prediction: ``output`` tokens, ``logs``, then ``done``.
 
-        Reconnects with ``Last-Event-ID`` if the connection drops before ``done`` (no event is
-        delivered twice). An ``error`` event raises PredictionFailedError. A model that cannot
+        Reconnects with ``Last-Event-ID`` if the connection drops, ends or stays silent for the
+        client's ``timeout`` before ``done`` (no event is delivered twice); after a few
+        connections in a row that bring no new event, with a growing pause between them, it
+        raises (ReplicateError, or the last connection error). An ``error`` event raises
+        PredictionFailedError. A model that cannot
         stream has no stream URL: that raises ReplicateError at once. The token is sent along only
         when the stream is served from the API's own host.
         """
@@ -563,26 +566,27 @@ class Predictions:
             )
         decoder = SSEDecoder()
         # Events delivered per id. Events without an id line carry the previous one forward, so
-        # one id may cover several events; after a reconnect, a server that replays from the
-        # start sends them again and we skip as many as were delivered.
-        delivered: dict[str, int] = {}
-        replayed: dict[str, int] = {}
+        # one id may cover several events (and events before the first id have none: None is a
+        # key like any other); after a reconnect, a server that replays from the start sends them
+        # again and we skip as many as were delivered.
+        delivered: dict[str | None, int] = {}
+        replayed: dict[str | None, int] = {}
+        # Connections in a row that ended (or failed) without bringing a new event.
         failures = 0
         while True:
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
             if decoder.last_event_id is not None:
                 headers["Last-Event-ID"] = decoder.last_event_id
             try:
-                async with self._session.stream(
-                    url, headers=headers, read_timeout=_STREAM_READ_TIMEOUT
-                ) as resp:
+                # The read timeout is the client's (``Client(timeout=...)``): a stream silent for
+                # that long counts as a failed connection, like a dropped one.
+                async with self._session.stream(url, headers=headers) as resp:
                     async for chunk in resp.content.iter_any():
                         for event in decoder.feed(chunk):
-                            if event.id is not None:
-                                count = replayed[event.id] = replayed.get(event.id, 0) + 1
-                                if count <= delivered.get(event.id, 0):
-                                    continue
-                                delivered[event.id] = count
+                            count = replayed[event.id] = replayed.get(event.id, 0) + 1
+                            if count <= delivered.get(event.id, 0):
+                                continue  # a replay of one already delivered: not progress
+                            delivered[event.id] = count
                             failures = 0
                             if event.event == "error":
                                 latest = await self.get(current.id)
@@ -601,7 +605,9 @@ class Predictions:
                 failures += 1
                 if failures > _STREAM_RECONNECTS:
                     raise ReplicateError(
-                        f"stream of prediction {current.id} kept ending before its 'done' event"
+                        f"stream of prediction {current.id} kept ending before its 'done' event: "
+                        f"{failures} connections in a row brought no new event (use wait() for "
+                        "its result)"
                     )
             decoder.close()
             replayed.clear()
