@@ -83,7 +83,8 @@ _UNKNOWN_TARGET = "_areplicate_unknown_target"
 
 
 def mark_unknown_target(error: NotFoundError) -> None:
-    """Note that ``error`` is a create's own 404: what it creates on does not exist."""
+    """Note that ``error`` is a create's own 404 (or its schema look-up's): what it creates on does
+    not exist."""
     setattr(error, _UNKNOWN_TARGET, True)
 
 
@@ -194,7 +195,11 @@ class Predictions:
         deadline = cancel_after(lifetime)
         check_webhook(webhook, webhook_events_filter)
         if ref_for_validation is not None and self._validator is not None:
-            await self._validator(ref_for_validation, input)
+            try:
+                await self._validator(ref_for_validation, input)
+            except NotFoundError as exc:  # the model or version to check against is unknown
+                mark_unknown_target(exc)
+                raise
         payload = dict(body)
         payload["input"] = await self._input_hook(input) if self._input_hook else dict(input)
         if webhook is not None:
