@@ -317,7 +317,8 @@ def as_completed(
     Each item is a :class:`Completed` with ``.index`` (position in ``inputs``), ``.input``,
     ``.prediction`` (terminal, whatever its status) and ``.error`` (an exception that item ended
     with, e.g. a 422 for bad input, or a 404 for a prediction that vanished). Errors that would
-    fail every item (401, 402, a create's 404: an unknown model) are raised instead. ``inputs`` may be any iterable or async iterable; it is read lazily.
+    fail every item (401, 402, a create's 404: an unknown model) are raised instead. ``inputs``
+    may be any iterable or async iterable; it is read lazily.
 
     Breaking out early, an exception or cancellation stops the rest and cancels their remote
     predictions; for that to happen at once (not at garbage collection), use it as

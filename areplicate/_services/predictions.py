@@ -558,9 +558,9 @@ class Predictions:
         client's ``timeout`` before ``done`` (no event is delivered twice); after a few
         connections in a row that bring no new event, with a growing pause between them, it
         raises (ReplicateError, or the last connection error). An ``error`` event raises
-        PredictionFailedError. A model that cannot
-        stream has no stream URL: that raises ReplicateError at once. The token is sent along only
-        when the stream is served from the API's own host.
+        PredictionFailedError. A model that cannot stream has no stream URL: that raises
+        ReplicateError at once. The token is sent along only when the stream is served from the
+        API's own host.
         """
         current = prediction if isinstance(prediction, Prediction) else await self.get(prediction)
         url = current.urls.stream
