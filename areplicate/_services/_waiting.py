@@ -68,7 +68,7 @@ async def wait_until_done(
     cancel_on_exit: bool,
     elapsed: float = 0.0,
 ) -> P:
-    """Poll ``get(pid)`` until it returns a terminal ``cls``; see the module docstring for the rules.
+    """Poll ``get(pid)`` until it returns a terminal ``cls``, by the module docstring's rules.
 
     ``current`` is the last state known (None: read it first). ``cancel`` is the shielded remote
     cancel, run on the caller's cancellation or on ``timeout`` when ``cancel_on_exit``. ``elapsed``

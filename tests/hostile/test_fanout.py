@@ -1,4 +1,4 @@
-"""Fan-outs against a hostile API: one item's bad luck stays that item's, and pays for nothing twice.
+"""Fan-outs against a hostile API: one item's bad luck stays that item's, and costs no one else.
 
 A glitch on a poll never costs a prediction that succeeded; a 404 on one item's poll is that
 item's error; only an answer that would fail every item (a 404 on a create: the model is unknown)

@@ -14,7 +14,9 @@ from tests.hostile.server import TOKEN, Hostile, json_response, prediction_body
 
 def stream_route(hostile: Hostile, body: bytes, *, hang: bool = False) -> list[dict[str, str]]:
     """Serve p1 as streaming from ``/stream/p1``, whose every connection sends ``body`` and then
-    closes (or, with ``hang``, sends nothing more and stays open). Returns the connections' headers."""
+    closes (or, with ``hang``, sends nothing more and stays open).
+
+    Returns the list of the connections' request headers, filled as they arrive."""
     connections: list[dict[str, str]] = []
 
     async def stream(request: web.Request) -> web.StreamResponse:
