@@ -62,7 +62,7 @@ def invoke(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) 
 def settle_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     """Second lookups after half a second instead of ten: the fake's failed creates never exist,
     so how long the batch waits for them to show up changes nothing but the test's length."""
-    monkeypatch.setattr(batch_module, "_SETTLE", 0.5)
+    monkeypatch.setattr(batch_module, "_SETTLE", 0.5, raising=False)
 
 
 class TestOneRunAtATime:
@@ -311,7 +311,8 @@ class TestFiles:
         (res,) = read_results(tmp_path / "r.jsonl")
         saved = Path(res["files"][0])
         assert saved.parent == Path("d")
-        assert saved.name.startswith("1-nnn") and saved.name.endswith(".png")
+        assert saved.name.startswith("1-nnn")
+        assert saved.name.endswith(".png")
         assert len(saved.name) < 255
         assert (tmp_path / saved).read_bytes().startswith(PNG)
 
@@ -346,6 +347,26 @@ class TestFaults:
         assert sorted(latest(tmp_path / "r.jsonl")) == list(range(1, 41))
         made = [p["input"]["text"] for p in server.predictions]
         assert sorted(made) == sorted(f"slow down {n}" for n in range(40))
+
+    def test_a_halt_on_an_unreachable_api_says_there_is_nothing_to_fix(
+        self, invoke: Any, tmp_path: Path
+    ) -> None:
+        stamina.set_testing(True, attempts=2)
+        inputs = write_lines(tmp_path / "in.jsonl", ['{"text": "nobody home"}'])
+        # Nothing listens on port 9: every create fails before it is sent.
+        code, _, err = invoke(
+            "batch",
+            "demo/echo",
+            str(inputs),
+            "-o",
+            "r.jsonl",
+            cwd=tmp_path,
+            url="http://127.0.0.1:9/v1",
+        )
+        assert code == 3, err
+        assert "Fix that" not in err
+        assert "The API could not be reached or kept failing" in err
+        assert "run the same command again to resume (0 of 1 done; nothing is created twice)" in err
 
     @pytest.mark.slow
     def test_3000_lines_with_5_percent_5xx_finish_in_one_run(
