@@ -428,6 +428,11 @@ class AppendOnlyFile:
         os.close(self._fd)
         self._fd = -1
 
+    def sync_now(self) -> None:
+        """Make every write so far durable, blocking (for a single write before the run starts)."""
+        os.fsync(self._fd)
+        self._synced = self._written
+
     def close(self) -> None:
         """Close the file at once, without waiting for a sync (when giving up on it)."""
         if self._fd >= 0:
@@ -507,6 +512,7 @@ class Journal:
             record = BatchRecord(ref=ref, inputs=str(inputs), time=clock())
             try:
                 file.write(encode_record(record))
+                file.sync_now()  # a full disk shows here, before any create is sent
             except BaseException:
                 file.close()
                 raise

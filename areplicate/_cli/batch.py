@@ -545,7 +545,7 @@ class Batch:
             self.console.print(
                 f"{self._download_failures} line(s) succeeded but their --download failed "
                 "(see download_error in the results). Run the same command again to retry "
-                "the downloads.",
+                "them (Replicate serves output files for an hour).",
                 markup=False,
             )
         if self._deferred:
@@ -754,6 +754,16 @@ class Batch:
         except (asyncio.CancelledError, _Halted, *_FATAL):
             self._row.stopped()
             raise
+        except OSError as exc:
+            # Not the API's (the client wraps its network errors): the journal or the results
+            # cannot be written, e.g. a full disk. Nothing more can be recorded: stop.
+            self._row.stopped()
+            raise self._halt(
+                CLIError(
+                    f"cannot write the batch's files ({self._results.path}, "
+                    f"{self._journal.path}): {exc.strerror or exc}"
+                )
+            ) from exc
         except Exception as exc:
             message = str(exc) or type(exc).__name__
             await self._write_result(
@@ -917,9 +927,8 @@ class Batch:
         if failure is not None:
             result["download_error"], gone = failure
             if gone:
-                result["download_gone"] = True
-            else:
-                self._download_failures += 1
+                result["download_gone"] = True  # a re-run does not try again
+            self._download_failures += 1
 
     async def _record(
         self,

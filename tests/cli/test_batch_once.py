@@ -247,6 +247,34 @@ class TestFiles:
         assert "No space left on device" in err
         assert fake.creates() == 0
 
+    def test_a_disk_that_fills_after_the_header_stops_the_batch_with_a_clear_error(
+        self, invoke: Any, fake: Fake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        inputs = write_lines(
+            tmp_path / "in.jsonl", [json.dumps({"text": f"filling {n}"}) for n in range(5)]
+        )
+        real_write = os.write
+        files_written = 0
+
+        def filling(fd: int, data: Any) -> int:
+            nonlocal files_written
+            if fd > 2:
+                files_written += 1
+                if files_written > 1:  # the journal's header fits; nothing after it does
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_write(fd, data)
+
+        monkeypatch.setattr(os, "write", filling)
+        code, _, err = invoke(
+            "batch", "demo/echo", str(inputs), "--out", "r.jsonl", cwd=tmp_path, url=fake.url
+        )
+        monkeypatch.setattr(os, "write", real_write)
+        assert code == 2, err
+        assert "Traceback" not in err
+        assert "cannot write the batch's files" in err
+        assert "No space left on device" in err
+        assert fake.creates() == 0  # no intent on disk: nothing was sent
+
     def test_an_unusable_journal_path_is_a_clear_error(
         self, invoke: Any, fake: Fake, tmp_path: Path
     ) -> None:
