@@ -56,9 +56,9 @@ def decode_json(body: bytes | str) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"response is not JSON: {_excerpt(body)!r}") from exc
     except RecursionError:
-        raise ValueError(
-            f"response JSON is nested too deeply to read: {_excerpt(body)!r}"
-        ) from None
+        pass
+    # Raised here, outside the handler, so the RecursionError is not even its __context__.
+    raise ValueError(f"response JSON is nested too deeply to read: {_excerpt(body)!r}")
 
 
 def _excerpt(body: bytes | str) -> str:

@@ -336,3 +336,10 @@ def test_decode_json_raises_only_value_error(depth: int, closed: bool, text: boo
     doc = "[" * depth + ("]" * depth if closed else "")
     with contextlib.suppress(ValueError):  # the point: nothing but ValueError comes out
         decode_json(doc if text else doc.encode())
+
+
+def test_the_deep_json_error_does_not_carry_the_recursion_error() -> None:
+    with pytest.raises(ValueError, match="nested too deeply") as info:
+        decode_json(b"[" * 100_000)
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
