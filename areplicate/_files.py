@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import hashlib
 import inspect
@@ -312,8 +311,10 @@ async def prepare_input(client: Client, input: Mapping[str, Any]) -> dict[str, A
 
     Every file of the input is read (in worker threads) and uploaded at the same time; the first
     failure cancels the rest and is raised. Uploaded files are not deleted after the prediction:
-    Replicate expires them itself.
+    Replicate expires them itself. A ``data:`` string that cannot be decoded raises ValueError
+    naming the field, before anything is sent.
     """
+    _check_data_uris(input)
     if not _has_files(input):
         return dict(input)
     found: dict[int, Any] = {}
@@ -379,10 +380,8 @@ def _is_output_url(value: str) -> bool:
 
 
 def _bad_data_uri(url: str, problem: str) -> ValueError:
-    return ValueError(
-        f"malformed data: URI {url[:60] + ('…' if len(url) > 60 else '')!r}: {problem}; "
-        f"a data URI is {_DATA_URI_FORM}"
-    )
+    shown = url[:60] + ("…" if len(url) > 60 else "")
+    return ValueError(f"malformed data: URI {shown!r}: {problem}; a data URI is {_DATA_URI_FORM}")
 
 
 def _decode_data_uri(url: str) -> tuple[bytes, str]:
@@ -392,6 +391,15 @@ def _decode_data_uri(url: str) -> tuple[bytes, str]:
     percent-decoded first, and base64 may carry whitespace and omit its ``=`` padding. What cannot
     be read raises ValueError saying what is wrong.
     """
+    media_type, data, is_base64 = _data_uri_parts(url)
+    if not is_base64:
+        return data, media_type
+    return base64.b64decode(data + b"=" * (-len(data) % 4), validate=True), media_type
+
+
+def _data_uri_parts(url: str) -> tuple[str, bytes, bool]:
+    """A data URI checked and split: media type, payload (base64 text without padding, or the
+    bytes) and whether it is base64. ValueError saying what is wrong when it cannot be read."""
     header, comma, payload = url[5:].partition(",")
     if not comma:
         raise _bad_data_uri(url, "it has no ',' before the data")
@@ -401,7 +409,7 @@ def _decode_data_uri(url: str) -> tuple[bytes, str]:
     media_type = header.split(";", 1)[0].strip() or "text/plain"
     data = unquote_to_bytes(payload)
     if base64_match is None:
-        return data, media_type
+        return media_type, data, False
     text = _ASCII_SPACE.sub(b"", data)
     if len(text) % 4 == 0 and text.endswith(b"="):
         text = text[:-2] if text.endswith(b"==") else text[:-1]
@@ -413,10 +421,28 @@ def _decode_data_uri(url: str) -> tuple[bytes, str]:
             "its base64 data has characters base64 does not use (only A-Z, a-z, 0-9, '+', '/' and "
             "'=' at the end; URL-safe '-' and '_' must be converted)",
         )
-    try:
-        return base64.b64decode(text + b"=" * (-len(text) % 4), validate=True), media_type
-    except (binascii.Error, ValueError):  # pragma: no cover - the checks above rule it out
-        raise _bad_data_uri(url, "its base64 data cannot be decoded") from None
+    return media_type, text, True
+
+
+def _check_data_uris(input: Mapping[str, Any]) -> None:
+    """Raise ValueError, naming the input field, for a ``data:`` string value that cannot be read.
+
+    Without this the API would get it and answer with a 422 about the model's input, or a model
+    would fail on it after being paid for. Iterative, so no input is too deep for it.
+    """
+    stack: list[tuple[str, Any]] = [(repr(key), value) for key, value in input.items()]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if value.startswith("data:"):
+                try:
+                    _data_uri_parts(value)
+                except ValueError as exc:
+                    raise ValueError(f"input {where} is a {exc}") from None
+        elif isinstance(value, Mapping):
+            stack.extend((f"{where}[{key!r}]", item) for key, item in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
 
 
 def _gone(url: str, exc: APIError) -> NotFoundError:

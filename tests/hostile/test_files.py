@@ -6,6 +6,7 @@ which download landed in which file.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -15,8 +16,15 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import areplicate
-from areplicate._files import FileOutput, _id_part, output_files, safe_filename, save_outputs
-from tests.hostile.server import Handler, Hostile
+from areplicate._files import (
+    FileOutput,
+    _check_data_uris,
+    _id_part,
+    output_files,
+    safe_filename,
+    save_outputs,
+)
+from tests.hostile.server import Handler, Hostile, created, prediction_body
 
 
 def _serve_files(hostile: Hostile, *paths: str) -> list[str]:
@@ -169,3 +177,33 @@ def test_different_ids_give_different_name_parts_without_a_dash(a: str, b: str) 
     assert "-" not in _id_part(a)
     assert not _id_part(a).startswith(".")
     assert len(_id_part(a)) <= 60
+
+
+class TestDataURIInputs:
+    """A data: URI typed (or pasted) as an input value is checked before anything is sent."""
+
+    async def test_a_broken_data_uri_input_is_refused_before_the_create(
+        self, hostile: Hostile, client: areplicate.Client
+    ) -> None:
+        route = "/v1/models/acme/m/predictions"
+        hostile.on("POST", route, created(prediction_body("p1", "starting")))
+        bad = {"prompt": "hi", "images": ["data:image/png;base64,aGk=", "data:image/png;base64,@@"]}
+        with pytest.raises(ValueError, match=r"input 'images'\[1\] is a malformed data: URI"):
+            await client.predictions.create("acme/m", input=bad)
+        assert hostile.count("POST", route) == 0
+
+    async def test_good_data_uri_inputs_go_through_unchanged(
+        self, hostile: Hostile, client: areplicate.Client
+    ) -> None:
+        route = "/v1/models/acme/m/predictions"
+        hostile.on("POST", route, created(prediction_body("p1", "starting")))
+        image = "data:image/png;base64,aGVs\nbG8"  # forgiving forms are the API's to judge
+        await client.predictions.create("acme/m", input={"image": image, "n": {"deep": "data:,x"}})
+        [request] = [r for r in hostile.requests if r.path == route]
+        assert json.loads(request.body)["input"] == {"image": image, "n": {"deep": "data:,x"}}
+
+    async def test_a_deeply_nested_input_is_checked_without_recursion(self) -> None:
+        deep: object = "data:,ok"
+        for _ in range(100_000):
+            deep = [deep]
+        _check_data_uris({"x": deep})
