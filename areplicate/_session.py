@@ -27,6 +27,7 @@ from multidict import CIMultiDictProxy
 from areplicate._config import Config, RateLimits
 from areplicate._core.problems import decode_json, error_for
 from areplicate._core.retry import MAX_RETRY_AFTER, retry_decision
+from areplicate._core.times import date_offset
 from areplicate._core.urls import same_origin
 from areplicate._errors import (
     APIConnectionError,
@@ -35,6 +36,7 @@ from areplicate._errors import (
     RateLimitError,
     UnexpectedResponseError,
 )
+from areplicate._ledger import ledger_for
 
 __all__ = ["Response", "Session", "connection_errors"]
 
@@ -48,8 +50,6 @@ _WAIT_JITTER = 0.5
 _DEFAULT_429_PAUSE = 1.0
 # How long close() lets background cleanup (remote cancels) finish.
 _CLOSE_GRACE = 15.0
-# Prediction ids created by this client are remembered this long (to tell orphans from our own).
-_KNOWN_TTL = 900.0
 
 
 @attrs.frozen
@@ -93,6 +93,21 @@ def connection_errors(method: str, url: str) -> Iterator[None]:
         raise APIConnectionError(
             f"{method} {url}: connection broke ({type(exc).__name__}: {exc})", sent=True
         ) from None
+
+
+async def _headers_sent(
+    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestHeadersSentParams
+) -> None:
+    # A request given a ``sent`` list learns here that it reached a connection: from now on the
+    # API may act on it, so a caller giving up leaves an orphan to clean up.
+    sent = context.trace_request_ctx
+    if sent is not None and not sent:
+        sent.append(True)
+
+
+_SENT_TRACE = aiohttp.TraceConfig()
+_SENT_TRACE.on_request_headers_sent.append(_headers_sent)
+_SENT_TRACE.freeze()
 
 
 class Budget:
@@ -142,7 +157,10 @@ class Session:
         self._base_slash = config.base_url + "/"
         self._work: set[asyncio.Task[None]] = set()  # fan-out workers: close() cancels them
         self._cleanup: set[asyncio.Task[None]] = set()  # remote cancels: close() awaits them
-        self._known: dict[str, float] = {}
+        # Creates in flight and predictions made, shared with this process's other clients of the
+        # same account, so orphan clean-up never takes a sibling's prediction for its own.
+        self.ledger = ledger_for(config.api_token)
+        self._date: tuple[str | None, float] = (None, 0.0)  # the latest Date header, and when
 
     def __repr__(self) -> str:
         return f"<Session {self.config.base_url} {'closed' if self._closed else 'open'}>"
@@ -171,6 +189,7 @@ class Session:
                 timeout=self._timeout,
                 headers={"User-Agent": self.config.user_agent},
                 raise_for_status=False,
+                trace_configs=[_SENT_TRACE],
             )
         return self._http
 
@@ -195,18 +214,9 @@ class Session:
         task.add_done_callback(tasks.discard)
         return task
 
-    def remember(self, prediction_id: str) -> None:
-        """Note a prediction this client created (so orphan clean-up never touches it)."""
-        now = time.monotonic()
-        known = self._known
-        known[prediction_id] = now
-        # Oldest first (insertion order): drop the expired ones from the front, O(1) amortised.
-        while known and now - next(iter(known.values())) > _KNOWN_TTL:
-            del known[next(iter(known))]
-
-    def known(self, prediction_id: str) -> bool:
-        """Whether this client created ``prediction_id`` recently."""
-        return prediction_id in self._known
+    def clock_offset(self) -> tuple[float, float] | None:
+        """Bounds on the API's clock minus ours, from the latest ``Date`` header (None: none yet)."""
+        return date_offset(*self._date)
 
     def _timeout_for(self, read_timeout: float) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(read_timeout)
@@ -250,7 +260,7 @@ class Session:
         create and retried only when it provably was not processed. ``data`` may be a callable that
         returns a fresh body per attempt (a multipart form cannot be sent twice). ``paced=False``
         skips the request budget (clean-up that must not queue behind the work it stops). ``sent``
-        gets ``True`` appended once a request has left the budget's queue for the wire.
+        gets ``True`` appended once a request's headers were written to a connection.
         """
         url = self.url(path)
         idempotent = not create
@@ -314,8 +324,6 @@ class Session:
         """One try: wait for the budget, send, and raise the mapped error for a non-2xx."""
         if paced:
             await self.budget.acquire(create=create)
-        if sent is not None and not sent:
-            sent.append(True)
         body = data() if callable(data) else data
         response = await self._send(
             method,
@@ -325,6 +333,7 @@ class Session:
             params=params,
             headers=headers,
             read_timeout=read_timeout,
+            sent=sent,
         )
         error = error_for(response.status, response.headers, response.body, now=time.time())
         if error is not None:
@@ -347,6 +356,7 @@ class Session:
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
         read_timeout: float | None,
+        sent: list[bool] | None = None,
     ) -> Response:
         http = self._client()
         request_headers = self.headers_for(url, headers)
@@ -365,10 +375,12 @@ class Session:
                 headers=request_headers,
                 timeout=timeout,
                 allow_redirects=False,
+                trace_request_ctx=sent,
             ) as resp:
                 body = await resp.read()
                 status = resp.status
                 resp_headers: CIMultiDictProxy[str] = resp.headers
+        self._date = (resp_headers.get("Date"), time.time())
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %d (%.1f ms)", method, url, status, (time.perf_counter() - started) * 1e3
