@@ -75,7 +75,7 @@ from areplicate._errors import (
     ReplicateError,
     ServerError,
 )
-from areplicate._fanout import _FATAL, _FanOut
+from areplicate._fanout import _FanOut, stops_everything
 from areplicate._journal import (
     AppendOnlyFile,
     BatchLock,
@@ -751,7 +751,7 @@ class Batch:
                 files, failure = await self._download(line, final.output, overwrite=False)
             await self._record(line, final, files, failure)
             return final
-        except (asyncio.CancelledError, _Halted, *_FATAL):
+        except (asyncio.CancelledError, _Halted):
             self._row.stopped()
             raise
         except OSError as exc:
@@ -765,6 +765,9 @@ class Batch:
                 )
             ) from exc
         except Exception as exc:
+            if stops_everything(exc):  # a 401, 402 or unknown model: every line would get it
+                self._row.stopped()
+                raise
             message = str(exc) or type(exc).__name__
             await self._write_result(
                 line,

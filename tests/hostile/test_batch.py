@@ -175,3 +175,25 @@ def test_a_lookup_that_keeps_failing_creates_nothing_again(
     assert "(1 to look up first)" in err
     assert results[1]["id"] == "p1"
     assert server.count("POST", CREATE) == 1
+
+
+def test_a_404_on_one_lines_poll_is_that_lines_error_and_the_rest_finish(
+    server: Hostile, run_batch: Any, tmp_path: Path
+) -> None:
+    """A prediction that vanishes (404 on its poll) is not an unknown model: the batch records the
+    line's error and goes on, instead of stopping every line."""
+    answers = [
+        created(prediction_body(f"p{i}", "processing", input={"text": str(i)})) for i in range(4)
+    ]
+    server.on("POST", CREATE, sequence(*answers))
+    for i in range(4):
+        done = prediction_body(f"p{i}", input={"text": str(i)}, output=f"out{i}")
+        gone = problem(404, "Not found", "The requested resource could not be found.")
+        server.on("GET", f"/v1/predictions/p{i}", gone if i == 1 else json_response(done))
+    code, err, results = run_batch(tmp_path, [{"text": str(i)} for i in range(4)])
+    assert code == 1, err
+    assert sorted(results) == [1, 2, 3, 4]
+    assert results[2]["status"] == "error"
+    assert results[2]["id"] == "p1"
+    assert [results[n]["status"] for n in (1, 3, 4)] == ["succeeded"] * 3
+    assert server.count("POST", CREATE) == 4
