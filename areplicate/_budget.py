@@ -87,7 +87,7 @@ class Budget:
     Redis; when Redis cannot be reached this client says so once (a WARNING) and paces itself at
     ``limits.fallback_share`` of the limits until Redis answers again.
 
-    Gotcha: the pace starts at a quarter of the limits and doubles every half second while
+    Gotcha: the pace starts at an eighth of the limits and doubles every half second while
     requests succeed; a fresh client reaches full pace within a couple of seconds, not at once.
     """
 

@@ -60,7 +60,8 @@ if s[1] then
   rate = tonumber(s[1]); threshold = tonumber(s[2]); step = tonumber(s[3]); tat = tonumber(s[4])
   grown = tonumber(s[5]); cut = tonumber(s[6]); resume = tonumber(s[7]); peak = tonumber(s[8])
 else
-  rate = first; threshold = -1; step = 0; tat = now + math.max(burst - doubling, 0); grown = now
+  rate = first; threshold = -1; step = 0; grown = now
+  tat = now + math.max(burst - math.max(doubling, 1 / first), 0)
   cut = -1e18; resume = 0; peak = 0
 end
 local function clamp(r) return math.min(ceiling, math.max(floor, r)) end
@@ -94,6 +95,11 @@ elseif op == 'ok' then
       if not reset then
         grow = false
         grown = now
+      elseif reset <= 1 and peak < 4 then
+        grow = false
+        local st = math.max(step, rate / recover)
+        rate = math.min(ceiling, rate + st * math.min(math.max(now - grown, 0), 1))
+        grown = now
       else
         local target = math.max(peak - remaining, 1) / math.max(reset, 0.001)
         if target < rate then
@@ -114,7 +120,7 @@ elseif op == 'ok' then
     if threshold < 0 then
       new = rate * 2 ^ (elapsed / doubling)
     else
-      new = rate + step * elapsed
+      new = rate + math.max(step, rate / recover) * elapsed
     end
     rate = math.max(rate, math.min(cap, ceiling, new))
     grown = now

@@ -44,6 +44,8 @@ from areplicate._cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     CLIError,
+    add_budget_arguments,
+    budget_options,
     describe_error,
     json_line,
     make_client,
@@ -156,6 +158,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="throw away earlier results and journal of this --out and start from the top",
     )
+    add_budget_arguments(p)
     p.set_defaults(handler=execute)
 
 
@@ -185,7 +188,7 @@ def execute(args: argparse.Namespace) -> int:
             f"{out} already holds results but has no journal ({journal_file.name}) to resume "
             "from; pass --restart to overwrite it, or choose another --out"
         )
-    client = make_client()
+    client = make_client(**budget_options(args))
     opened = _open(ref, inputs, out, journal_file)
     batch = Batch(
         client,

@@ -38,7 +38,7 @@ class PaceParams:
     ceiling: float
     burst: float = 5.0
     floor: float = 1.0 / 60.0
-    start: float | None = None  # None: ceiling / 4
+    start: float | None = None  # None: ceiling / 8
     decrease: float = 0.5
     recover: float = 20.0
     doubling: float = 0.5
@@ -52,7 +52,7 @@ class PaceParams:
     @property
     def first(self) -> float:
         """The rate a fresh pace starts at."""
-        start = self.ceiling / 4.0 if self.start is None else self.start
+        start = self.ceiling / 8.0 if self.start is None else self.start
         return min(self.ceiling, max(self.floor, start))
 
     @property
@@ -80,7 +80,8 @@ class Pace:
 
         Starting with a full ``burst`` would send a flood into an account whose limit is unknown.
         """
-        return cls(rate=params.first, tat=now + max(params.burst - params.doubling, 0.0), grown=now)
+        held = max(params.doubling, 1.0 / params.first)  # at least one request goes at once
+        return cls(rate=params.first, tat=now + max(params.burst - held, 0.0), grown=now)
 
 
 def reserve(pace: Pace, params: PaceParams, now: float) -> tuple[Pace, float]:
@@ -144,6 +145,12 @@ def succeeded(
             # than a 429 would: ``reset`` is whole seconds, so the refill it implies is a floor).
             if reset is None:
                 return attrs.evolve(pace, grown=now)
+            if reset <= 1.0 and peak < 4.0:
+                # A burst of one or two is always "nearly out", and a reset of one whole second
+                # says nothing about how fast it refills: grow additively, let 429s tell.
+                step = max(pace.step, pace.rate / params.recover)
+                rate = pace.rate + step * min(max(now - pace.grown, 0.0), 1.0)
+                return attrs.evolve(pace, rate=min(params.ceiling, rate), grown=now)
             target = refill_rate(peak, remaining, reset)
             if target < pace.rate:
                 if now - pace.cut < params.hold:
@@ -158,5 +165,7 @@ def succeeded(
     if pace.threshold < 0:
         rate = rate * 2.0 ** (elapsed / params.doubling)
     else:
-        rate = rate + pace.step * elapsed
+        # Additive, but never slower than 5 % a second: a pace cut to the floor by a storm of
+        # 429s must not take hours to climb back.
+        rate = rate + max(pace.step, rate / params.recover) * elapsed
     return attrs.evolve(pace, rate=max(pace.rate, min(cap, params.ceiling, rate)), grown=now)
