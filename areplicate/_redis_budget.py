@@ -37,6 +37,8 @@ REDIS_TIMEOUT = 2.0
 
 # Mirrors _core/pace.py: reserve / paused / throttled / succeeded, field for field.
 LUA = """
+-- Redis < 5 needs this before writing after TIME; later versions always replicate effects.
+if redis.replicate_commands then redis.replicate_commands() end
 local key = KEYS[1]
 local op = ARGV[1]
 local ceiling = tonumber(ARGV[2])
