@@ -24,6 +24,7 @@ import stamina
 from aiolimiter import AsyncLimiter
 from multidict import CIMultiDictProxy
 
+from areplicate import _budget
 from areplicate._config import Config, RateLimits
 from areplicate._core.problems import decode_json, error_for
 from areplicate._core.retry import MAX_RETRY_AFTER, retry_decision
@@ -146,7 +147,7 @@ class Session:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.budget = Budget(config.rate_limits)
+        self.budget = _budget.Budget(config.rate_limits, token=config.api_token)
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
         self._auth = f"Bearer {config.api_token}"
@@ -202,6 +203,7 @@ class Session:
         while (pending := self._work | self._cleanup) and (left := deadline - time.monotonic()) > 0:
             await asyncio.wait(pending, timeout=left)
         self._closed = True
+        await self.budget.aclose()
         if self._http is not None:
             await self._http.close()
 
@@ -336,6 +338,7 @@ class Session:
             sent=sent,
         )
         error = error_for(response.status, response.headers, response.body, now=time.time())
+        await self.budget.observe(response.status, response.headers, create=create)
         if error is not None:
             if isinstance(error, RateLimitError):
                 wait = error.retry_after

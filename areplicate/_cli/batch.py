@@ -54,6 +54,8 @@ from areplicate._cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     CLIError,
+    add_budget_arguments,
+    budget_options,
     describe_error,
     json_line,
     make_client,
@@ -184,6 +186,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "(needed to run another inputs file against it)"
         ),
     )
+    add_budget_arguments(p)
     p.set_defaults(handler=execute)
 
 
@@ -246,7 +249,7 @@ def _execute_locked(
             f"{out} already holds results but has no journal ({journal_file.name}) to resume "
             "from; pass --restart to overwrite it, or choose another --out"
         )
-    client = make_client()
+    client = make_client(**budget_options(args))
     opened = _open(ref, inputs, out, journal_file)
     batch = Batch(
         client,
