@@ -16,7 +16,7 @@ from urllib.parse import quote
 import anyio
 import attrs
 
-from areplicate._convert import structure
+from areplicate._convert import structure, structure_created
 from areplicate._core.options import MAX_WAIT, cancel_after, check_webhook, wait_seconds
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.sse import SSEDecoder
@@ -211,7 +211,7 @@ class Predictions:
             del self._inflight[key]
             if self._inflight_changed is not None:
                 self._inflight_changed.set()
-        prediction = structure(response.json(), Prediction, what="create response")
+        prediction = structure_created(response, Prediction, what="create response")
         self._session.remember(prediction.id)
         return prediction
 
