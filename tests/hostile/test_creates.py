@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 import areplicate
+from areplicate.testing import FakeRateLimits, FakeReplicate
 from tests.hostile.server import (
     TOKEN,
     Handler,
@@ -140,3 +141,34 @@ async def test_429s_on_a_read_are_waited_out(hostile: Hostile, client: areplicat
         prediction = await client.predictions.get("p1")
     assert prediction.status == "succeeded"
     assert hostile.count("GET", "/v1/predictions/p1") == 9
+
+
+async def echo(n: int = 0) -> int:
+    return n
+
+
+@pytest.mark.parametrize("scale", [10.0])
+async def test_a_rate_limited_account_finishes_every_item(scale: float) -> None:
+    """An account allowed 120 creates a minute (time sped up ``scale`` times: the fake allows
+    ``120 * scale`` and a small burst) runs 60 items at concurrency 20: every item succeeds, even
+    with a single retry allowed (429s do not use retries up)."""
+    limits = FakeRateLimits(creates_per_minute=120 * scale, creates_burst=10)
+    fake = FakeReplicate(rate_limits=limits)
+    fake.add_model("acme/echo", echo)
+    async with (
+        fake.serve() as url,
+        areplicate.Client(api_token=TOKEN, base_url=url, rate_limits=None, max_retries=1) as client,
+    ):
+        with anyio.fail_after(120):
+            results = await areplicate.gather_predictions(
+                client,
+                "acme/echo",
+                [{"n": i} for i in range(60)],
+                concurrency=20,
+                return_exceptions=True,
+            )
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert errors == []
+    assert [r.output for r in results if isinstance(r, areplicate.Prediction)] == list(range(60))
+    assert fake.status_counts[201] == 60, "exactly one prediction per item"
+    assert fake.status_counts[429] > 0, "the limit was hit (else the test shows nothing)"
