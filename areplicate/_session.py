@@ -48,9 +48,10 @@ _WAIT_MAX = 8.0
 _WAIT_JITTER = 0.5
 # When a 429 names no wait, everyone pauses this long (doubling, up to _WAIT_MAX, while they last).
 _DEFAULT_429_PAUSE = 1.0
-# The shortest pause after the n-th 429 in a row, whatever Retry-After says (0 included): a server
-# answering "429, retry now" forever must not spin the event loop.
+# The shortest pause after the n-th 429 in a row, whatever Retry-After says (0 included), doubling
+# from _MIN_429_PAUSE up to 1 s: a server answering "429, retry now" forever must not spin the loop.
 _MIN_429_PAUSE = 0.01
+_MAX_429_FLOOR = 1.0
 
 #: The largest API response body read into memory (bytes). The API's bodies are a few KB; a larger
 #: 2xx is refused with UnexpectedResponseError instead of exhausting memory.
@@ -92,10 +93,8 @@ def decode_body(body: bytes, status: int) -> Any:
     """Decode a 2xx JSON body; UnexpectedResponseError labelled with ``status`` when it cannot be."""
     try:
         return decode_json(body)
-    except ValueError as exc:
+    except ValueError as exc:  # a too-deep document included
         detail = str(exc)
-    except RecursionError:
-        detail = "response JSON is nested too deeply to read"
     raise UnexpectedResponseError(status, "Unexpected response", detail)
 
 
@@ -582,11 +581,7 @@ def _too_large(status: int, length: int | None) -> UnexpectedResponseError:
 
 def _error_for(response: Response) -> APIError:
     """The error for a response of status 300 or more."""
-    try:
-        error = error_for(response.status, response.headers, response.body, now=time.time())
-    except RecursionError:
-        # A JSON error body nested too deeply to parse: the status alone still says what it is.
-        error = error_for(response.status, response.headers, b"", now=time.time())
+    error = error_for(response.status, response.headers, response.body, now=time.time())
     if error is None:  # pragma: no cover - only a 2xx maps to no error
         raise AssertionError(f"no error for HTTP {response.status}")
     return error
@@ -597,4 +592,4 @@ def _429_pause(retry_after: float | None, throttled: int) -> float:
     doubling = 2.0 ** min(throttled - 1, 20)
     if retry_after is None:
         return min(_WAIT_MAX, _DEFAULT_429_PAUSE * doubling)
-    return max(min(_WAIT_MAX, _MIN_429_PAUSE * doubling), min(retry_after, MAX_RETRY_AFTER))
+    return max(min(_MAX_429_FLOOR, _MIN_429_PAUSE * doubling), min(retry_after, MAX_RETRY_AFTER))

@@ -191,7 +191,8 @@ class TestRateLimits:
         with anyio.move_on_after(1) as scope:
             await session.request("POST", PREDICTIONS, json_body={}, create=True)
         assert scope.cancelled_caught
-        assert len(calls(mock, "POST", PREDICTIONS)) > MAX_RETRIES + 1
+        # asked again past the retries, but not in a spin ("Retry-After: 0" gets a growing floor)
+        assert MAX_RETRIES + 1 < len(calls(mock, "POST", PREDICTIONS)) < 20
 
     async def test_without_retries_a_429_is_raised(self, mock: aioresponses) -> None:
         mock.get(ONE, status=429, headers={"Retry-After": "0"}, payload=THROTTLED, repeat=True)
