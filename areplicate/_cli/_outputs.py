@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from areplicate._client import Client
-from areplicate._files import _is_output_url, _safe_name, output_files
+from areplicate._files import _is_output_url, output_files, safe_filename
 
 __all__ = ["render_output", "save_files"]
 
@@ -60,6 +60,6 @@ async def save_files(
     taken: set[Path] = set()
     written: list[Path] = []
     for file in files:
-        path = _unique(directory, prefix + _safe_name(file.name), taken, overwrite=overwrite)
+        path = _unique(directory, prefix + safe_filename(file.name), taken, overwrite=overwrite)
         written.append(await file.save(path))
     return written
