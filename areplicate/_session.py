@@ -393,9 +393,7 @@ class Session:
                         replay, failed = failed, None
                         raise replay
                     return await send()
-            raise AssertionError(
-                "unreachable: stamina either returns or raises"
-            )  # pragma: no cover
+            raise AssertionError("unreachable: stamina returns or raises")  # pragma: no cover
         except ReplicateError as exc:
             if create and maybe_processed(exc):
                 exc.mark_maybe_created()
@@ -469,7 +467,7 @@ class Session:
         http = self._client()
         request_headers = self.headers_for(url, headers)
         # A caller naming its own Accept (a README as text) gets the bytes; everyone else JSON.
-        expect_json = "Accept" not in request_headers
+        expect_json = not any(name.lower() == "accept" for name in request_headers)
         request_headers.setdefault("Accept", "application/json")
         if json_body is not None:
             data = json.dumps(json_body, separators=(",", ":")).encode()
