@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import json
 import logging
@@ -22,6 +23,9 @@ import aiohttp
 import anyio
 import attrs
 import stamina
+from aiohttp.client_reqrep import ClientRequest
+from aiohttp.connector import Connection
+from aiohttp.tracing import Trace
 from aiolimiter import AsyncLimiter
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -141,12 +145,12 @@ def connection_errors(method: str, url: str) -> Iterator[None]:
 
 
 class _Deadline:
-    """The whole-response deadline of one request, started once the request is on the wire.
+    """The whole-response deadline of one request, started once the request has a connection.
 
     aiohttp's own timeouts are per socket read (a server trickling a byte a second never trips
     them) or count the wait for a pooled connection too (which would fail a queued create as if it
-    had been sent); so an aiohttp trace moves this cancel scope's deadline each time a piece of the
-    request goes out, and the response must then arrive whole within ``seconds``.
+    had been sent); so the connector starts this cancel scope's clock when it hands the request a
+    connection, and the response must then arrive whole within ``seconds``.
     """
 
     __slots__ = ("scope", "seconds")
@@ -155,22 +159,28 @@ class _Deadline:
         self.seconds = seconds
         self.scope = anyio.CancelScope()
 
-    def sent(self) -> None:
+    def start(self) -> None:
         self.scope.deadline = anyio.current_time() + self.seconds
 
 
-async def _on_request_sent(_session: aiohttp.ClientSession, ctx: Any, _params: object) -> None:
-    deadline = ctx.trace_request_ctx
-    if isinstance(deadline, _Deadline):
-        deadline.sent()
+# The deadline of the request the current task is sending (a context variable: the connector
+# sees only aiohttp's request, and aiohttp's tracing hooks cost a quarter of a request's time).
+_DEADLINE: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar(
+    "areplicate_deadline", default=None
+)
 
 
-def _trace_config() -> aiohttp.TraceConfig:
-    trace = aiohttp.TraceConfig()
-    # Headers first, then each chunk of the body: the response's deadline runs from the last one.
-    trace.on_request_headers_sent.append(_on_request_sent)
-    trace.on_request_chunk_sent.append(_on_request_sent)
-    return trace
+class _Connector(aiohttp.TCPConnector):
+    """A TCPConnector that starts the request's whole-response deadline once it has a connection."""
+
+    async def connect(
+        self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> Connection:
+        connection = await super().connect(req, traces, timeout)
+        deadline = _DEADLINE.get()
+        if deadline is not None:
+            deadline.start()
+        return connection
 
 
 def _detach(error: ReplicateError) -> None:
@@ -250,7 +260,7 @@ class Session:
                 "this areplicate Client is closed; create a new Client (or use `async with Client()`)"
             )
         if self._http is None:
-            connector = aiohttp.TCPConnector(
+            connector = _Connector(
                 limit=self.config.max_connections, ttl_dns_cache=300, keepalive_timeout=30
             )
             self._http = aiohttp.ClientSession(
@@ -258,7 +268,6 @@ class Session:
                 timeout=self._timeout,
                 headers={"User-Agent": self.config.user_agent},
                 raise_for_status=False,
-                trace_configs=[_trace_config()],
             )
         return self._http
 
@@ -477,6 +486,8 @@ class Session:
         else:
             seconds, timeout = read_timeout, self._timeout_for(read_timeout)
         deadline = _Deadline(seconds)
+        # An upload (a form, a stream) may take longer than any response: only its reads are bound.
+        context = _DEADLINE.set(deadline if data is None or isinstance(data, bytes) else None)
         started = time.perf_counter()
         try:
             with connection_errors(method, url), deadline.scope:
@@ -488,7 +499,6 @@ class Session:
                     headers=request_headers,
                     timeout=timeout,
                     allow_redirects=False,
-                    trace_request_ctx=deadline,
                 ) as resp:
                     status = resp.status
                     resp_headers: CIMultiDictProxy[str] = resp.headers
@@ -500,6 +510,8 @@ class Session:
         except ReplicateError as exc:
             _detach(exc)  # the same error, without aiohttp's (which hold the request's headers)
             raise
+        finally:
+            _DEADLINE.reset(context)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %d (%.1f ms)", method, url, status, (time.perf_counter() - started) * 1e3
