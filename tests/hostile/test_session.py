@@ -159,3 +159,19 @@ async def _drain(client: areplicate.Client, url: str) -> None:
     async with client._session.stream(url) as resp:
         async for _line in resp.content:
             pass
+
+
+async def test_waiting_for_a_pooled_connection_does_not_count_against_the_timeout(
+    hostile: Hostile,
+) -> None:
+    # One connection, three creates each answered after 0.6 s: the last waits 1.2 s for the
+    # connection, longer than the 1 s timeout, yet its own answer comes in time.
+    hostile.on("POST", CREATE, delayed(0.6, created(prediction_body("p1"))))
+    async with areplicate.Client(
+        api_token=TOKEN, base_url=hostile.url, rate_limits=None, timeout=1, max_connections=1
+    ) as client:
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                for _ in range(3):
+                    tg.start_soon(client.predictions.create, "acme/m", {})
+    assert hostile.count("POST", CREATE) == 3
