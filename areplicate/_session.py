@@ -32,6 +32,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from areplicate._config import Config, RateLimits
 from areplicate._core.problems import decode_json, error_for
 from areplicate._core.retry import MAX_RETRY_AFTER, maybe_processed, retry_decision
+from areplicate._core.times import date_offset
 from areplicate._core.urls import same_origin
 from areplicate._errors import (
     APIConnectionError,
@@ -41,6 +42,7 @@ from areplicate._errors import (
     ReplicateError,
     UnexpectedResponseError,
 )
+from areplicate._ledger import ledger_for
 
 __all__ = ["MAX_BODY", "MAX_ERROR_BODY", "Response", "Session", "connection_errors"]
 
@@ -66,8 +68,6 @@ MAX_ERROR_BODY = 1024 * 1024
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 # How long close() lets background cleanup (remote cancels) finish.
 _CLOSE_GRACE = 15.0
-# Prediction ids created by this client are remembered this long (to tell orphans from our own).
-_KNOWN_TTL = 900.0
 
 
 _UNPARSED: Any = object()
@@ -144,42 +144,48 @@ def connection_errors(method: str, url: str) -> Iterator[None]:
         ) from None
 
 
-class _Deadline:
-    """The whole-response deadline of one request, started once the request has a connection.
+class _Sending:
+    """One request on its way: its whole-response deadline, and who wants to know it left.
 
     aiohttp's own timeouts are per socket read (a server trickling a byte a second never trips
     them) or count the wait for a pooled connection too (which would fail a queued create as if it
-    had been sent); so the connector starts this cancel scope's clock when it hands the request a
-    connection, and the response must then arrive whole within ``seconds``.
+    had been sent); so the connector calls :meth:`connected` when it hands the request a
+    connection: the response must then arrive whole within ``seconds`` (when ``bounded``), and
+    ``sent`` (the caller's list) learns that the API may now act on the request.
     """
 
-    __slots__ = ("scope", "seconds")
+    __slots__ = ("bounded", "scope", "seconds", "sent")
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, bounded: bool, sent: list[bool] | None) -> None:
         self.seconds = seconds
+        self.bounded = bounded
+        self.sent = sent
         self.scope = anyio.CancelScope()
 
-    def start(self) -> None:
-        self.scope.deadline = anyio.current_time() + self.seconds
+    def connected(self) -> None:
+        if self.bounded:
+            self.scope.deadline = anyio.current_time() + self.seconds
+        if self.sent is not None and not self.sent:
+            self.sent.append(True)
 
 
-# The deadline of the request the current task is sending (a context variable: the connector
-# sees only aiohttp's request, and aiohttp's tracing hooks cost a quarter of a request's time).
-_DEADLINE: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar(
-    "areplicate_deadline", default=None
+# The request the current task is sending (a context variable: the connector sees only aiohttp's
+# request, and aiohttp's tracing hooks would cost a quarter of a request's time).
+_SENDING: contextvars.ContextVar[_Sending | None] = contextvars.ContextVar(
+    "areplicate_sending", default=None
 )
 
 
 class _Connector(aiohttp.TCPConnector):
-    """A TCPConnector that starts the request's whole-response deadline once it has a connection."""
+    """A TCPConnector that tells the request being sent when it has its connection."""
 
     async def connect(
         self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
     ) -> Connection:
         connection = await super().connect(req, traces, timeout)
-        deadline = _DEADLINE.get()
-        if deadline is not None:
-            deadline.start()
+        sending = _SENDING.get()
+        if sending is not None:
+            sending.connected()
         return connection
 
 
@@ -239,7 +245,10 @@ class Session:
         self._base_slash = config.base_url + "/"
         self._work: set[asyncio.Task[None]] = set()  # fan-out workers: close() cancels them
         self._cleanup: set[asyncio.Task[None]] = set()  # remote cancels: close() awaits them
-        self._known: dict[str, float] = {}
+        # Creates in flight and predictions made, shared with this process's other clients of the
+        # same account, so orphan clean-up never takes a sibling's prediction for its own.
+        self.ledger = ledger_for(config.api_token)
+        self._date: tuple[str | None, float] = (None, 0.0)  # the latest Date header, and when
 
     def __repr__(self) -> str:
         return f"<Session {self.config.base_url} {'closed' if self._closed else 'open'}>"
@@ -292,18 +301,9 @@ class Session:
         task.add_done_callback(tasks.discard)
         return task
 
-    def remember(self, prediction_id: str) -> None:
-        """Note a prediction this client created (so orphan clean-up never touches it)."""
-        now = time.monotonic()
-        known = self._known
-        known[prediction_id] = now
-        # Oldest first (insertion order): drop the expired ones from the front, O(1) amortised.
-        while known and now - next(iter(known.values())) > _KNOWN_TTL:
-            del known[next(iter(known))]
-
-    def known(self, prediction_id: str) -> bool:
-        """Whether this client created ``prediction_id`` recently."""
-        return prediction_id in self._known
+    def clock_offset(self) -> tuple[float, float] | None:
+        """Bounds on the API's clock minus ours, from the latest ``Date`` header (None: none yet)."""
+        return date_offset(*self._date)
 
     def _timeout_for(self, read_timeout: float) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(read_timeout)
@@ -349,8 +349,8 @@ class Session:
         long as the caller lets it run (it never uses up the retries; only ``max_retries=0`` raises
         it). ``data`` may be a callable that returns a fresh body per attempt (a multipart form
         cannot be sent twice). ``paced=False`` skips the request budget (clean-up that must not
-        queue behind the work it stops). ``sent`` gets ``True`` appended once a request has left
-        the budget's queue for the wire. ``read_timeout`` (default: the client's ``timeout``)
+        queue behind the work it stops). ``sent`` gets ``True`` appended once a request has a
+        connection to the API (from then on the API may act on it). ``read_timeout`` (default: the client's ``timeout``)
         bounds the whole response, headers and body, from the moment the request was sent.
         Unless ``headers`` names an ``Accept``, the body is decoded as JSON here (``.json()``), so
         an unreadable 2xx is retried like any other failed read.
@@ -431,8 +431,6 @@ class Session:
         while True:
             if paced:
                 await self.budget.acquire(create=create)
-            if sent is not None and not sent:
-                sent.append(True)
             body = data() if callable(data) else data
             response = await self._send(
                 method,
@@ -442,6 +440,7 @@ class Session:
                 params=params,
                 headers=headers,
                 read_timeout=read_timeout,
+                sent=sent,
             )
             if response.status < 300:
                 return response
@@ -472,6 +471,7 @@ class Session:
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
         read_timeout: float | None,
+        sent: list[bool] | None = None,
     ) -> Response:
         http = self._client()
         request_headers = self.headers_for(url, headers)
@@ -485,12 +485,12 @@ class Session:
             seconds, timeout = self.config.timeout, self._timeout
         else:
             seconds, timeout = read_timeout, self._timeout_for(read_timeout)
-        deadline = _Deadline(seconds)
         # An upload (a form, a stream) may take longer than any response: only its reads are bound.
-        context = _DEADLINE.set(deadline if data is None or isinstance(data, bytes) else None)
+        sending = _Sending(seconds, bounded=data is None or isinstance(data, bytes), sent=sent)
+        context = _SENDING.set(sending)
         started = time.perf_counter()
         try:
-            with connection_errors(method, url), deadline.scope:
+            with connection_errors(method, url), sending.scope:
                 async with http.request(
                     method,
                     url,
@@ -503,7 +503,7 @@ class Session:
                     status = resp.status
                     resp_headers: CIMultiDictProxy[str] = resp.headers
                     body = await _read_body(resp)
-            if deadline.scope.cancelled_caught:
+            if sending.scope.cancelled_caught:
                 raise APITimeoutError(
                     f"{method} {url}: no complete response within {seconds:g} s", sent=True
                 )
@@ -511,7 +511,8 @@ class Session:
             _detach(exc)  # the same error, without aiohttp's (which hold the request's headers)
             raise
         finally:
-            _DEADLINE.reset(context)
+            _SENDING.reset(context)
+        self._date = (resp_headers.get("Date"), time.time())
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %d (%.1f ms)", method, url, status, (time.perf_counter() - started) * 1e3

@@ -88,8 +88,8 @@ from areplicate._journal import (
     lock_path,
     replay_results,
 )
+from areplicate._ledger import matches
 from areplicate._models import Prediction
-from areplicate._services.predictions import _Orphan
 
 __all__ = ["CRASH_AFTER_CREATE", "CRASH_AFTER_INTENT", "execute", "register"]
 
@@ -970,7 +970,7 @@ class Batch:
 def _matches(ref: ModelRef, value: dict[str, Any], prediction: Prediction) -> bool:
     """Whether ``prediction`` is what a create of ``value`` on ``ref`` would have made (the test
     ``predictions.find`` applies)."""
-    return _Orphan(ref.model, ref.version, value, 0.0).matches(prediction)
+    return matches(prediction, model=ref.model, version=ref.version, deployment=None, input=value)
 
 
 def _distance(prediction: Prediction, intent: dt.datetime) -> tuple[int, float]:

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +17,7 @@ import anyio
 import attrs
 
 from areplicate._convert import structure, structure_created
-from areplicate._core.options import MAX_WAIT, cancel_after, check_webhook, wait_seconds
+from areplicate._core.options import cancel_after, check_webhook, wait_seconds
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.sse import SSEDecoder
 from areplicate._core.status import Status
@@ -31,7 +30,9 @@ from areplicate._errors import (
     ReplicateError,
     WaitTimeoutError,
 )
+from areplicate._ledger import matches
 from areplicate._models import Page, Prediction, StreamEvent
+from areplicate._services._orphans import Reaper
 from areplicate._services._paging import paginate
 from areplicate._services._waiting import wait_until_done
 from areplicate._session import Session
@@ -46,36 +47,10 @@ _WAIT_GRACE = 10.0
 _CANCEL_TIMEOUT = 10.0
 # Stream connections in a row that may bring no new event before the stream gives up.
 _STREAM_RECONNECTS = 5
-# Abandoned creates are looked up this long after the first one, and this far back in time
-# (allowing for a clock difference between us and the API).
-_REAP_DELAY = 0.5
-# Remote cancels issued at once by clean-up (they skip the request budget: they stop work).
-_CANCEL_CONCURRENCY = 16
-_CLOCK_SKEW = 120.0
 
 PredictionLike = Prediction | str
 InputHook = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 Validator = Callable[[str, Mapping[str, Any]], Awaitable[object]]
-
-
-@attrs.frozen
-class _Orphan:
-    """A create we sent but whose response we never read."""
-
-    model: str | None
-    version: str | None
-    input: dict[str, Any]
-    sent_at: float
-    deployment: str | None = None
-
-    def matches(self, prediction: Prediction) -> bool:
-        if self.deployment is not None and prediction.deployment != self.deployment:
-            return False
-        if self.model is not None and prediction.model and prediction.model != self.model:
-            return False
-        if self.version is not None and prediction.version not in (self.version, "hidden", ""):
-            return False
-        return prediction.input == self.input
 
 
 # Set on a NotFoundError that answered a create (see ``unknown_target``).
@@ -119,11 +94,13 @@ class Predictions:
         self._session = session
         self._validator = validator
         self._input_hook = input_hook
-        self._orphans: list[_Orphan] = []
-        self._reaper: asyncio.Task[None] | None = None
-        # Inputs of this client's creates still waiting for their response (keyed by payload id).
-        self._inflight: dict[int, Any] = {}
-        self._inflight_changed: asyncio.Event | None = None
+        self._reaper = Reaper(
+            session.ledger,
+            lister=self._listed_since,
+            canceller=self._cancel_quietly,
+            spawn=session.spawn,
+            offset=session.clock_offset,
+        )
 
     def __repr__(self) -> str:
         return f"<Predictions {self._session.config.base_url}>"
@@ -213,10 +190,10 @@ class Predictions:
             read_timeout = max(self._session.config.timeout, seconds + _WAIT_GRACE)
         if deadline is not None:
             headers["Cancel-After"] = deadline
-        sent_at = time.time()
-        sent: list[bool] = []
-        key = id(payload)
-        self._inflight[key] = payload["input"]
+        intent = self._reaper.intent(
+            payload["input"], match=match, version=payload.get("version"), deployment=deployment
+        )
+        ledger = self._session.ledger
         try:
             response = await self._session.request(
                 "POST",
@@ -225,100 +202,29 @@ class Predictions:
                 headers=headers,
                 create=True,
                 read_timeout=read_timeout,
-                sent=sent,
+                sent=intent.sent,
             )
-        except NotFoundError as exc:
-            mark_unknown_target(exc)
-            raise
         except asyncio.CancelledError:
-            # The caller gave up after the create left for the API: a prediction we will never
-            # hear of may be running. Find and cancel it, in the background. (After a dropped
-            # connection we do not: the caller is told to look it up, and may want it.)
-            if sent:
-                self._abandon(payload, match, sent_at, deployment)
+            # The caller gave up after the create reached the wire: a prediction we will never
+            # hear of may be running. Find and cancel it, in the background, if provably ours.
+            # (After a dropped connection we do not: the caller is told to look it up.)
+            self._reaper.abandon(intent)
             raise
-        finally:
-            del self._inflight[key]
-            if self._inflight_changed is not None:
-                self._inflight_changed.set()
-        prediction = structure_created(response, Prediction, what="create response")
-        self._session.remember(prediction.id)
+        except BaseException as exc:
+            ledger.finish(intent, None)
+            if isinstance(exc, NotFoundError):
+                mark_unknown_target(exc)
+            raise
+        try:
+            prediction = structure_created(response, Prediction, what="create response")
+        except BaseException:
+            ledger.finish(intent, None)
+            raise
+        ledger.finish(intent, prediction.id)
         return prediction
 
-    def _abandon(
-        self,
-        payload: dict[str, Any],
-        match: ModelRef | None,
-        sent_at: float,
-        deployment: str | None,
-    ) -> None:
-        """Queue a create whose response we never read; one background reaper handles them all."""
-        version = match.version if match is not None else payload.get("version")
-        model = match.model if match is not None else None
-        self._orphans.append(_Orphan(model, version, payload["input"], sent_at, deployment))
-        if self._reaper is None or self._reaper.done():
-            self._reaper = self._session.spawn(self._reap())
-
-    async def _reap(self) -> None:
-        """Find predictions whose creates were abandoned and cancel them. Best effort, logged.
-
-        Each abandoned create claims at most one match: same model, same input, created since it
-        was sent, still running, and not a prediction this client knows. While another create of
-        this client with the same input still awaits its response, the reaper waits for it (its id
-        then becomes known), so it never takes a sibling's prediction for the orphan. Another
-        process sending the same input at the same moment remains indistinguishable.
-        """
-        await asyncio.sleep(_REAP_DELAY)  # let the API register the creates we dropped
-        while self._orphans:
-            await self._await_siblings(self._orphans)
-            orphans, self._orphans = self._orphans, []
-            since = dt.datetime.fromtimestamp(
-                min(o.sent_at for o in orphans) - _CLOCK_SKEW, dt.timezone.utc
-            )
-            try:
-                with anyio.fail_after(_CANCEL_TIMEOUT * 3):
-                    candidates = [
-                        p
-                        async for p in self.list(created_after=since)
-                        if not p.is_terminal and not self._session.known(p.id)
-                    ]
-            except (ReplicateError, TimeoutError) as exc:
-                logger.warning("could not look up %d abandoned create(s): %r", len(orphans), exc)
-                continue
-            claimed = []
-            for orphan in orphans:
-                for prediction in candidates:
-                    if orphan.matches(prediction):
-                        candidates.remove(prediction)
-                        claimed.append(prediction.id)
-                        break
-            limit = anyio.Semaphore(_CANCEL_CONCURRENCY)
-            async with anyio.create_task_group() as group:
-                for pid in claimed:
-                    group.start_soon(self._cancel_limited, pid, limit)
-
-    async def _cancel_limited(self, pid: str, limit: anyio.Semaphore) -> None:
-        async with limit:
-            logger.info("canceling abandoned prediction %s", pid)
-            await self._cancel_quietly(pid)
-
-    async def _await_siblings(self, orphans: list[_Orphan]) -> None:
-        """Wait (bounded) until no create of ours with an orphan's input awaits its response."""
-        inputs = [o.input for o in orphans]
-
-        def busy() -> bool:
-            return any(value in inputs for value in self._inflight.values())
-
-        if not busy():
-            return
-        self._inflight_changed = changed = asyncio.Event()
-        try:
-            with anyio.move_on_after(MAX_WAIT + _WAIT_GRACE):
-                while busy():
-                    changed.clear()
-                    await changed.wait()
-        finally:
-            self._inflight_changed = None
+    async def _listed_since(self, since: dt.datetime) -> list[Prediction]:
+        return [p async for p in self.list(created_after=since)]
 
     async def find(
         self,
@@ -333,8 +239,12 @@ class Predictions:
         Used to recover a prediction whose create response never arrived, instead of creating it
         again. Lists newest first and stops at the first older page.
         """
-        wanted = _Orphan(model, version, dict(input), 0.0)
-        return [p async for p in self.list(created_after=created_after) if wanted.matches(p)]
+        wanted = dict(input)
+        return [
+            p
+            async for p in self.list(created_after=created_after)
+            if matches(p, model=model, version=version, deployment=None, input=wanted)
+        ]
 
     # -- read ------------------------------------------------------------------------------------
 
