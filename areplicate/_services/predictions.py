@@ -16,7 +16,7 @@ from urllib.parse import quote
 import anyio
 import attrs
 
-from areplicate._convert import structure
+from areplicate._convert import structure, structure_created
 from areplicate._core.options import cancel_after, check_webhook, wait_seconds
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.sse import SSEDecoder
@@ -216,7 +216,7 @@ class Predictions:
                 mark_unknown_target(exc)
             raise
         try:
-            prediction = structure(response.json(), Prediction, what="create response")
+            prediction = structure_created(response, Prediction, what="create response")
         except BaseException:
             ledger.finish(intent, None)
             raise

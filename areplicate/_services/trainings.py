@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import anyio
 
-from areplicate._convert import structure
+from areplicate._convert import structure, structure_created
 from areplicate._core.options import check_webhook
 from areplicate._core.refs import parse_ref
 from areplicate._errors import (
@@ -92,7 +92,7 @@ class Trainings:
             json_body=body,
             create=True,
         )
-        return structure(response.json(), Training, what="training create response")
+        return structure_created(response, Training, what="training create response")
 
     async def get(self, training: TrainingLike) -> Training:
         """The training as it is now. NotFoundError if there is no such training."""

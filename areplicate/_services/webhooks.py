@@ -36,7 +36,11 @@ class Webhooks:
         """
         if self._secret is not None and not refresh:
             return self._secret
-        response = await self._session.request("GET", "webhooks/default/secret")
+        # Naming the Accept header gets the raw body back (no JSON decoding in the session, whose
+        # error for a non-JSON body quotes its start, which here could be the secret).
+        response = await self._session.request(
+            "GET", "webhooks/default/secret", headers={"Accept": "application/json"}
+        )
         try:
             body = response.json()
         except UnexpectedResponseError:
