@@ -9,7 +9,7 @@ from contextlib import suppress as _suppress
 
 from areplicate import webhooks
 from areplicate._client import Client
-from areplicate._config import RateLimits
+from areplicate._config import Config, RateLimits
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.retry import PollSchedule
 from areplicate._core.schema import InputCheck
@@ -33,7 +33,7 @@ from areplicate._errors import (
     WaitTimeoutError,
     WebhookVerificationError,
 )
-from areplicate._fanout import Completed, Progress, as_completed, gather_predictions
+from areplicate._fanout import Completed, FanOut, Progress, as_completed, gather_predictions
 from areplicate._files import FileOutput, output_files, save_outputs
 from areplicate._models import (
     Account,
@@ -52,6 +52,7 @@ from areplicate._models import (
     Training,
     Version,
 )
+from areplicate._options import Lifetime, RunOptions
 
 __version__ = "0.1.0"
 
@@ -65,7 +66,9 @@ __all__ = [
     "Collection",
     "CollectionHit",
     "Completed",
+    "Config",
     "Deployment",
+    "FanOut",
     "FileObject",
     "FileOutput",
     "Hardware",
@@ -73,6 +76,7 @@ __all__ = [
     "InputValidationError",
     "InvalidReferenceError",
     "InvalidRequestError",
+    "Lifetime",
     "Model",
     "ModelHit",
     "ModelRef",
@@ -88,6 +92,7 @@ __all__ = [
     "RateLimitError",
     "RateLimits",
     "ReplicateError",
+    "RunOptions",
     "SearchResults",
     "ServerError",
     "Status",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import warnings
 from collections.abc import Mapping
@@ -16,11 +15,12 @@ from areplicate._config import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_POLL,
     DEFAULT_RATE_LIMITS,
-    DEFAULT_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT,
     Config,
     RateLimits,
 )
 from areplicate._core.retry import PollSchedule
+from areplicate._options import Lifetime
 from areplicate._session import Session
 
 if TYPE_CHECKING:
@@ -41,6 +41,11 @@ class Client:
     One Client holds one connection pool and one request budget: share it across your app (for
     example, create it in a FastAPI lifespan) rather than making one per request. A closed Client
     cannot be reopened. ``rate_limits=None`` turns pacing off (for a local fake server).
+
+    ``request_timeout`` is the deadline of each HTTP request (seconds for its whole response;
+    ``connect_timeout`` for opening a connection). It is not how long a prediction may take: that
+    is the ``timeout=`` of ``run``, ``predictions.wait`` or ``create_and_wait``, a deadline for the
+    whole call that cancels the prediction when it runs out.
     """
 
     def __init__(
@@ -48,7 +53,7 @@ class Client:
         api_token: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
@@ -61,7 +66,7 @@ class Client:
             os.environ if environ is None else environ,
             api_token=api_token,
             base_url=base_url,
-            timeout=timeout,
+            request_timeout=request_timeout,
             connect_timeout=connect_timeout,
             max_retries=max_retries,
             max_connections=max_connections,
@@ -209,17 +214,18 @@ class Client:
         ref: str,
         input: Mapping[str, Any],
         *,
-        wait: bool | int = True,
+        hold: bool | int = True,
         timeout: float | None = None,
-        lifetime: str | float | dt.timedelta | None = None,
+        lifetime: Lifetime | None = None,
         validate: bool = False,
     ) -> Any:
-        """Create a prediction, wait for it, and return its ``output``.
+        """Create a prediction, wait for it, and return its ``output`` (``predictions.run``).
 
         Raises PredictionFailedError (the model's error and the prediction id in the message) when
         it fails, PredictionCanceledError when it is canceled or aborted. Cancelling the awaiting
-        task, or ``timeout`` running out, cancels the remote prediction too.
+        task, or ``timeout`` (seconds for the whole call) running out, cancels the remote
+        prediction too. ``hold`` is the create's ``Prefer: wait`` window (True: up to 60 s).
         """
         return await self.predictions.run(
-            ref, input, wait=wait, timeout=timeout, lifetime=lifetime, validate=validate
+            ref, input, hold=hold, timeout=timeout, lifetime=lifetime, validate=validate
         )

@@ -15,7 +15,7 @@
     │   └── APITimeoutError
     ├── PredictionFailedError         the model ran and failed (``.prediction``)
     │   └── PredictionCanceledError   canceled or aborted before it finished
-    ├── WaitTimeoutError              ``wait(timeout=…)`` ran out (``.prediction``: the last state seen)
+    ├── WaitTimeoutError              a ``timeout=`` of run or wait ran out (``.prediction``: the last state)
     ├── InputValidationError          the input breaks the model's schema, caught before sending
     ├── InvalidReferenceError         a model reference that is none of the accepted forms (also a ValueError)
     └── WebhookVerificationError      a webhook delivery whose signature does not check out
@@ -138,8 +138,12 @@ class APIError(ReplicateError):
 
 
 def _state(error: ReplicateError) -> dict[str, Any]:
-    """Pickle state beyond the constructor's arguments (today: the ``maybe_created`` flag)."""
-    return {"maybe_created": True} if error.maybe_created else {}
+    """Pickle state beyond the constructor's arguments: ``maybe_created``, a 404's ``target``."""
+    state: dict[str, Any] = {"maybe_created": True} if error.maybe_created else {}
+    target = getattr(error, "target", None)
+    if target is not None:
+        state["target"] = target
+    return state
 
 
 def _rebuild_api_error(
@@ -163,7 +167,14 @@ class PaymentRequiredError(APIError):
 
 
 class NotFoundError(APIError):
-    """404: no such prediction, model, version, file or deployment (or no permission to see it)."""
+    """404: no such prediction, model, version, file or deployment (or no permission to see it).
+
+    ``target`` names what a create ran on (``"model acme/hello"``) when this 404 answered the
+    create: then that model, version or deployment is what does not exist, and every create of it
+    gets the same answer. It is None on any other 404 (an unknown prediction id, say).
+    """
+
+    target: str | None = None
 
 
 class InvalidRequestError(APIError):
@@ -224,7 +235,7 @@ def _rebuild_connection_error(
 
 
 class APITimeoutError(APIConnectionError):
-    """The API did not answer in time (connect or read timeout, see ``Client(timeout=…)``)."""
+    """The API did not answer in time (connect or read timeout, see ``Client(request_timeout=…)``)."""
 
 
 class PredictionFailedError(ReplicateError):
@@ -256,7 +267,8 @@ class PredictionCanceledError(PredictionFailedError):
 
 
 class WaitTimeoutError(ReplicateError, TimeoutError):
-    """``wait(timeout=…)`` ran out before the prediction ended. ``prediction`` is the last state seen.
+    """The ``timeout=`` of ``run``, ``wait`` or ``create_and_wait`` ran out before the prediction
+    ended. ``prediction`` is the last state seen.
 
     Unless ``cancel_on_exit=False`` was given, the remote prediction has been asked to cancel.
     """

@@ -53,7 +53,7 @@ import aiohttp
 import anyio
 import attrs
 
-from areplicate._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT
+from areplicate._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT
 from areplicate._core.problems import error_for
 from areplicate._errors import (
     APIError,
@@ -567,7 +567,7 @@ class FileOutput:
     @contextlib.asynccontextmanager
     async def _open_unbound(self) -> AsyncIterator[aiohttp.ClientResponse]:
         timeout = aiohttp.ClientTimeout(
-            total=None, connect=DEFAULT_CONNECT_TIMEOUT, sock_read=DEFAULT_TIMEOUT
+            total=None, connect=DEFAULT_CONNECT_TIMEOUT, sock_read=DEFAULT_REQUEST_TIMEOUT
         )
         async with aiohttp.ClientSession(timeout=timeout) as http:
             with connection_errors("GET", self.url):

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from areplicate._core.status import Status, is_terminal
+from areplicate._errors import PredictionCanceledError, PredictionFailedError
 
 __all__ = [
     "Account",
@@ -54,6 +55,9 @@ class PredictionURLs:
     extra: dict[str, Any] = _extra()
 
 
+_P = TypeVar("_P", bound="Prediction")
+
+
 @attrs.frozen
 class Prediction:
     """One prediction, as the API last described it.
@@ -88,6 +92,25 @@ class Prediction:
     def is_terminal(self) -> bool:
         """True once the prediction has succeeded, failed, been canceled or aborted."""
         return is_terminal(self.status)
+
+    def raise_for_status(self: _P) -> _P:
+        """Return this prediction if it succeeded; raise if it ended any other way.
+
+        PredictionFailedError (the model's ``error`` in the message) for a failed one,
+        PredictionCanceledError for a canceled or aborted one; ``.prediction`` holds this one.
+        Call it on a finished prediction (from ``wait`` or ``create_and_wait``): one still
+        running raises ValueError, since it has neither succeeded nor failed yet.
+        """
+        if self.status == Status.SUCCEEDED:
+            return self
+        if self.status in (Status.CANCELED, Status.ABORTED):
+            raise PredictionCanceledError(self)
+        if not self.is_terminal:
+            raise ValueError(
+                f"prediction {self.id} is still {self.status}: wait for it to finish "
+                "(predictions.wait) before raise_for_status()"
+            )
+        raise PredictionFailedError(self)
 
 
 @attrs.frozen

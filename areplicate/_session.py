@@ -208,7 +208,7 @@ class Session:
         self._closed = False
         self._auth = f"Bearer {config.api_token}"
         self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
+            total=None, sock_connect=config.connect_timeout, sock_read=config.request_timeout
         )
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._base_slash = config.base_url + "/"
@@ -453,7 +453,7 @@ class Session:
             data = json.dumps(json_body, separators=(",", ":")).encode()
             request_headers["Content-Type"] = "application/json"
         if read_timeout is None:
-            seconds, timeout = self.config.timeout, self._timeout
+            seconds, timeout = self.config.request_timeout, self._timeout
         else:
             seconds, timeout = read_timeout, self._timeout_for(read_timeout)
         # An upload (a form, a stream) may take longer than any response: only its reads are bound.
@@ -509,7 +509,7 @@ class Session:
         http = self._client()
         if same_origin(url, self.config.base_url):  # other hosts (file CDNs) have their own limits
             await self.budget.acquire(create=False)
-        seconds = read_timeout if read_timeout is not None else self.config.timeout
+        seconds = read_timeout if read_timeout is not None else self.config.request_timeout
         timeout = self._timeout_for(seconds)
         try:
             with connection_errors("GET", url):

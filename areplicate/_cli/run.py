@@ -103,8 +103,8 @@ async def _run(
             )
             prediction = await _stream(client, prediction, echo=not args.json)
         else:
-            prediction = await client.predictions.settle(
-                ref, inputs, wait=True, lifetime=lifetime, validate=args.validate
+            prediction = await client.predictions.create_and_wait(
+                ref, inputs, hold=True, lifetime=lifetime, validate=args.validate
             )
         saved: list[Path] = []
         if args.save is not None and prediction.status == Status.SUCCEEDED:
