@@ -9,6 +9,8 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+import attrs
+
 from areplicate._config import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -95,6 +97,30 @@ class Client:
     def config(self) -> Config:
         """The resolved configuration (its repr never shows the token)."""
         return self._config
+
+    def with_options(
+        self, *, request_timeout: float | None = None, max_retries: int | None = None
+    ) -> Client:
+        """This client with other per-request settings, for one call or a part of your app:
+        ``await client.with_options(request_timeout=120).models.get(...)``.
+
+        The view shares this client's connection pool, request budget and background clean-up: it
+        costs nothing to make, and you need not (and cannot) close it; closing it leaves this
+        client open. Once this client is closed the view raises the same closed-client error.
+        Arguments left out (None) keep this client's values.
+        """
+        config = attrs.evolve(  # checked like the Client's own
+            self._config,
+            request_timeout=(
+                self._config.request_timeout if request_timeout is None else request_timeout
+            ),
+            max_retries=self._config.max_retries if max_retries is None else max_retries,
+        )
+        view = object.__new__(Client)
+        view._config = config
+        view._session = self._session.view(config)
+        view._file_encoding = self._file_encoding
+        return view
 
     async def __aenter__(self) -> Client:
         self._session._client()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
 import functools
 import json
 import logging
@@ -218,21 +219,41 @@ class Session:
         # same account, so orphan clean-up never takes a sibling's prediction for its own.
         self.ledger = ledger_for(config.api_token)
         self._date: tuple[str | None, float] = (None, 0.0)  # the latest Date header, and when
+        # The session that owns the pool; a view (see ``view``) points at its parent's.
+        self._root = self
+
+    def view(self, config: Config) -> Session:
+        """This session with other per-request settings (``config``'s timeouts and retries) over
+        the same connection pool, request budget, ledger and background tasks.
+
+        The view never opens or closes a pool of its own: it uses its root's (opening it if
+        needed), raises the closed-client error once the root is closed, and closing it is a no-op.
+        """
+        view = copy.copy(self)  # shares budget, ledger, the task sets and the timeout cache
+        view.config = config
+        view._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.connect_timeout, sock_read=config.request_timeout
+        )
+        view._root = self._root
+        return view
 
     def __repr__(self) -> str:
         return f"<Session {self.config.base_url} {'closed' if self._closed else 'open'}>"
 
     @property
     def closed(self) -> bool:
-        """True after :meth:`close`."""
-        return self._closed
+        """True after :meth:`close` (of the root session, for a view)."""
+        return self._root._closed
 
     @property
     def opened(self) -> bool:
-        """True once the aiohttp session exists (and until close)."""
-        return self._http is not None and not self._closed
+        """True once the aiohttp session exists (and until close); always False for a view, which
+        owns nothing to close."""
+        return self._root is self and self._http is not None and not self._closed
 
     def _client(self) -> aiohttp.ClientSession:
+        if self._root is not self:
+            return self._root._client()
         if self._closed:
             raise RuntimeError(
                 "this areplicate Client is closed; create a new Client (or use `async with Client()`)"
@@ -250,7 +271,12 @@ class Session:
         return self._http
 
     async def close(self) -> None:
-        """Cancel running work, let clean-up (remote cancels) finish, close the pool. Idempotent."""
+        """Cancel running work, let clean-up (remote cancels) finish, close the pool. Idempotent.
+
+        A view's close does nothing: the pool and the work belong to its root.
+        """
+        if self._root is not self:
+            return
         for task in self._work:
             task.cancel()
         deadline = time.monotonic() + _CLOSE_GRACE
@@ -273,7 +299,7 @@ class Session:
 
     def clock_offset(self) -> tuple[float, float] | None:
         """Bounds on the API's clock minus ours, from the latest ``Date`` header (None: none yet)."""
-        return date_offset(*self._date)
+        return date_offset(*self._root._date)
 
     def _timeout_for(self, read_timeout: float) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(read_timeout)
@@ -483,7 +509,7 @@ class Session:
             raise
         finally:
             _SENDING.reset(context)
-        self._date = (resp_headers.get("Date"), time.time())
+        self._root._date = (resp_headers.get("Date"), time.time())
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %d (%.1f ms)", method, url, status, (time.perf_counter() - started) * 1e3

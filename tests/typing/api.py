@@ -62,6 +62,8 @@ async def configure() -> None:
     assert_type(config, Config)
     per_request: float = config.request_timeout
     del per_request
+    patient = client.with_options(request_timeout=120.0, max_retries=0)
+    assert_type(patient, Client)
     await client.aclose()
 
 
