@@ -7,7 +7,7 @@ fan out with :func:`gather_predictions` / :func:`as_completed`; test offline wit
 
 from contextlib import suppress as _suppress
 
-from areplicate import webhooks
+from areplicate import resources, webhooks
 from areplicate._client import Client
 from areplicate._config import Config, RateLimits
 from areplicate._core.refs import ModelRef, parse_ref
@@ -106,6 +106,7 @@ __all__ = [
     "gather_predictions",
     "output_files",
     "parse_ref",
+    "resources",
     "save_outputs",
     "webhooks",
 ]

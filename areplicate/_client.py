@@ -169,7 +169,7 @@ class Client:
 
     if TYPE_CHECKING:
         from areplicate._services.deployments import Deployments
-        from areplicate._services.misc import Accounts, Collections, HardwareService
+        from areplicate._services.misc import Accounts, Collections, HardwareSKUs
         from areplicate._services.models import Models
         from areplicate._services.trainings import Trainings
 
@@ -202,11 +202,11 @@ class Client:
         return Collections(self._session)
 
     @cached_property
-    def hardware(self) -> HardwareService:
-        """The hardware SKUs models and deployments run on: ``await client.hardware.list()``."""
-        from areplicate._services.misc import HardwareService
+    def hardware(self) -> HardwareSKUs:
+        """The hardware SKUs models and deployments run on: ``async for hw in client.hardware.list()``."""
+        from areplicate._services.misc import HardwareSKUs
 
-        return HardwareService(self._session)
+        return HardwareSKUs(self._session)
 
     @cached_property
     def account(self) -> Accounts:

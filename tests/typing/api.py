@@ -199,6 +199,11 @@ async def files_webhooks_models(client: Client, body: bytes, headers: dict[str, 
         del data
     saved = await areplicate.save_outputs(client, [prediction], "out/")
     assert_type(saved, list[Path])
+    async for sku in client.hardware.list():
+        assert_type(sku, areplicate.Hardware)
+    service: areplicate.resources.Predictions = client.predictions
+    assert_type(client.hardware, areplicate.resources.HardwareSKUs)
+    del service
     secret: str = await client.webhooks.default_secret()
     areplicate.webhooks.verify(headers, body, secret)
     delivered: Prediction = areplicate.webhooks.parse(body)
