@@ -176,6 +176,14 @@ class NotFoundError(APIError):
 
     target: str | None = None
 
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.target is not None:
+            # The API's own text ("The requested resource could not be found") is the same for an
+            # unknown prediction id: say which thing it was.
+            text = f"{self.target} not found (or this token cannot see it): {text}"
+        return text
+
 
 class InvalidRequestError(APIError):
     """422: the API rejected the request, usually the input or the version.
@@ -268,7 +276,8 @@ class PredictionCanceledError(PredictionFailedError):
 
 class WaitTimeoutError(ReplicateError, TimeoutError):
     """The ``timeout=`` of ``run``, ``wait`` or ``create_and_wait`` ran out before the prediction
-    ended. ``prediction`` is the last state seen.
+    ended. ``prediction`` is the last state seen; ``timeout`` the seconds the caller gave. When the
+    time ran out during the create itself, ``prediction.id`` is empty (there was none to read).
 
     Unless ``cancel_on_exit=False`` was given, the remote prediction has been asked to cancel.
     """
@@ -276,7 +285,14 @@ class WaitTimeoutError(ReplicateError, TimeoutError):
     def __init__(self, prediction: Prediction, timeout: float) -> None:
         self.prediction = prediction
         self.timeout = timeout
-        super().__init__(f"prediction {prediction.id} still {prediction.status} after {timeout:g}s")
+        if prediction.id:
+            message = f"prediction {prediction.id} still {prediction.status} after {timeout:g}s"
+        else:  # the time ran out before the create answered: there is no id to name yet
+            message = (
+                f"no prediction after {timeout:g}s: the create had not answered yet (if it reached "
+                "the API, the prediction it started is looked up and cancelled in the background)"
+            )
+        super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.prediction, self.timeout), _state(self))

@@ -72,7 +72,8 @@ async def wait_until_done(
 
     ``current`` is the last state known (None: read it first). ``cancel`` is the shielded remote
     cancel, run on the caller's cancellation or on ``timeout`` when ``cancel_on_exit``. ``elapsed``
-    is time already spent (by a create), which the schedule counts from.
+    is time already spent (by a create): the schedule and ``timeout`` both count from the start of
+    the whole call, so WaitTimeoutError reports the ``timeout`` the caller gave.
     """
     if current is not None and current.is_terminal:
         return current
@@ -81,7 +82,8 @@ async def wait_until_done(
     failures = 0
     error: BaseException | None = None
     try:
-        with anyio.move_on_after(timeout) as scope:
+        left = None if timeout is None else max(0.0, timeout - elapsed)
+        with anyio.move_on_after(left) as scope:
             while current is None or not current.is_terminal:
                 if current is not None or failures:
                     await asyncio.sleep(poll_delay(schedule, loop.time() - began, failures, error))

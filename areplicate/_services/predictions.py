@@ -444,10 +444,12 @@ class Predictions:
         if prediction is None:
             # Timed out during the create itself: the abandoned create is reaped in the background.
             raise WaitTimeoutError(Prediction(id="", status=Status.STARTING), float(timeout or 0.0))
-        used = loop.time() - started
-        remaining = None if timeout is None else max(0.0, timeout - used)
+        # The wait's deadline is the whole call's: it counts the create's time (``elapsed``).
         return await self._wait(
-            prediction, timeout=remaining, cancel_on_exit=options.cancel_on_exit, elapsed=used
+            prediction,
+            timeout=timeout,
+            cancel_on_exit=options.cancel_on_exit,
+            elapsed=loop.time() - started,
         )
 
     # -- stream -----------------------------------------------------------------------------------
