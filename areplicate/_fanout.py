@@ -349,6 +349,10 @@ def as_completed(
     fail every item (401, 402, a create's 404: an unknown model) are raised instead. ``inputs``
     may be any iterable or async iterable; it is read lazily.
 
+    ``hold``, ``timeout``, ``lifetime`` and ``validate`` apply to each item as in
+    ``predictions.create_and_wait``: ``timeout`` is each item's own deadline, not the whole
+    fan-out's. They are checked (ValueError) here, before anything is sent.
+
     Breaking out early, an exception or cancellation stops the rest and cancels their remote
     predictions; for that to happen at once (not at garbage collection), use it as
     ``async with as_completed(...) as results: async for item in results: ...``.
