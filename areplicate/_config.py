@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -18,12 +19,15 @@ __all__ = [
     "DEFAULT_RATE_LIMITS",
     "DEFAULT_TIMEOUT",
     "Config",
+    "REDIS_URL_ENV",
     "RateLimits",
     "TOKEN_ENV",
 ]
 
 TOKEN_ENV = "REPLICATE_API_TOKEN"
 BASE_URL_ENV = "REPLICATE_BASE_URL"
+#: A Redis URL: every client on this token shares one request budget there (``RateLimits.shared``).
+REDIS_URL_ENV = "AREPLICATE_REDIS_URL"
 
 #: Seconds to wait for any one read of a response (a ``Prefer: wait`` create gets its wait on top).
 DEFAULT_TIMEOUT = 30.0
@@ -42,17 +46,50 @@ class RateLimits:
     Replicate allows 600 prediction creates and 3000 other requests a minute, with short bursts.
     ``burst`` is how many seconds' worth of requests may go at once after a quiet spell. Pass
     ``rate_limits=None`` to ``Client`` to switch pacing off (a 429 still slows everyone down).
+
+    These are ceilings: the pace starts lower and learns the account's real limit from 429s and
+    ``ratelimit-*`` headers. ``shared="redis://host:6379/0"`` (or the ``AREPLICATE_REDIS_URL``
+    environment variable) makes every client on every process that uses the same token draw from
+    one budget in Redis (``pip install 'areplicate[redis]'``). Gotcha: the limits belong to the
+    account, so give every process the same ``RateLimits``, not a per-process share; when Redis is
+    unreachable a client paces itself at ``fallback_share`` of them until it answers again.
     """
 
     creates_per_minute: float = 600.0
     requests_per_minute: float = 3000.0
     burst: float = 5.0
+    shared: str | None = attrs.field(default=None, repr=lambda url: _redacted(url))
+    fallback_share: float = 0.25
 
     def __attrs_post_init__(self) -> None:
         if self.creates_per_minute <= 0 or self.requests_per_minute <= 0 or self.burst <= 0:
             raise ValueError(
                 "RateLimits values must be positive; pass rate_limits=None to turn pacing off"
             )
+        if not 0 < self.fallback_share <= 1:
+            raise ValueError(
+                f"RateLimits.fallback_share must be above 0 and at most 1, got {self.fallback_share!r}"
+            )
+        if self.shared is not None and (
+            not isinstance(self.shared, str)
+            or urlsplit(self.shared).scheme not in ("redis", "rediss", "unix")
+        ):
+            raise ValueError(
+                f"RateLimits.shared must be a Redis URL such as redis://localhost:6379/0, "
+                f"got {_redacted(self.shared)}"
+            )
+
+
+def _redacted(url: object) -> str:
+    """A Redis URL for reprs and messages, its password (if any) replaced by ``***``."""
+    if not isinstance(url, str):
+        return repr(url)
+    parts = urlsplit(url)
+    if parts.password is None:
+        return repr(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:" if parts.username else ":"
+    return repr(parts._replace(netloc=f"{user}***@{netloc}").geturl())
 
 
 DEFAULT_RATE_LIMITS = RateLimits()
@@ -120,4 +157,8 @@ class Config:
         if any(c.isspace() for c in token):
             raise ValueError("the Replicate API token contains whitespace; check how it was copied")
         url = base_url if base_url is not None else environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        limits = options.get("rate_limits", DEFAULT_RATE_LIMITS)
+        shared = environ.get(REDIS_URL_ENV, "").strip()
+        if shared and isinstance(limits, RateLimits) and limits.shared is None:
+            options["rate_limits"] = attrs.evolve(limits, shared=shared)
         return cls(api_token=token, base_url=normalize_base_url(url), **options)  # type: ignore[arg-type]

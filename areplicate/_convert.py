@@ -12,7 +12,7 @@ import datetime as dt
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import cattrs
@@ -22,7 +22,10 @@ from areplicate._core.status import Status, parse_status
 from areplicate._core.times import parse_timestamp
 from areplicate._errors import UnexpectedResponseError
 
-__all__ = ["converter", "structure"]
+if TYPE_CHECKING:
+    from areplicate._session import Response
+
+__all__ = ["converter", "structure", "structure_created"]
 
 T = TypeVar("T")
 
@@ -151,3 +154,25 @@ def structure(data: Any, cl: type[T], *, what: str = "response", status: int = 2
             f"{what} is not a valid {getattr(cl, '__name__', cl)}: " + "; ".join(problems[:5]),
             body=data,
         ) from None
+
+
+def structure_created(response: Response, cl: type[T], *, what: str) -> T:
+    """A create's 2xx answer as ``cl``; an answer that cannot be read is an error marked
+    ``maybe_created`` (the create happened: its prediction exists, we only failed to read which).
+
+    The error names the response's real status (a 201 says so). A ``cl`` with an ``id`` needs a
+    non-empty one: without it the new object cannot be found again.
+    """
+    try:
+        data = response.json()
+        value = structure(data, cl, what=what, status=response.status)
+    except UnexpectedResponseError as exc:
+        exc.mark_maybe_created()
+        raise
+    if getattr(value, "id", None) == "":
+        error = UnexpectedResponseError(
+            response.status, "Unexpected response", f"{what} has an empty id", body=data
+        )
+        error.mark_maybe_created()
+        raise error
+    return value

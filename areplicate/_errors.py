@@ -185,7 +185,8 @@ class InvalidRequestError(APIError):
 class RateLimitError(APIError):
     """429: too many requests. ``retry_after`` is the wait the API asked for, in seconds, if it said.
 
-    The client already retries these (honouring the wait); you see one only when retries ran out.
+    The client waits these out and asks again (a 429 proves nothing was processed) for as long as
+    the call is allowed to run; you see one only from a client made with ``max_retries=0``.
     """
 
 
@@ -194,7 +195,7 @@ class ServerError(APIError):
 
 
 class UnexpectedResponseError(APIError):
-    """A response the API does not document: not JSON, or JSON of the wrong shape.
+    """A response the API does not document: not JSON, JSON of the wrong shape, or too large.
 
     Raised instead of a raw ``KeyError`` or decode error; ``body`` holds what arrived (when it parsed).
     """
@@ -204,7 +205,8 @@ class APIConnectionError(ReplicateError):
     """No HTTP answer: the connection could not be made, or broke before the response was read.
 
     ``sent`` tells whether the request may have reached the API. When it is true and the request was
-    a create, the prediction may exist: look it up (``predictions.list()``) rather than creating again.
+    a create, ``maybe_created`` is set too: the prediction may exist, so look it up
+    (``predictions.find``) rather than creating it again.
     """
 
     def __init__(self, message: str, *, sent: bool) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import json
 import logging
@@ -19,24 +20,31 @@ from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
 from typing import Any
 
 import aiohttp
+import anyio
 import attrs
 import stamina
-from aiolimiter import AsyncLimiter
-from multidict import CIMultiDictProxy
+from aiohttp.client_reqrep import ClientRequest
+from aiohttp.connector import Connection
+from aiohttp.tracing import Trace
+from multidict import CIMultiDict, CIMultiDictProxy
 
-from areplicate._config import Config, RateLimits
+from areplicate import _budget
+from areplicate._config import Config
 from areplicate._core.problems import decode_json, error_for
-from areplicate._core.retry import MAX_RETRY_AFTER, retry_decision
+from areplicate._core.retry import MAX_RETRY_AFTER, maybe_processed, retry_decision
+from areplicate._core.times import date_offset
 from areplicate._core.urls import same_origin
 from areplicate._errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
     RateLimitError,
+    ReplicateError,
     UnexpectedResponseError,
 )
+from areplicate._ledger import ledger_for
 
-__all__ = ["Response", "Session", "connection_errors"]
+__all__ = ["MAX_BODY", "MAX_ERROR_BODY", "Response", "Session", "connection_errors"]
 
 logger = logging.getLogger("areplicate")
 
@@ -44,29 +52,67 @@ logger = logging.getLogger("areplicate")
 _WAIT_INITIAL = 0.5
 _WAIT_MAX = 8.0
 _WAIT_JITTER = 0.5
-# When a 429 names no wait, everyone pauses this long.
+# When a 429 names no wait, everyone pauses this long (doubling, up to _WAIT_MAX, while they last).
 _DEFAULT_429_PAUSE = 1.0
+# The shortest pause after the n-th 429 in a row, whatever Retry-After says (0 included), doubling
+# from _MIN_429_PAUSE up to 1 s: a server answering "429, retry now" forever must not spin the loop.
+_MIN_429_PAUSE = 0.01
+_MAX_429_FLOOR = 1.0
+
+#: The largest API response body read into memory (bytes). The API's bodies are a few KB; a larger
+#: 2xx is refused with UnexpectedResponseError instead of exhausting memory.
+MAX_BODY = 64 * 1024 * 1024
+#: How much of an error response's body is read: enough for any problem+json; an error page beyond
+#: it is cut (the status alone decides what the error is).
+MAX_ERROR_BODY = 1024 * 1024
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 # How long close() lets background cleanup (remote cancels) finish.
 _CLOSE_GRACE = 15.0
-# Prediction ids created by this client are remembered this long (to tell orphans from our own).
-_KNOWN_TTL = 900.0
+
+
+_UNPARSED: Any = object()
 
 
 @attrs.frozen
 class Response:
-    """A whole HTTP response: status, headers and the body bytes."""
+    """A whole HTTP response: status, headers, the body bytes and (once decoded) its JSON value."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
     url: str
+    data: Any = attrs.field(default=_UNPARSED, repr=False)
 
     def json(self) -> Any:
-        """The body as JSON; UnexpectedResponseError when it is not JSON."""
-        try:
-            return decode_json(self.body)
-        except ValueError as exc:
-            raise UnexpectedResponseError(self.status, "Unexpected response", str(exc)) from None
+        """The body as JSON; UnexpectedResponseError (with this response's status) when it is not.
+
+        The session already decoded it (inside its retry loop) for requests that accept JSON.
+        """
+        if self.data is not _UNPARSED:
+            return self.data
+        return decode_body(self.body, self.status)
+
+
+def decode_body(body: bytes, status: int) -> Any:
+    """Decode a 2xx JSON body; UnexpectedResponseError labelled with ``status`` when it cannot be."""
+    try:
+        return decode_json(body)
+    except ValueError as exc:  # a too-deep document included
+        detail = str(exc)
+    raise UnexpectedResponseError(status, "Unexpected response", detail)
+
+
+def _scrub(exc: BaseException) -> None:
+    """Drop request headers (the token) from an aiohttp error, which keeps the request it failed on."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        info = exc.request_info
+        headers = CIMultiDict(
+            (k, v) for k, v in info.headers.items() if k.lower() not in _SECRET_HEADERS
+        )
+        exc.request_info = aiohttp.RequestInfo(
+            info.url, info.method, CIMultiDictProxy(headers), info.real_url
+        )
+        exc.history = ()
 
 
 @contextlib.contextmanager
@@ -90,40 +136,66 @@ def connection_errors(method: str, url: str) -> Iterator[None]:
             f"{method} {url}: could not connect ({type(exc).__name__}: {exc.os_error})", sent=False
         ) from None
     except (aiohttp.ClientError, OSError) as exc:
+        # `from None` hides the aiohttp error but it stays reachable as __context__: strip it of
+        # the request's headers (the session also detaches it from the errors it raises).
+        _scrub(exc)
         raise APIConnectionError(
             f"{method} {url}: connection broke ({type(exc).__name__}: {exc})", sent=True
         ) from None
 
 
-class Budget:
-    """The client-wide request budget: paces creates and other requests, and pauses all on a 429."""
+class _Sending:
+    """One request on its way: its whole-response deadline, and who wants to know it left.
 
-    def __init__(self, limits: RateLimits | None) -> None:
-        self._creates: AsyncLimiter | None = None
-        self._others: AsyncLimiter | None = None
-        if limits is not None:
-            self._creates = AsyncLimiter(
-                max(1.0, limits.creates_per_minute / 60.0 * limits.burst), limits.burst
-            )
-            self._others = AsyncLimiter(
-                max(1.0, limits.requests_per_minute / 60.0 * limits.burst), limits.burst
-            )
-        self._resume_at = 0.0
+    aiohttp's own timeouts are per socket read (a server trickling a byte a second never trips
+    them) or count the wait for a pooled connection too (which would fail a queued create as if it
+    had been sent); so the connector calls :meth:`connected` when it hands the request a
+    connection: the response must then arrive whole within ``seconds`` (when ``bounded``), and
+    ``sent`` (the caller's list) learns that the API may now act on the request.
+    """
 
-    async def acquire(self, *, create: bool) -> None:
-        """Wait until one more request may go."""
-        loop = asyncio.get_running_loop()
-        # A 429 elsewhere may push the resume time later while we sleep: look again on waking.
-        while (delay := self._resume_at - loop.time()) > 0:  # noqa: ASYNC110 - a deadline, not a flag
-            await asyncio.sleep(delay)
-        limiter = self._creates if create else self._others
-        if limiter is not None:
-            await limiter.acquire()
+    __slots__ = ("bounded", "scope", "seconds", "sent")
 
-    def pause(self, seconds: float) -> None:
-        """Hold every request of this client for ``seconds`` (a 429 said so)."""
-        resume = asyncio.get_running_loop().time() + seconds
-        self._resume_at = max(self._resume_at, resume)
+    def __init__(self, seconds: float, *, bounded: bool, sent: list[bool] | None) -> None:
+        self.seconds = seconds
+        self.bounded = bounded
+        self.sent = sent
+        self.scope = anyio.CancelScope()
+
+    def connected(self) -> None:
+        if self.bounded:
+            self.scope.deadline = anyio.current_time() + self.seconds
+        if self.sent is not None and not self.sent:
+            self.sent.append(True)
+
+
+# The request the current task is sending (a context variable: the connector sees only aiohttp's
+# request, and aiohttp's tracing hooks would cost a quarter of a request's time).
+_SENDING: contextvars.ContextVar[_Sending | None] = contextvars.ContextVar(
+    "areplicate_sending", default=None
+)
+
+
+class _Connector(aiohttp.TCPConnector):
+    """A TCPConnector that tells the request being sent when it has its connection."""
+
+    async def connect(
+        self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> Connection:
+        connection = await super().connect(req, traces, timeout)
+        sending = _SENDING.get()
+        if sending is not None:
+            sending.connected()
+        return connection
+
+
+def _detach(error: ReplicateError) -> None:
+    """Forget the exceptions ``error`` was raised during (aiohttp's carry the request headers).
+
+    ``raise ... from None`` only hides them from tracebacks; they stay reachable as __context__.
+    """
+    error.__context__ = None
+    error.__cause__ = None
 
 
 class Session:
@@ -131,7 +203,7 @@ class Session:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.budget = Budget(config.rate_limits)
+        self.budget = _budget.Budget(config.rate_limits, token=config.api_token)
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
         self._auth = f"Bearer {config.api_token}"
@@ -142,7 +214,10 @@ class Session:
         self._base_slash = config.base_url + "/"
         self._work: set[asyncio.Task[None]] = set()  # fan-out workers: close() cancels them
         self._cleanup: set[asyncio.Task[None]] = set()  # remote cancels: close() awaits them
-        self._known: dict[str, float] = {}
+        # Creates in flight and predictions made, shared with this process's other clients of the
+        # same account, so orphan clean-up never takes a sibling's prediction for its own.
+        self.ledger = ledger_for(config.api_token)
+        self._date: tuple[str | None, float] = (None, 0.0)  # the latest Date header, and when
 
     def __repr__(self) -> str:
         return f"<Session {self.config.base_url} {'closed' if self._closed else 'open'}>"
@@ -163,7 +238,7 @@ class Session:
                 "this areplicate Client is closed; create a new Client (or use `async with Client()`)"
             )
         if self._http is None:
-            connector = aiohttp.TCPConnector(
+            connector = _Connector(
                 limit=self.config.max_connections, ttl_dns_cache=300, keepalive_timeout=30
             )
             self._http = aiohttp.ClientSession(
@@ -183,6 +258,7 @@ class Session:
         while (pending := self._work | self._cleanup) and (left := deadline - time.monotonic()) > 0:
             await asyncio.wait(pending, timeout=left)
         self._closed = True
+        await self.budget.aclose()
         if self._http is not None:
             await self._http.close()
 
@@ -195,18 +271,9 @@ class Session:
         task.add_done_callback(tasks.discard)
         return task
 
-    def remember(self, prediction_id: str) -> None:
-        """Note a prediction this client created (so orphan clean-up never touches it)."""
-        now = time.monotonic()
-        known = self._known
-        known[prediction_id] = now
-        # Oldest first (insertion order): drop the expired ones from the front, O(1) amortised.
-        while known and now - next(iter(known.values())) > _KNOWN_TTL:
-            del known[next(iter(known))]
-
-    def known(self, prediction_id: str) -> bool:
-        """Whether this client created ``prediction_id`` recently."""
-        return prediction_id in self._known
+    def clock_offset(self) -> tuple[float, float] | None:
+        """Bounds on the API's clock minus ours, from the latest ``Date`` header (None: none yet)."""
+        return date_offset(*self._date)
 
     def _timeout_for(self, read_timeout: float) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(read_timeout)
@@ -247,10 +314,16 @@ class Session:
         """Send one API request with budget, retries and error mapping; return the 2xx response.
 
         ``create`` marks a request that makes something billable (a prediction): it is paced as a
-        create and retried only when it provably was not processed. ``data`` may be a callable that
-        returns a fresh body per attempt (a multipart form cannot be sent twice). ``paced=False``
-        skips the request budget (clean-up that must not queue behind the work it stops). ``sent``
-        gets ``True`` appended once a request has left the budget's queue for the wire.
+        create and retried only when it provably was not processed; an error raised after it may
+        have been processed has ``maybe_created`` set. A 429 is waited out and asked again for as
+        long as the caller lets it run (it never uses up the retries; only ``max_retries=0`` raises
+        it). ``data`` may be a callable that returns a fresh body per attempt (a multipart form
+        cannot be sent twice). ``paced=False`` skips the request budget (clean-up that must not
+        queue behind the work it stops). ``sent`` gets ``True`` appended once a request has a
+        connection to the API (from then on the API may act on it). ``read_timeout`` (default: the client's ``timeout``)
+        bounds the whole response, headers and body, from the moment the request was sent.
+        Unless ``headers`` names an ``Accept``, the body is decoded as JSON here (``.json()``), so
+        an unreadable 2xx is retried like any other failed read.
         """
         url = self.url(path)
         idempotent = not create
@@ -267,35 +340,43 @@ class Session:
             paced=paced,
             sent=sent,
         )
-        # The first attempt runs bare: almost every request succeeds at once, and building the
-        # retry machinery costs more than the rest of the client's per-request work together.
         try:
-            return await send()
-        except (APIError, APIConnectionError) as exc:
-            if retry_decision(exc, idempotent=idempotent) is False or self.config.max_retries == 0:
-                raise
-            failed: BaseException | None = exc
-
-        def on_error(exc: Exception) -> bool | float:
-            return retry_decision(exc, idempotent=idempotent)
-
-        # It failed in a way worth retrying: stamina takes over, its first attempt being the one
-        # that just failed (replayed, not re-sent), so backoff, Retry-After (via the hook),
-        # attempt counts and stamina's testing mode all apply as if it had run from the start.
-        async for attempt in stamina.retry_context(
-            on=on_error,
-            attempts=self.config.max_retries + 1,
-            timeout=None,
-            wait_initial=_WAIT_INITIAL,
-            wait_max=_WAIT_MAX,
-            wait_jitter=_WAIT_JITTER,
-        ):
-            with attempt:
-                if failed is not None:
-                    replay, failed = failed, None
-                    raise replay
+            # The first attempt runs bare: almost every request succeeds at once, and building the
+            # retry machinery costs more than the rest of the client's per-request work together.
+            try:
                 return await send()
-        raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
+            except (APIError, APIConnectionError) as exc:
+                if (
+                    retry_decision(exc, idempotent=idempotent) is False
+                    or not self.config.max_retries
+                ):
+                    raise
+                failed: BaseException | None = exc
+
+            def on_error(exc: Exception) -> bool | float:
+                return retry_decision(exc, idempotent=idempotent)
+
+            # It failed in a way worth retrying: stamina takes over, its first attempt being the
+            # one that just failed (replayed, not re-sent), so backoff, attempt counts and
+            # stamina's testing mode all apply as if it had run from the start.
+            async for attempt in stamina.retry_context(
+                on=on_error,
+                attempts=self.config.max_retries + 1,
+                timeout=None,
+                wait_initial=_WAIT_INITIAL,
+                wait_max=_WAIT_MAX,
+                wait_jitter=_WAIT_JITTER,
+            ):
+                with attempt:
+                    if failed is not None:
+                        replay, failed = failed, None
+                        raise replay
+                    return await send()
+            raise AssertionError("unreachable: stamina returns or raises")  # pragma: no cover
+        except ReplicateError as exc:
+            if create and maybe_processed(exc):
+                exc.mark_maybe_created()
+            raise
 
     async def _attempt(
         self,
@@ -311,31 +392,45 @@ class Session:
         paced: bool,
         sent: list[bool] | None,
     ) -> Response:
-        """One try: wait for the budget, send, and raise the mapped error for a non-2xx."""
-        if paced:
-            await self.budget.acquire(create=create)
-        if sent is not None and not sent:
-            sent.append(True)
-        body = data() if callable(data) else data
-        response = await self._send(
-            method,
-            url,
-            json_body=json_body,
-            data=body,
-            params=params,
-            headers=headers,
-            read_timeout=read_timeout,
-        )
-        error = error_for(response.status, response.headers, response.body, now=time.time())
-        if error is not None:
-            if isinstance(error, RateLimitError):
-                wait = error.retry_after
-                # A wait beyond MAX_RETRY_AFTER is raised, not waited out: pausing every
-                # other request of this client for it would only hang them.
-                if wait is None or wait <= MAX_RETRY_AFTER:
-                    self.budget.pause(_DEFAULT_429_PAUSE if wait is None else wait)
+        """One try: wait for the budget, send, and raise the mapped error for a non-2xx.
+
+        A 429 is not a failure of the try: it was provably not processed, so it pauses the client
+        (honouring Retry-After, capped) and asks again, here, without using up a retry.
+        """
+        throttled = 0
+        while True:
+            if paced:
+                await self.budget.acquire(create=create)
+            body = data() if callable(data) else data
+            response = await self._send(
+                method,
+                url,
+                json_body=json_body,
+                data=body,
+                params=params,
+                headers=headers,
+                read_timeout=read_timeout,
+                sent=sent,
+            )
+            await self.budget.observe(response.status, response.headers, create=create)
+            if response.status < 300:
+                return response
+            error = _error_for(response)
+            if isinstance(error, RateLimitError) and self.config.max_retries:
+                throttled += 1
+                pause = _429_pause(error.retry_after, throttled)
+                logger.info(
+                    "%s %s: 429 (%d in a row), asking again in %.2f s",
+                    method,
+                    url,
+                    throttled,
+                    pause,
+                )
+                self.budget.pause(pause)
+                if not paced:  # clean-up skips the budget, so it waits its own turn
+                    await asyncio.sleep(pause)
+                continue
             raise error
-        return response
 
     async def _send(
         self,
@@ -347,32 +442,54 @@ class Session:
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
         read_timeout: float | None,
+        sent: list[bool] | None = None,
     ) -> Response:
         http = self._client()
         request_headers = self.headers_for(url, headers)
+        # A caller naming its own Accept (a README as text) gets the bytes; everyone else JSON.
+        expect_json = not any(name.lower() == "accept" for name in request_headers)
         request_headers.setdefault("Accept", "application/json")
         if json_body is not None:
             data = json.dumps(json_body, separators=(",", ":")).encode()
             request_headers["Content-Type"] = "application/json"
-        timeout = self._timeout if read_timeout is None else self._timeout_for(read_timeout)
+        if read_timeout is None:
+            seconds, timeout = self.config.timeout, self._timeout
+        else:
+            seconds, timeout = read_timeout, self._timeout_for(read_timeout)
+        # An upload (a form, a stream) may take longer than any response: only its reads are bound.
+        sending = _Sending(seconds, bounded=data is None or isinstance(data, bytes), sent=sent)
+        context = _SENDING.set(sending)
         started = time.perf_counter()
-        with connection_errors(method, url):
-            async with http.request(
-                method,
-                url,
-                data=data,
-                params=params,
-                headers=request_headers,
-                timeout=timeout,
-                allow_redirects=False,
-            ) as resp:
-                body = await resp.read()
-                status = resp.status
-                resp_headers: CIMultiDictProxy[str] = resp.headers
+        try:
+            with connection_errors(method, url), sending.scope:
+                async with http.request(
+                    method,
+                    url,
+                    data=data,
+                    params=params,
+                    headers=request_headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                ) as resp:
+                    status = resp.status
+                    resp_headers: CIMultiDictProxy[str] = resp.headers
+                    body = await _read_body(resp)
+            if sending.scope.cancelled_caught:
+                raise APITimeoutError(
+                    f"{method} {url}: no complete response within {seconds:g} s", sent=True
+                )
+        except ReplicateError as exc:
+            _detach(exc)  # the same error, without aiohttp's (which hold the request's headers)
+            raise
+        finally:
+            _SENDING.reset(context)
+        self._date = (resp_headers.get("Date"), time.time())
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %d (%.1f ms)", method, url, status, (time.perf_counter() - started) * 1e3
             )
+        if expect_json and status < 300 and body:
+            return Response(status, resp_headers, body, url, decode_body(body, status))
         return Response(status, resp_headers, body, url)
 
     @contextlib.asynccontextmanager
@@ -386,26 +503,75 @@ class Session:
         """Open a streaming GET (SSE, downloads); error responses raise the mapped APIError.
 
         The token goes along only when ``url`` is on the API's origin. No retries: the caller knows
-        how to resume (SSE ``Last-Event-ID``).
+        how to resume (SSE ``Last-Event-ID``). ``read_timeout`` (default: the client's ``timeout``)
+        bounds each wait for more of the stream, not the whole of it (a stream may run for hours).
         """
         http = self._client()
         if same_origin(url, self.config.base_url):  # other hosts (file CDNs) have their own limits
             await self.budget.acquire(create=False)
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            sock_connect=self.config.connect_timeout,
-            sock_read=read_timeout if read_timeout is not None else self.config.timeout,
-        )
-        with connection_errors("GET", url):
-            async with http.get(
-                url,
-                headers=self.headers_for(url, headers),
-                timeout=timeout,
-                allow_redirects=not same_origin(url, self.config.base_url),
-            ) as resp:
-                if resp.status >= 400:
-                    body = await resp.read()
-                    error = error_for(resp.status, resp.headers, body, now=time.time())
-                    if error is not None:
-                        raise error
-                yield resp
+        seconds = read_timeout if read_timeout is not None else self.config.timeout
+        timeout = self._timeout_for(seconds)
+        try:
+            with connection_errors("GET", url):
+                async with http.get(
+                    url,
+                    headers=self.headers_for(url, headers),
+                    timeout=timeout,
+                    allow_redirects=not same_origin(url, self.config.base_url),
+                ) as resp:
+                    if resp.status >= 400:
+                        body = await _read_body(resp)
+                        error = error_for(resp.status, resp.headers, body, now=time.time())
+                        if error is not None:
+                            raise error
+                    yield resp
+        except (APIError, APIConnectionError) as exc:
+            _detach(exc)  # the same error, without aiohttp's (which hold the request's headers)
+            raise
+
+
+async def _read_body(resp: aiohttp.ClientResponse) -> bytes:
+    """The body, read incrementally and capped: MAX_BODY for a 2xx (more is an error),
+    MAX_ERROR_BODY for an error answer (more is cut off; the status says what went wrong)."""
+    status = resp.status
+    limit = MAX_BODY if status < 300 else MAX_ERROR_BODY
+    length = resp.content_length
+    if length is not None and length <= limit and "Content-Encoding" not in resp.headers:
+        return await resp.read()  # the common case: aiohttp reads exactly the announced length
+    if status < 300 and length is not None and length > limit:
+        raise _too_large(status, length)
+    buffer = bytearray()
+    async for chunk in resp.content.iter_any():
+        buffer += chunk
+        if len(buffer) > limit:
+            if status < 300:
+                raise _too_large(status, None)
+            del buffer[limit:]
+            break
+    return bytes(buffer)
+
+
+def _too_large(status: int, length: int | None) -> UnexpectedResponseError:
+    size = f"{length} bytes" if length is not None else f"over {MAX_BODY} bytes"
+    return UnexpectedResponseError(
+        status,
+        "Response too large",
+        f"the API answered with {size}, more than the {MAX_BODY // (1024 * 1024)} MiB the client "
+        "reads; no API response is that large (check the base_url, or a proxy in between)",
+    )
+
+
+def _error_for(response: Response) -> APIError:
+    """The error for a response of status 300 or more."""
+    error = error_for(response.status, response.headers, response.body, now=time.time())
+    if error is None:  # pragma: no cover - only a 2xx maps to no error
+        raise AssertionError(f"no error for HTTP {response.status}")
+    return error
+
+
+def _429_pause(retry_after: float | None, throttled: int) -> float:
+    """How long the client pauses after the ``throttled``-th 429 in a row."""
+    doubling = 2.0 ** min(throttled - 1, 20)
+    if retry_after is None:
+        return min(_WAIT_MAX, _DEFAULT_429_PAUSE * doubling)
+    return max(min(_MAX_429_FLOOR, _MIN_429_PAUSE * doubling), min(retry_after, MAX_RETRY_AFTER))

@@ -23,13 +23,12 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
-from urllib.parse import urlsplit
 
 import attrs
 from rich.console import Console
 
 from areplicate._client import Client
-from areplicate._config import BASE_URL_ENV, TOKEN_ENV
+from areplicate._config import REDIS_URL_ENV, TOKEN_ENV, RateLimits
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.times import format_timestamp, parse_duration
 from areplicate._errors import (
@@ -51,7 +50,10 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "NO_PACING_ENV",
     "CLIError",
+    "add_budget_arguments",
+    "budget_options",
     "describe_error",
     "json_line",
     "make_client",
@@ -80,7 +82,8 @@ exit codes:
   130  interrupted (Ctrl-C)
 """
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: Set to 1 to switch client-side pacing off (a local fake server or proxy).
+NO_PACING_ENV = "AREPLICATE_NO_PACING"
 
 
 class CLIError(Exception):
@@ -167,15 +170,43 @@ def parse_assignments(pairs: Sequence[str], *, cwd: Path | None = None) -> dict[
     return result
 
 
-def _is_loopback(base_url: str) -> bool:
-    return urlsplit(base_url).hostname in _LOOPBACK
+def add_budget_arguments(p: argparse.ArgumentParser) -> None:
+    """``--redis URL`` and ``--no-pacing``: how this command shares or skips the request budget."""
+    p.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share the request budget (pace, 429 pauses, learned limit) with every other process "
+        "on this API token through Redis, e.g. redis://localhost:6379/0 "
+        f"(default ${REDIS_URL_ENV}; needs pip install 'areplicate[redis]')",
+    )
+    p.add_argument(
+        "--no-pacing",
+        action="store_true",
+        help="no client-side rate limits: send as fast as --concurrency allows (for a local fake "
+        f"server or proxy; also {NO_PACING_ENV}=1). A 429 still pauses every request",
+    )
+
+
+def budget_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``make_client`` options that ``--redis`` / ``--no-pacing`` ask for."""
+    redis_url = getattr(args, "redis", None)
+    if getattr(args, "no_pacing", False):
+        if redis_url:
+            raise CLIError("--no-pacing and --redis contradict each other: pass one of them")
+        return {"rate_limits": None}
+    if redis_url:
+        try:
+            return {"rate_limits": RateLimits(shared=redis_url)}
+        except ValueError as exc:
+            raise CLIError(f"--redis: {exc}") from None
+    return {}
 
 
 def make_client(environ: Mapping[str, str] | None = None, **options: Any) -> Client:
     """A Client from the environment, or a usage error that says how to get a token.
 
-    A base URL on this machine (a fake server, a local proxy) gets no client-side pacing: the
-    request budget exists for Replicate's rate limits, which a local server does not share.
+    Pacing is on unless asked off (``rate_limits=None``, or ``AREPLICATE_NO_PACING=1``): a local
+    server gets no special case, since a proxy on this machine may well front the real API.
     """
     env = os.environ if environ is None else environ
     if not env.get(TOKEN_ENV, "").strip():
@@ -183,12 +214,13 @@ def make_client(environ: Mapping[str, str] | None = None, **options: Any) -> Cli
             f"no API token: set {TOKEN_ENV} (create one at https://replicate.com/account/api-tokens), "
             "or try `areplicate demo`, which needs none"
         )
-    base_url = env.get(BASE_URL_ENV, "").strip()
-    if base_url and _is_loopback(base_url):
+    if env.get(NO_PACING_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
         options.setdefault("rate_limits", None)
     try:
         return Client(environ=env, **options)
     except ValueError as exc:  # a malformed REPLICATE_BASE_URL or token; the message never shows it
+        raise CLIError(str(exc)) from None
+    except ImportError as exc:  # --redis without the redis extra installed
         raise CLIError(str(exc)) from None
 
 

@@ -1,9 +1,9 @@
 """When to retry, how long to wait, and how often to poll (shared/replicate-api.md section 4).
 
-Rules (DESIGN section 5): reads, deletes and cancels are retried on connection errors, 429 and
-502/503/504. A create is retried only when it provably was not processed: a 429, or a connection that
-failed before the request was sent. Anything ambiguous (a 500, a timeout after sending) is raised, so
-nothing is billed twice.
+Reads, deletes and cancels are retried on connection errors, 429, 5xx and a 2xx body that cannot
+be read. A create is retried only when it provably was not processed: a 429, or a connection that
+failed before the request was sent. Anything ambiguous (a 5xx, a timeout after sending, an unreadable
+2xx) is raised, marked as possibly created (:func:`maybe_processed`), so nothing is billed twice.
 """
 
 from __future__ import annotations
@@ -16,22 +16,29 @@ from typing import Any
 
 import attrs
 
-from areplicate._errors import APIConnectionError, RateLimitError, ServerError
+from areplicate._errors import (
+    APIConnectionError,
+    APIError,
+    RateLimitError,
+    ServerError,
+    UnexpectedResponseError,
+)
 
 __all__ = [
     "MAX_RETRY_AFTER",
     "PollSchedule",
-    "backoff",
     "header",
+    "maybe_processed",
     "parse_retry_after",
     "retry_after_from",
     "retry_decision",
 ]
 
-#: The longest ``Retry-After`` we obey; beyond it the error is raised instead of waited out.
+#: The longest single pause a 429's ``Retry-After`` gets: a longer one is waited this long and the
+#: request asked again (so one absurd header cannot freeze the client, yet the work still finishes).
 MAX_RETRY_AFTER = 120.0
 
-_RETRYABLE_5XX = frozenset({502, 503, 504})
+_RETRYABLE_5XX = frozenset({500, 502, 503, 504})
 _DETAIL_SECONDS = re.compile(r"(?:available in|resets in)\s*~?\s*(\d+(?:\.\d+)?)\s*s", re.I)
 
 
@@ -85,35 +92,37 @@ def retry_after_from(headers: Mapping[str, str], body: Any, *, now: float) -> fl
     return None
 
 
-def backoff(
-    attempt: int, *, initial: float = 0.5, maximum: float = 8.0, jitter: float = 0.0
-) -> float:
-    """Capped exponential backoff before retry number ``attempt`` (1-based).
+def maybe_processed(error: BaseException) -> bool:
+    """Whether the request that failed with ``error`` may have been acted on by the API.
 
-    ``jitter`` in [0, 1) adds up to that fraction of the delay (the caller supplies the randomness).
+    True for a connection that broke after sending, a 5xx, a 3xx and a 2xx whose body could not be
+    read; False for a 4xx (the API refused it) and a connection that never opened. For a create this
+    is the difference between "nothing happened" and "the prediction may exist".
     """
-    try:
-        delay = min(maximum, initial * 2.0 ** max(0, attempt - 1))
-    except OverflowError:  # attempt in the thousands: long past the cap
-        delay = maximum
-    return delay * (1.0 + jitter)
+    if isinstance(error, APIConnectionError):
+        return error.sent
+    if isinstance(error, APIError):
+        return not 400 <= error.status < 500
+    return False
 
 
 def retry_decision(error: BaseException, *, idempotent: bool) -> bool | float:
     """Whether to retry after ``error``: False, True (use the backoff), or the seconds to wait.
 
     ``idempotent`` is False for a create: then only a 429 or a connection that never sent is retried.
+    A 429 is always retried; its wait is capped at :data:`MAX_RETRY_AFTER`.
     """
     if isinstance(error, RateLimitError):
         if error.retry_after is None:
             return True
-        if error.retry_after > MAX_RETRY_AFTER:
-            return False
-        return error.retry_after
+        return min(error.retry_after, MAX_RETRY_AFTER)
     if isinstance(error, APIConnectionError):
         return idempotent or not error.sent
     if isinstance(error, ServerError):
         return idempotent and error.status in _RETRYABLE_5XX
+    if isinstance(error, UnexpectedResponseError):
+        # A 2xx body that is not JSON or was cut short: a read may simply ask again.
+        return idempotent and 200 <= error.status < 300
     return False
 
 

@@ -8,10 +8,18 @@ Python 3.10's ``fromisoformat`` takes neither, so we parse them here. ``Cancel-A
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import math
 import re
 
-__all__ = ["format_duration", "format_timestamp", "parse_duration", "parse_timestamp"]
+__all__ = [
+    "DATE_SLACK",
+    "date_offset",
+    "format_duration",
+    "format_timestamp",
+    "parse_duration",
+    "parse_timestamp",
+]
 
 _TIMESTAMP = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
@@ -94,3 +102,23 @@ def format_duration(seconds: float) -> str:
     h, rest = divmod(total, 3600)
     m, s = divmod(rest, 60)
     return (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s or not (h or m) else "")
+
+
+# ``Date`` has whole seconds and was stamped somewhere within the round trip.
+DATE_SLACK = 2.0
+
+
+def date_offset(date_header: str | None, received_at: float) -> tuple[float, float] | None:
+    """Bounds ``(low, high)`` on the API's clock minus ours, from a response's ``Date`` header
+    read at Unix time ``received_at``; None when there is no usable header."""
+    if not date_header:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(date_header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    base = when.timestamp() - received_at
+    # The header truncates to the second and was stamped before we read it, within the round trip.
+    return base, base + DATE_SLACK

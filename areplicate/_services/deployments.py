@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from areplicate._convert import structure
+from areplicate._convert import structure, structure_created
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._errors import InvalidReferenceError, UnexpectedResponseError
 from areplicate._models import Deployment, Page, Prediction
@@ -164,7 +164,7 @@ class Deployments:
             "max_instances": max_instances,
         }
         response = await self._session.request("POST", "deployments", json_body=body, create=True)
-        return self._remember(structure(response.json(), Deployment, what="deployment"))
+        return self._remember(structure_created(response, Deployment, what="deployment"))
 
     async def update(
         self,

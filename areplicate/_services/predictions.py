@@ -6,9 +6,9 @@ See shared/replicate-api.md sections 1–6.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -16,8 +16,8 @@ from urllib.parse import quote
 import anyio
 import attrs
 
-from areplicate._convert import structure
-from areplicate._core.options import MAX_WAIT, cancel_after, check_webhook, wait_seconds
+from areplicate._convert import structure, structure_created
+from areplicate._core.options import cancel_after, check_webhook, wait_seconds
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.sse import SSEDecoder
 from areplicate._core.status import Status
@@ -30,11 +30,14 @@ from areplicate._errors import (
     ReplicateError,
     WaitTimeoutError,
 )
+from areplicate._ledger import matches
 from areplicate._models import Page, Prediction, StreamEvent
+from areplicate._services._orphans import Reaper
 from areplicate._services._paging import paginate
+from areplicate._services._waiting import wait_until_done
 from areplicate._session import Session
 
-__all__ = ["Predictions"]
+__all__ = ["Predictions", "mark_unknown_target", "unknown_target"]
 
 logger = logging.getLogger("areplicate")
 
@@ -42,38 +45,33 @@ logger = logging.getLogger("areplicate")
 _WAIT_GRACE = 10.0
 # How long a shielded best-effort cancel may take when the caller has given up.
 _CANCEL_TIMEOUT = 10.0
+# Stream connections in a row that may bring no new event before the stream gives up.
 _STREAM_RECONNECTS = 5
-_STREAM_READ_TIMEOUT = 300.0
-# Abandoned creates are looked up this long after the first one, and this far back in time
-# (allowing for a clock difference between us and the API).
-_REAP_DELAY = 0.5
-# Remote cancels issued at once by clean-up (they skip the request budget: they stop work).
-_CANCEL_CONCURRENCY = 16
-_CLOCK_SKEW = 120.0
 
 PredictionLike = Prediction | str
 InputHook = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 Validator = Callable[[str, Mapping[str, Any]], Awaitable[object]]
 
 
-@attrs.frozen
-class _Orphan:
-    """A create we sent but whose response we never read."""
+# Set on a NotFoundError that answered a create (see ``unknown_target``).
+_UNKNOWN_TARGET = "_areplicate_unknown_target"
 
-    model: str | None
-    version: str | None
-    input: dict[str, Any]
-    sent_at: float
-    deployment: str | None = None
 
-    def matches(self, prediction: Prediction) -> bool:
-        if self.deployment is not None and prediction.deployment != self.deployment:
-            return False
-        if self.model is not None and prediction.model and prediction.model != self.model:
-            return False
-        if self.version is not None and prediction.version not in (self.version, "hidden", ""):
-            return False
-        return prediction.input == self.input
+def mark_unknown_target(error: NotFoundError) -> None:
+    """Note that ``error`` is a create's own 404 (or its schema look-up's): what it creates on does
+    not exist."""
+    setattr(error, _UNKNOWN_TARGET, True)
+
+
+def unknown_target(error: BaseException) -> bool:
+    """Whether ``error`` is the 404 a create got because its model, version or deployment does not
+    exist (or is not visible to this token): every create of that ref gets the same answer. A 404
+    on an existing prediction's poll is not one (that prediction is gone, the model is not)."""
+    return isinstance(error, NotFoundError) and getattr(error, _UNKNOWN_TARGET, False) is True
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
 def _prediction_id(prediction: PredictionLike) -> str:
@@ -96,11 +94,13 @@ class Predictions:
         self._session = session
         self._validator = validator
         self._input_hook = input_hook
-        self._orphans: list[_Orphan] = []
-        self._reaper: asyncio.Task[None] | None = None
-        # Inputs of this client's creates still waiting for their response (keyed by payload id).
-        self._inflight: dict[int, Any] = {}
-        self._inflight_changed: asyncio.Event | None = None
+        self._reaper = Reaper(
+            session.ledger,
+            lister=self._listed_since,
+            canceller=self._cancel_quietly,
+            spawn=session.spawn,
+            offset=session.clock_offset,
+        )
 
     def __repr__(self) -> str:
         return f"<Predictions {self._session.config.base_url}>"
@@ -172,7 +172,11 @@ class Predictions:
         deadline = cancel_after(lifetime)
         check_webhook(webhook, webhook_events_filter)
         if ref_for_validation is not None and self._validator is not None:
-            await self._validator(ref_for_validation, input)
+            try:
+                await self._validator(ref_for_validation, input)
+            except NotFoundError as exc:  # the model or version to check against is unknown
+                mark_unknown_target(exc)
+                raise
         payload = dict(body)
         payload["input"] = await self._input_hook(input) if self._input_hook else dict(input)
         if webhook is not None:
@@ -186,10 +190,10 @@ class Predictions:
             read_timeout = max(self._session.config.timeout, seconds + _WAIT_GRACE)
         if deadline is not None:
             headers["Cancel-After"] = deadline
-        sent_at = time.time()
-        sent: list[bool] = []
-        key = id(payload)
-        self._inflight[key] = payload["input"]
+        intent = self._reaper.intent(
+            payload["input"], match=match, version=payload.get("version"), deployment=deployment
+        )
+        ledger = self._session.ledger
         try:
             response = await self._session.request(
                 "POST",
@@ -198,97 +202,29 @@ class Predictions:
                 headers=headers,
                 create=True,
                 read_timeout=read_timeout,
-                sent=sent,
+                sent=intent.sent,
             )
         except asyncio.CancelledError:
-            # The caller gave up after the create left for the API: a prediction we will never
-            # hear of may be running. Find and cancel it, in the background. (After a dropped
-            # connection we do not: the caller is told to look it up, and may want it.)
-            if sent:
-                self._abandon(payload, match, sent_at, deployment)
+            # The caller gave up after the create reached the wire: a prediction we will never
+            # hear of may be running. Find and cancel it, in the background, if provably ours.
+            # (After a dropped connection we do not: the caller is told to look it up.)
+            self._reaper.abandon(intent)
             raise
-        finally:
-            del self._inflight[key]
-            if self._inflight_changed is not None:
-                self._inflight_changed.set()
-        prediction = structure(response.json(), Prediction, what="create response")
-        self._session.remember(prediction.id)
+        except BaseException as exc:
+            ledger.finish(intent, None)
+            if isinstance(exc, NotFoundError):
+                mark_unknown_target(exc)
+            raise
+        try:
+            prediction = structure_created(response, Prediction, what="create response")
+        except BaseException:
+            ledger.finish(intent, None)
+            raise
+        ledger.finish(intent, prediction.id)
         return prediction
 
-    def _abandon(
-        self,
-        payload: dict[str, Any],
-        match: ModelRef | None,
-        sent_at: float,
-        deployment: str | None,
-    ) -> None:
-        """Queue a create whose response we never read; one background reaper handles them all."""
-        version = match.version if match is not None else payload.get("version")
-        model = match.model if match is not None else None
-        self._orphans.append(_Orphan(model, version, payload["input"], sent_at, deployment))
-        if self._reaper is None or self._reaper.done():
-            self._reaper = self._session.spawn(self._reap())
-
-    async def _reap(self) -> None:
-        """Find predictions whose creates were abandoned and cancel them. Best effort, logged.
-
-        Each abandoned create claims at most one match: same model, same input, created since it
-        was sent, still running, and not a prediction this client knows. While another create of
-        this client with the same input still awaits its response, the reaper waits for it (its id
-        then becomes known), so it never takes a sibling's prediction for the orphan. Another
-        process sending the same input at the same moment remains indistinguishable.
-        """
-        await asyncio.sleep(_REAP_DELAY)  # let the API register the creates we dropped
-        while self._orphans:
-            await self._await_siblings(self._orphans)
-            orphans, self._orphans = self._orphans, []
-            since = dt.datetime.fromtimestamp(
-                min(o.sent_at for o in orphans) - _CLOCK_SKEW, dt.timezone.utc
-            )
-            try:
-                with anyio.fail_after(_CANCEL_TIMEOUT * 3):
-                    candidates = [
-                        p
-                        async for p in self.list(created_after=since)
-                        if not p.is_terminal and not self._session.known(p.id)
-                    ]
-            except (ReplicateError, TimeoutError) as exc:
-                logger.warning("could not look up %d abandoned create(s): %r", len(orphans), exc)
-                continue
-            claimed = []
-            for orphan in orphans:
-                for prediction in candidates:
-                    if orphan.matches(prediction):
-                        candidates.remove(prediction)
-                        claimed.append(prediction.id)
-                        break
-            limit = anyio.Semaphore(_CANCEL_CONCURRENCY)
-            async with anyio.create_task_group() as group:
-                for pid in claimed:
-                    group.start_soon(self._cancel_limited, pid, limit)
-
-    async def _cancel_limited(self, pid: str, limit: anyio.Semaphore) -> None:
-        async with limit:
-            logger.info("canceling abandoned prediction %s", pid)
-            await self._cancel_quietly(pid)
-
-    async def _await_siblings(self, orphans: list[_Orphan]) -> None:
-        """Wait (bounded) until no create of ours with an orphan's input awaits its response."""
-        inputs = [o.input for o in orphans]
-
-        def busy() -> bool:
-            return any(value in inputs for value in self._inflight.values())
-
-        if not busy():
-            return
-        self._inflight_changed = changed = asyncio.Event()
-        try:
-            with anyio.move_on_after(MAX_WAIT + _WAIT_GRACE):
-                while busy():
-                    changed.clear()
-                    await changed.wait()
-        finally:
-            self._inflight_changed = None
+    async def _listed_since(self, since: dt.datetime) -> list[Prediction]:
+        return [p async for p in self.list(created_after=since)]
 
     async def find(
         self,
@@ -303,8 +239,12 @@ class Predictions:
         Used to recover a prediction whose create response never arrived, instead of creating it
         again. Lists newest first and stops at the first older page.
         """
-        wanted = _Orphan(model, version, dict(input), 0.0)
-        return [p async for p in self.list(created_after=created_after) if wanted.matches(p)]
+        wanted = dict(input)
+        return [
+            p
+            async for p in self.list(created_after=created_after)
+            if matches(p, model=model, version=version, deployment=None, input=wanted)
+        ]
 
     # -- read ------------------------------------------------------------------------------------
 
@@ -332,16 +272,32 @@ class Predictions:
         """Whole pages of your predictions, newest first (the API sends 100 a page).
 
         ``next`` links are followed on this client's own base URL, never on the host they name.
+        With ``created_after`` the scan stops at the first page that reaches older predictions
+        (leaving those out), whatever the API's links say; a naive datetime is taken as UTC.
         """
         params: dict[str, str] = {}
+        cutoff = None
         if created_after is not None:
             params["created_after"] = format_timestamp(created_after)
+            cutoff = _aware(created_after)
         if created_before is not None:
             params["created_before"] = format_timestamp(created_before)
-        async for page in paginate(
-            self._session, "predictions", Prediction, what="prediction page", params=params
-        ):
-            yield page
+        async with contextlib.aclosing(
+            paginate(
+                self._session, "predictions", Prediction, what="prediction page", params=params
+            )
+        ) as pages:
+            async for page in pages:
+                if cutoff is None:
+                    yield page
+                    continue
+                # Newest first: once a page reaches older predictions, no later page has newer.
+                newer = [p for p in page.results if p.created_at is None or p.created_at >= cutoff]
+                if len(newer) == len(page.results):
+                    yield page
+                    continue
+                yield attrs.evolve(page, results=newer, next=None)
+                return
 
     async def list(
         self,
@@ -366,10 +322,14 @@ class Predictions:
         """Poll until the prediction ends (succeeded, failed, canceled or aborted); return it.
 
         Failure is a result here, not an exception (see :meth:`run` for that). Polls start quick and
-        thin out (``Client(poll=PollSchedule(...))``) and share the client's request budget. On
-        ``timeout`` it raises WaitTimeoutError with the last state; if the awaiting task is
-        cancelled or times out, the remote prediction is cancelled too, unless
-        ``cancel_on_exit=False``.
+        thin out (``Client(poll=PollSchedule(...))``) and share the client's request budget.
+
+        A poll that fails in a way the next may not (a 5xx, an unreadable 2xx body, a broken
+        connection, a 429) does not end the wait: it backs off and polls again, as long as it
+        takes. A definitive answer (401, 403, 404, ...) is raised, and the prediction is left
+        running. On ``timeout`` it raises WaitTimeoutError with the last state read; then, or when
+        the awaiting task is cancelled, the remote prediction is cancelled too, unless
+        ``cancel_on_exit=False``. Nothing else cancels it: pass ``timeout`` to bound a wait.
         """
         return await self._wait(prediction, timeout=timeout, cancel_on_exit=cancel_on_exit)
 
@@ -381,36 +341,17 @@ class Predictions:
         cancel_on_exit: bool,
         elapsed: float = 0.0,
     ) -> Prediction:
-        current = prediction if isinstance(prediction, Prediction) else None
-        pid = _prediction_id(prediction)
-        if current is not None and current.is_terminal:
-            return current
-        schedule = self._session.config.poll
-        loop = asyncio.get_running_loop()
-        began = loop.time() - elapsed
-        try:
-            with anyio.move_on_after(timeout) as scope:
-                if current is None:
-                    current = await self.get(pid)
-                while not current.is_terminal:
-                    await asyncio.sleep(schedule.interval(loop.time() - began))
-                    current = await self.get(pid)
-        except BaseException as exc:
-            # Cancelled (or failed) while the prediction may still run: stop it, shielded.
-            if (
-                cancel_on_exit
-                and not isinstance(exc, NotFoundError)
-                and (current is None or not current.is_terminal)
-            ):
-                await self._cancel_shielded(pid)
-            raise
-        if scope.cancelled_caught and (current is None or not current.is_terminal):
-            last = current if current is not None else Prediction(id=pid, status=Status.STARTING)
-            if cancel_on_exit:
-                await self._cancel_shielded(pid)
-            raise WaitTimeoutError(last, float(timeout or 0.0))
-        assert current is not None
-        return current
+        return await wait_until_done(
+            self.get,
+            self._cancel_shielded,
+            Prediction,
+            _prediction_id(prediction),
+            prediction if isinstance(prediction, Prediction) else None,
+            schedule=self._session.config.poll,
+            timeout=timeout,
+            cancel_on_exit=cancel_on_exit,
+            elapsed=elapsed,
+        )
 
     async def _cancel_shielded(self, pid: str) -> None:
         """Best-effort remote cancel that outlives the caller's cancellation."""
@@ -523,10 +464,13 @@ class Predictions:
     async def stream(self, prediction: PredictionLike) -> AsyncIterator[StreamEvent]:
         """Server-sent events of a running prediction: ``output`` tokens, ``logs``, then ``done``.
 
-        Reconnects with ``Last-Event-ID`` if the connection drops before ``done`` (no event is
-        delivered twice). An ``error`` event raises PredictionFailedError. A model that cannot
-        stream has no stream URL: that raises ReplicateError at once. The token is sent along only
-        when the stream is served from the API's own host.
+        Reconnects with ``Last-Event-ID`` if the connection drops, ends or stays silent for the
+        client's ``timeout`` before ``done`` (no event is delivered twice); after a few
+        connections in a row that bring no new event, with a growing pause between them, it
+        raises (ReplicateError, or the last connection error). An ``error`` event raises
+        PredictionFailedError. A model that cannot stream has no stream URL: that raises
+        ReplicateError at once. The token is sent along only when the stream is served from the
+        API's own host.
         """
         current = prediction if isinstance(prediction, Prediction) else await self.get(prediction)
         url = current.urls.stream
@@ -537,26 +481,27 @@ class Predictions:
             )
         decoder = SSEDecoder()
         # Events delivered per id. Events without an id line carry the previous one forward, so
-        # one id may cover several events; after a reconnect, a server that replays from the
-        # start sends them again and we skip as many as were delivered.
-        delivered: dict[str, int] = {}
-        replayed: dict[str, int] = {}
+        # one id may cover several events (and events before the first id have none: None is a
+        # key like any other); after a reconnect, a server that replays from the start sends them
+        # again and we skip as many as were delivered.
+        delivered: dict[str | None, int] = {}
+        replayed: dict[str | None, int] = {}
+        # Connections in a row that ended (or failed) without bringing a new event.
         failures = 0
         while True:
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
             if decoder.last_event_id is not None:
                 headers["Last-Event-ID"] = decoder.last_event_id
             try:
-                async with self._session.stream(
-                    url, headers=headers, read_timeout=_STREAM_READ_TIMEOUT
-                ) as resp:
+                # The read timeout is the client's (``Client(timeout=...)``): a stream silent for
+                # that long counts as a failed connection, like a dropped one.
+                async with self._session.stream(url, headers=headers) as resp:
                     async for chunk in resp.content.iter_any():
                         for event in decoder.feed(chunk):
-                            if event.id is not None:
-                                count = replayed[event.id] = replayed.get(event.id, 0) + 1
-                                if count <= delivered.get(event.id, 0):
-                                    continue
-                                delivered[event.id] = count
+                            count = replayed[event.id] = replayed.get(event.id, 0) + 1
+                            if count <= delivered.get(event.id, 0):
+                                continue  # a replay of one already delivered: not progress
+                            delivered[event.id] = count
                             failures = 0
                             if event.event == "error":
                                 latest = await self.get(current.id)
@@ -575,7 +520,9 @@ class Predictions:
                 failures += 1
                 if failures > _STREAM_RECONNECTS:
                     raise ReplicateError(
-                        f"stream of prediction {current.id} kept ending before its 'done' event"
+                        f"stream of prediction {current.id} kept ending before its 'done' event: "
+                        f"{failures} connections in a row brought no new event (use wait() for "
+                        "its result)"
                     )
             decoder.close()
             replayed.clear()

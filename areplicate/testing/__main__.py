@@ -35,6 +35,15 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _rate_limits(text: str) -> str:
+    if text.strip().lower() != "off":
+        try:
+            FakeRateLimits.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     p = argparse.ArgumentParser(
@@ -47,9 +56,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=None, help="the only token accepted (default: any token)")
     p.add_argument(
         "--rate-limits",
-        choices=("off", "real"),
+        type=_rate_limits,
         default="off",
-        help="'real': 600 creates/min (burst 100) and 3000 other requests/min (burst 500)",
+        metavar="off|real|CREATES/BURST[,OTHERS/BURST]",
+        help="per-token limits, per minute. 'real': 600 creates/min (burst 100) and 3000 other "
+        "requests/min (burst 500); '120/10': a low-credit account, 120 creates/min, burst 10 "
+        "(default off)",
     )
     p.add_argument(
         "--fail-rate",
@@ -120,7 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     fake = FakeReplicate(
         token=args.token,
-        rate_limits=FakeRateLimits.real() if args.rate_limits == "real" else None,
+        rate_limits=None
+        if args.rate_limits.strip().lower() == "off"
+        else FakeRateLimits.parse(args.rate_limits),
         faults=faults,
         data_ttl=args.data_ttl,
         public_base_url=args.public_base_url,

@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import attrs
@@ -124,7 +124,9 @@ class FakeReplicate:
 
     - ``token``: None accepts any non-empty ``Bearer``/``Token`` credential; a string requires it.
     - ``rate_limits``: None (off), ``"real"`` (600 creates and 3000 other requests a minute, bursts
-      of 100 and 500) or a :class:`FakeRateLimits`.
+      of 100 and 500), a spec such as ``"120/10"`` (a low-credit account: 120 creates a minute,
+      burst 10; see :meth:`FakeRateLimits.parse`) or a :class:`FakeRateLimits`. They hold per
+      token, across every connection and every client process that uses this one fake.
     - ``faults``: a :class:`Faults` (429s, 5xx, latency, dropped connections), or None.
     - ``data_ttl``: seconds after completion when input, output, logs and output files are removed
       (``data_removed: true``); None keeps them (the real API removes them after an hour).
@@ -145,7 +147,7 @@ class FakeReplicate:
     def __init__(
         self,
         token: str | None = None,
-        rate_limits: FakeRateLimits | Literal["real"] | None = None,
+        rate_limits: FakeRateLimits | str | None = None,
         faults: Faults | None = None,
         data_ttl: float | None = None,
         public_base_url: str | None = None,
@@ -159,11 +161,12 @@ class FakeReplicate:
     ) -> None:
         if token is not None and not token.strip():
             raise ValueError("token must be a non-empty string, or None to accept any token")
-        if rate_limits == "real":
-            rate_limits = FakeRateLimits.real()
+        if isinstance(rate_limits, str):
+            rate_limits = FakeRateLimits.parse(rate_limits)
         elif rate_limits is not None and not isinstance(rate_limits, FakeRateLimits):
             raise ValueError(
-                f"rate_limits must be None, 'real' or FakeRateLimits, got {rate_limits!r}"
+                f"rate_limits must be None, 'real', a spec such as '120/10' or FakeRateLimits, "
+                f"got {rate_limits!r}"
             )
         if data_ttl is not None and data_ttl < 0:
             raise ValueError(f"data_ttl must be >= 0 seconds or None, got {data_ttl}")
@@ -202,7 +205,8 @@ class FakeReplicate:
         self._deliveries: dict[str, FileOut] = {}
         self._webhooks = WebhookSender(self)
         self._dice = FaultDice(faults) if faults is not None else None
-        self._buckets: tuple[TokenBucket, TokenBucket] | None = None
+        # Per credential (an account): (creates, others), made on the token's first request.
+        self._buckets: dict[str, tuple[TokenBucket, TokenBucket]] = {}
         self._served: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
@@ -350,18 +354,26 @@ class FakeReplicate:
             self._served = f"http://{_url_host(host)}:{bound_port}{prefix}"
             self._loop = asyncio.get_running_loop()
             self._closing = False
-            if self.rate_limits is not None:
-                rl = self.rate_limits
-                self._buckets = (
-                    TokenBucket(rl.creates_per_minute, rl.creates_burst),
-                    TokenBucket(rl.others_per_minute, rl.others_burst),
-                )
+            self._buckets = {}
             await self._webhooks.start()
             yield self._served
         finally:
             await self._shutdown()
             await runner.cleanup()
             self._served = None
+
+    def buckets_for(self, credential: str) -> tuple[TokenBucket, TokenBucket] | None:
+        """The (creates, others) token buckets of one account's credential; None when unlimited."""
+        rl = self.rate_limits
+        if rl is None:
+            return None
+        buckets = self._buckets.get(credential)
+        if buckets is None:
+            buckets = self._buckets[credential] = (
+                TokenBucket(rl.creates_per_minute, rl.creates_burst),
+                TokenBucket(rl.others_per_minute, rl.others_burst),
+            )
+        return buckets
 
     @contextlib.contextmanager
     def serve_in_thread(

@@ -227,7 +227,7 @@ class Api:
             else:
                 if cls != PUBLIC:
                     self._authenticate(request)
-                    bucket = self._take(cls)
+                    bucket = self._take(cls, request)
                 if dice is not None and faulty:
                     fault = dice.before()
                     self._inject(fault, dice)
@@ -266,9 +266,10 @@ class Api:
             return await self._drop(request, response)
         return response
 
-    def _take(self, cls: str) -> TokenBucket | None:
-        """Take a token from the route's bucket, or raise the API's 429."""
-        buckets = self.fake._buckets
+    def _take(self, cls: str, request: web.Request) -> TokenBucket | None:
+        """Take a token from the route's bucket of this request's account, or raise the API's 429."""
+        credential = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        buckets = self.fake.buckets_for(credential)
         if buckets is None:
             return None
         bucket = buckets[0 if cls == CREATE else 1]

@@ -43,6 +43,36 @@ class FakeRateLimits:
         """Replicate's published rates (600 and 3000 a minute) with bursts of 100 and 500."""
         return cls()
 
+    @classmethod
+    def parse(cls, spec: str) -> FakeRateLimits:
+        """Limits from text: ``"real"``, or ``CREATES/BURST[,OTHERS/BURST]`` per minute.
+
+        ``"120/10"`` is an account allowed 120 creates a minute with a burst of 10 (other requests
+        at the real 3000 a minute, burst 500); ``"6/1"`` a low-credit one; ``"120/10,600/50"``
+        limits the other requests too. Gotcha: the numbers are per minute, not per second.
+        """
+        text = spec.strip().lower()
+        if text == "real":
+            return cls.real()
+        parts = [p.strip() for p in text.split(",")]
+        pairs: list[tuple[float, float]] = []
+        try:
+            for part in parts:
+                rate, _, burst = part.partition("/")
+                pairs.append((float(rate), float(burst)))
+        except ValueError:
+            pairs = []
+        if not 1 <= len(pairs) <= 2 or not all(r > 0 and b > 0 for r, b in pairs):
+            raise ValueError(
+                f"rate limits {spec!r}: expected 'real' or CREATES/BURST[,OTHERS/BURST] per "
+                "minute, e.g. '120/10' (120 creates a minute, burst 10)"
+            )
+        creates, creates_burst = pairs[0]
+        if len(pairs) == 1:
+            return cls(creates_per_minute=creates, creates_burst=creates_burst)
+        others, others_burst = pairs[1]
+        return cls(creates, creates_burst, others, others_burst)
+
 
 class TokenBucket:
     """A continuously refilled token bucket. ``clock`` returns seconds (monotonic by default).

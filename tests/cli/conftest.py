@@ -111,6 +111,7 @@ def cli_env(fake: Fake | None, **extra: str) -> dict[str, str]:
     """The environment for a CLI subprocess: pointed at ``fake`` (or with no token at all)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REPLICATE_", "AREPLICATE_"))}
     env["COLUMNS"] = "200"
+    env["AREPLICATE_NO_PACING"] = "1"  # the fake is not Replicate's account: no pacing needed
     if fake is not None:
         env["REPLICATE_API_TOKEN"] = "r8_cli_test_token"
         env["REPLICATE_BASE_URL"] = fake.url

@@ -1,4 +1,4 @@
-"""Retry-After parsing, the backoff schedule, the retry decision table and the poll schedule."""
+"""Retry-After parsing, the retry decision table and the poll schedule."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from areplicate import (
 )
 from areplicate._core.retry import (
     MAX_RETRY_AFTER,
-    backoff,
     header,
+    maybe_processed,
     parse_retry_after,
     retry_after_from,
     retry_decision,
@@ -119,26 +119,6 @@ class TestRetryAfterFrom:
         assert retry_after_from({}, body, now=NOW) is None
 
 
-class TestBackoff:
-    def test_doubles_from_initial_to_the_cap(self) -> None:
-        assert [backoff(n) for n in range(1, 8)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
-
-    @given(
-        attempt=st.integers(1, 10_000),
-        initial=st.floats(0.01, 10),
-        maximum=st.floats(0.01, 100),
-        jitter=st.floats(0, 0.999),
-    )
-    def test_bounded_and_monotonic(
-        self, attempt: int, initial: float, maximum: float, jitter: float
-    ) -> None:
-        base = backoff(attempt, initial=initial, maximum=maximum)
-        assert base <= maximum
-        assert base <= backoff(attempt + 1, initial=initial, maximum=maximum)
-        with_jitter = backoff(attempt, initial=initial, maximum=maximum, jitter=jitter)
-        assert base <= with_jitter <= base * (1 + jitter) + 1e-9
-
-
 def _api(cls: type[APIError], status: int, retry_after: float | None = None) -> APIError:
     return cls(status, "t", "d", retry_after=retry_after)
 
@@ -149,18 +129,21 @@ class TestRetryDecision:
         assert retry_decision(_api(RateLimitError, 429, 7.0), idempotent=idempotent) == 7.0
         assert retry_decision(_api(RateLimitError, 429), idempotent=idempotent) is True
 
-    def test_429_asking_for_too_long_a_wait_is_raised(self) -> None:
-        error = _api(RateLimitError, 429, MAX_RETRY_AFTER + 1)
-        assert retry_decision(error, idempotent=True) is False
+    @pytest.mark.parametrize("idempotent", [True, False])
+    def test_429_asking_for_too_long_a_wait_is_waited_up_to_the_cap(self, idempotent: bool) -> None:
+        error = _api(RateLimitError, 429, MAX_RETRY_AFTER * 30)
+        assert retry_decision(error, idempotent=idempotent) == MAX_RETRY_AFTER
 
-    @pytest.mark.parametrize("status", [502, 503, 504])
-    def test_gateway_errors_retried_for_reads_only(self, status: int) -> None:
+    @pytest.mark.parametrize("status", [500, 502, 503, 504])
+    def test_server_errors_retried_for_reads_only(self, status: int) -> None:
         assert retry_decision(_api(ServerError, status), idempotent=True) is True
         assert retry_decision(_api(ServerError, status), idempotent=False) is False
 
-    @pytest.mark.parametrize("idempotent", [True, False])
-    def test_500_is_never_retried(self, idempotent: bool) -> None:
-        assert retry_decision(_api(ServerError, 500), idempotent=idempotent) is False
+    @pytest.mark.parametrize("status", [200, 201])
+    def test_an_unreadable_2xx_is_retried_for_reads_only(self, status: int) -> None:
+        error = _api(UnexpectedResponseError, status)
+        assert retry_decision(error, idempotent=True) is True
+        assert retry_decision(error, idempotent=False) is False
 
     @pytest.mark.parametrize(
         "error",
@@ -193,7 +176,8 @@ class TestRetryDecision:
             _api(InvalidRequestError, 422),
             _api(APIError, 400),
             _api(APIError, 409),
-            _api(UnexpectedResponseError, 200),
+            _api(ServerError, 501),
+            _api(APIError, 307),
             ValueError("a bug of ours"),
             RuntimeError("client closed"),
         ],
@@ -201,6 +185,40 @@ class TestRetryDecision:
     @pytest.mark.parametrize("idempotent", [True, False])
     def test_everything_else_is_raised(self, error: Exception, idempotent: bool) -> None:
         assert retry_decision(error, idempotent=idempotent) is False
+
+
+class TestMaybeProcessed:
+    @pytest.mark.parametrize(
+        "error",
+        [
+            APIConnectionError("reset mid-response", sent=True),
+            APITimeoutError("read timeout", sent=True),
+            _api(ServerError, 500),
+            _api(ServerError, 503),
+            _api(APIError, 302),
+            _api(UnexpectedResponseError, 201),
+        ],
+        ids=repr,
+    )
+    def test_ambiguous_outcomes(self, error: Exception) -> None:
+        assert maybe_processed(error) is True
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            APIConnectionError("refused", sent=False),
+            APITimeoutError("connect timeout", sent=False),
+            _api(AuthenticationError, 401),
+            _api(PaymentRequiredError, 402),
+            _api(NotFoundError, 404),
+            _api(InvalidRequestError, 422),
+            _api(RateLimitError, 429),
+            ValueError("a bug of ours"),
+        ],
+        ids=repr,
+    )
+    def test_refused_or_never_sent(self, error: Exception) -> None:
+        assert maybe_processed(error) is False
 
 
 class TestPollSchedule:

@@ -257,3 +257,71 @@ async def serve() -> AsyncIterator[Hostile]:
     """The body of the ``hostile`` fixture (kept here so other suites can reuse it)."""
     async with Hostile() as server:
         yield server
+
+
+def bad_reads(pid: str, *, times: int = 5) -> list[Handler]:
+    """``times`` each of a 500, a 200 that is not JSON and a 200 cut off half-way, in that order:
+    what a flaky proxy answers a read of ``pid`` (more of each than a client's own retries absorb).
+    Put them in a :func:`sequence` before the answer that finally gets through."""
+    body = json.dumps(prediction_body(pid, "processing")).encode()
+    return [
+        *(problem(500, "Internal Server Error") for _ in range(times)),
+        *(raw(b"<html><body>upstream hiccup</body></html>") for _ in range(times)),
+        *(truncated(body, keep=len(body) // 2) for _ in range(times)),
+    ]
+
+
+# -- appended by the session suite --------------------------------------------------------------
+
+
+def delayed(seconds: float, then: Handler) -> Handler:
+    """Say nothing for ``seconds`` (headers included), then answer as ``then`` does."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(seconds)
+        return await then(request)
+
+    return handler
+
+
+def deep_json(depth: int) -> bytes:
+    """A valid JSON document nested ``depth`` arrays deep (parsers without a depth limit overflow)."""
+    return b"[" * depth + b"]" * depth
+
+
+def stalled_stream(first: bytes, *, content_type: str = "text/event-stream") -> Handler:
+    """Send ``first`` and then nothing more, keeping the connection open (until the client leaves)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
+        await response.prepare(request)
+        await response.write(first)
+        await asyncio.sleep(3600)
+        return response
+
+    return handler
+
+
+def endless(chunk: bytes = b"x" * 65536, *, status: int = 200) -> Handler:
+    """Stream ``chunk`` after ``chunk`` forever, without a Content-Length (a body with no end)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=status, headers={"Content-Type": "text/html"})
+        await response.prepare(request)
+        while True:
+            await response.write(chunk)
+
+    return handler
+
+
+def garbage(data: bytes = b"HTTP/1.1 twohundred OK\r\nbroken header line\r\n\r\n") -> Handler:
+    """Write ``data`` straight onto the socket instead of an HTTP answer, then hang up."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        assert request.transport is not None
+        request.transport.write(data)
+        request.transport.close()
+        return web.Response()  # never reaches the client
+
+    return handler

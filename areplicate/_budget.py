@@ -1,0 +1,240 @@
+"""The client-wide request budget: paces creates and other requests, learns the account's real
+limit, pauses everything on a 429, and (with ``RateLimits(shared=...)``) shares all of that with
+every process on the same token through Redis.
+
+The arithmetic is pure (``_core/pace.py``); this module owns the clock, the waiting and the choice
+of backend. Redis is imported only when a shared budget is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from areplicate._config import RateLimits
+from areplicate._core.pace import Pace, PaceParams, paused, reserve, succeeded, throttled
+
+if TYPE_CHECKING:
+    from areplicate._redis_budget import SharedPaces
+
+__all__ = ["Budget", "pace_params"]
+
+logger = logging.getLogger("areplicate")
+
+#: After Redis failed, how long the budget paces alone before it tries Redis again.
+RECONNECT_AFTER = 5.0
+
+
+def pace_params(limits: RateLimits, *, create: bool, share: float = 1.0) -> PaceParams:
+    """The pace for one class of request (creates, or everything else) under ``limits``."""
+    per_minute = limits.creates_per_minute if create else limits.requests_per_minute
+    return PaceParams(ceiling=per_minute / 60.0 * share, burst=limits.burst)
+
+
+def _header_number(headers: Mapping[str, str], name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+class LocalPaces:
+    """The two paces (creates, others) of one process, on an injected steady clock."""
+
+    def __init__(self, limits: RateLimits, *, share: float = 1.0, clock: Callable[[], float]):
+        self._clock = clock
+        now = clock()
+        self.params = {
+            create: pace_params(limits, create=create, share=share) for create in (True, False)
+        }
+        self.paces = {create: Pace.fresh(self.params[create], now) for create in (True, False)}
+
+    def reserve(self, create: bool) -> float:
+        """Take a slot; the seconds to wait for it."""
+        now = self._clock()
+        self.paces[create], go = reserve(self.paces[create], self.params[create], now)
+        return go - now
+
+    def observe(self, create: bool, ok: bool, remaining: float | None, reset: float | None) -> None:
+        """Learn from one response: ``ok`` (2xx) or a 429."""
+        now = self._clock()
+        pace, params = self.paces[create], self.params[create]
+        if ok:
+            self.paces[create] = succeeded(pace, params, now, remaining, reset)
+        else:
+            self.paces[create] = throttled(pace, params, now)
+
+    def pause(self, seconds: float) -> None:
+        """Hold both paces for ``seconds``."""
+        until = self._clock() + seconds
+        for create in (True, False):
+            self.paces[create] = paused(self.paces[create], until)
+
+
+class Budget:
+    """The client-wide request budget: paces creates and other requests, and pauses all on a 429.
+
+    ``limits=None``: no pacing (a 429 still pauses every request of this client). With
+    ``limits.shared`` set, every client on every process using the same token shares one budget in
+    Redis; when Redis cannot be reached this client says so once (a WARNING) and paces itself at
+    ``limits.fallback_share`` of the limits until Redis answers again.
+
+    Gotcha: the pace starts at an eighth of the limits and doubles every half second while
+    requests succeed; a fresh client reaches full pace within a couple of seconds, not at once.
+    """
+
+    def __init__(
+        self,
+        limits: RateLimits | None,
+        *,
+        token: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._resume_at = 0.0  # this process's own pause (a 429 it saw), on ``clock``
+        self._locks = {True: asyncio.Lock(), False: asyncio.Lock()}
+        self._local: LocalPaces | None = None
+        self._shared: SharedPaces | None = None
+        self._retry_shared_at = 0.0
+        self._shared_down = False
+        self._background: set[asyncio.Task[None]] = set()
+        if limits is not None:
+            if limits.shared is None:
+                self._local = LocalPaces(limits, clock=clock)
+            else:
+                from areplicate._redis_budget import SharedPaces
+
+                self._shared = SharedPaces(limits, limits.shared, token)
+
+    def __repr__(self) -> str:
+        mode = "off" if self.limits is None else ("shared" if self._shared else "local")
+        return f"<Budget {mode}>"
+
+    @property
+    def shared(self) -> bool:
+        """Whether this budget is held in Redis (and Redis is answering)."""
+        return self._shared is not None and not self._shared_down
+
+    # -- backend choice -------------------------------------------------------------------
+
+    def _fallback(self) -> LocalPaces:
+        if self._local is None:
+            assert self.limits is not None
+            self._local = LocalPaces(
+                self.limits, share=self.limits.fallback_share, clock=self._clock
+            )
+        return self._local
+
+    def _use_shared(self) -> SharedPaces | None:
+        shared = self._shared
+        if shared is None or (self._shared_down and self._clock() < self._retry_shared_at):
+            return None
+        return shared
+
+    def _shared_failed(self, exc: BaseException) -> None:
+        self._retry_shared_at = self._clock() + RECONNECT_AFTER
+        if self._shared_down:
+            return
+        self._shared_down = True
+        assert self._shared is not None
+        assert self.limits is not None
+        logger.warning(
+            "the shared request budget at %s is unreachable (%s: %s); pacing this process alone "
+            "at %g%% of the rate limits until it answers again (retrying every %g s)",
+            self._shared.where,
+            type(exc).__name__,
+            exc,
+            self.limits.fallback_share * 100,
+            RECONNECT_AFTER,
+        )
+
+    def _shared_ok(self) -> None:
+        if self._shared_down:
+            self._shared_down = False
+            assert self._shared is not None
+            logger.warning("the shared request budget at %s answers again", self._shared.where)
+
+    async def _reserve(self, create: bool) -> float:
+        shared = self._use_shared()
+        if shared is not None:
+            try:
+                delay = await shared.reserve(create)
+            except shared.errors as exc:
+                self._shared_failed(exc)
+            else:
+                self._shared_ok()
+                return delay
+        local = self._local if self._shared is None else self._fallback()
+        return 0.0 if local is None else local.reserve(create)
+
+    # -- the interface the session uses ---------------------------------------------------
+
+    async def acquire(self, *, create: bool) -> None:
+        """Wait until one more request may go."""
+        # One waiter per class holds the queue: it alone reserves a slot and sleeps until it, so
+        # no reservation is ever made far ahead at a pace that a 429 has since cut.
+        async with self._locks[create]:
+            delay = await self._reserve(create)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            # A 429 seen while we slept may push the resume time later: look again on waking.
+            while (wait := self._resume_at - self._clock()) > 0:  # noqa: ASYNC110 - a deadline
+                await asyncio.sleep(wait)
+
+    async def observe(self, status: int, headers: Mapping[str, str], *, create: bool) -> None:
+        """Learn from a response: a 2xx (and its ``ratelimit-*`` headers) or a 429."""
+        if self.limits is None or not (status == 429 or 200 <= status < 300):
+            return
+        ok = status != 429
+        remaining = _header_number(headers, "ratelimit-remaining") if ok else None
+        reset = _header_number(headers, "ratelimit-reset") if ok else None
+        shared = self._use_shared()
+        if shared is not None:
+            try:
+                await shared.observe(create, ok, remaining, reset)
+            except shared.errors as exc:
+                self._shared_failed(exc)
+            else:
+                self._shared_ok()
+                return
+        local = self._local if self._shared is None else self._fallback()
+        if local is not None:
+            local.observe(create, ok, remaining, reset)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request of this client (and, when shared, of every process) for ``seconds``."""
+        self._resume_at = max(self._resume_at, self._clock() + seconds)
+        if self._local is not None:
+            self._local.pause(seconds)
+        shared = self._use_shared()
+        if shared is not None:
+            task = asyncio.get_running_loop().create_task(self._publish_pause(shared, seconds))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _publish_pause(self, shared: SharedPaces, seconds: float) -> None:
+        try:
+            await shared.pause(seconds)
+        except shared.errors as exc:
+            self._shared_failed(exc)
+
+    async def aclose(self) -> None:
+        """Finish publishing pauses and close the Redis connection (if any). Idempotent."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=1.0)
+        if self._shared is not None:
+            await self._shared.aclose()
+
+    def snapshot(self, *, create: bool) -> Pace | None:
+        """This process's local pace (for tests and diagnostics); None when shared or off."""
+        local = self._local
+        return None if local is None else local.paces[create]

@@ -1,0 +1,171 @@
+"""The request budget's arithmetic: a token bucket that makes callers wait, and a pace that learns.
+
+Pure: every function takes the time (``now``, seconds on any steady clock) and returns a new
+:class:`Pace`; nothing here sleeps or reads a clock. The same arithmetic runs in Python for one
+process and as a Lua script inside Redis for many (``areplicate/_redis_budget.py`` mirrors it line
+by line; a test runs both on the same events and compares).
+
+The bucket is a GCRA ("virtual scheduling"): ``tat`` is the theoretical time the next request is
+due; a request may go ``burst`` seconds before that, so after a quiet spell ``burst`` seconds' worth
+of requests go at once, then one every ``1 / rate`` seconds. A caller is given the time it may go
+(it waits) rather than a refusal.
+
+The rate learns like TCP's congestion window (AIMD): it starts at ``start`` and doubles every
+``doubling`` seconds while requests succeed (slow start) until the first sign of the real limit;
+a 429 then halves it (``decrease``) and it climbs back additively, regaining the cut in
+``recover`` seconds. ``ratelimit-remaining`` / ``ratelimit-reset`` headers act before any 429: when
+fewer than ``low`` seconds' worth of requests (or a quarter of the most ever seen) remain, the pace
+drops to the refill rate they imply and stops growing until the account has room again.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+__all__ = ["Pace", "PaceParams", "reserve", "succeeded", "throttled", "paused", "refill_rate"]
+
+
+@attrs.frozen
+class PaceParams:
+    """The knobs of one pace (requests per second unless said otherwise).
+
+    ``ceiling`` is the configured limit, never exceeded; ``floor`` the slowest the pace ever gets
+    (a 429 storm never stops the client altogether).
+    """
+
+    ceiling: float
+    burst: float = 5.0
+    floor: float = 1.0 / 60.0
+    start: float | None = None  # None: ceiling / 8
+    decrease: float = 0.5
+    recover: float = 20.0
+    doubling: float = 0.5
+    hold: float = 1.0
+    low: float = 1.0
+
+    def __attrs_post_init__(self) -> None:
+        if not self.ceiling > 0 or not self.burst > 0:
+            raise ValueError(f"a pace needs a positive ceiling and burst, got {self!r}")
+
+    @property
+    def first(self) -> float:
+        """The rate a fresh pace starts at."""
+        start = self.ceiling / 8.0 if self.start is None else self.start
+        return min(self.ceiling, max(self.floor, start))
+
+    @property
+    def lowest(self) -> float:
+        """The floor, never above the ceiling."""
+        return min(self.floor, self.ceiling)
+
+
+@attrs.frozen
+class Pace:
+    """The state of one pace. ``threshold`` < 0 means still in slow start (no limit seen yet)."""
+
+    rate: float
+    threshold: float = -1.0
+    step: float = 0.0  # additive increase, requests/second per second
+    tat: float = 0.0
+    grown: float = 0.0  # when the rate last grew (or was set)
+    cut: float = -math.inf  # when it was last cut (one cut per ``hold`` seconds)
+    resume: float = 0.0  # nothing goes before this (a 429's Retry-After)
+    peak: float = 0.0  # the most ``ratelimit-remaining`` ever seen, plus one
+
+    @classmethod
+    def fresh(cls, params: PaceParams, now: float) -> Pace:
+        """A new pace at ``params.first``, its bucket holding ``doubling`` seconds' worth.
+
+        Starting with a full ``burst`` would send a flood into an account whose limit is unknown.
+        """
+        held = max(params.doubling, 1.0 / params.first)  # at least one request goes at once
+        return cls(rate=params.first, tat=now + max(params.burst - held, 0.0), grown=now)
+
+
+def reserve(pace: Pace, params: PaceParams, now: float) -> tuple[Pace, float]:
+    """Take the next slot: the new pace and the time the request may go (>= ``now``)."""
+    rate = min(params.ceiling, max(params.lowest, pace.rate))
+    interval = 1.0 / rate
+    tolerance = max(params.burst, interval)
+    base = max(pace.tat, now)
+    if pace.resume > now:
+        # After a pause the requests resume at pace, not as a burst into the same limit.
+        base = max(base, pace.resume + tolerance - interval)
+    tat = base + interval
+    return attrs.evolve(pace, rate=rate, tat=tat), max(now, tat - tolerance)
+
+
+def paused(pace: Pace, until: float) -> Pace:
+    """Hold every request until ``until`` (never shortens a pause already in force)."""
+    return attrs.evolve(pace, resume=max(pace.resume, until))
+
+
+def _cut(pace: Pace, params: PaceParams, now: float, rate: float) -> Pace:
+    rate = min(params.ceiling, max(params.lowest, rate))
+    regain = max(pace.rate - rate, params.lowest)
+    return attrs.evolve(
+        pace, rate=rate, threshold=rate, step=regain / params.recover, cut=now, grown=now
+    )
+
+
+def throttled(pace: Pace, params: PaceParams, now: float) -> Pace:
+    """A 429: cut the rate by ``decrease`` (once per ``hold``: a burst of 429s is one signal)."""
+    if now - pace.cut < params.hold:
+        return pace
+    return _cut(pace, params, now, pace.rate * params.decrease)
+
+
+def refill_rate(peak: float, remaining: float, reset: float) -> float:
+    """The account's refill rate that ``ratelimit-remaining`` / ``-reset`` imply.
+
+    ``reset`` is the seconds until the account's bucket is full again, so it refills
+    ``peak - remaining`` requests in that time, ``peak`` being the fullest it was ever seen.
+    """
+    return max(peak - remaining, 1.0) / max(reset, 1e-3)
+
+
+def succeeded(
+    pace: Pace,
+    params: PaceParams,
+    now: float,
+    remaining: float | None = None,
+    reset: float | None = None,
+) -> Pace:
+    """A request succeeded (with the account's ``ratelimit-*`` headers when it sent them)."""
+    peak = pace.peak
+    cap = params.ceiling
+    if remaining is not None:
+        peak = max(peak, remaining + 1.0)
+        pace = attrs.evolve(pace, peak=peak)
+        low = min(pace.rate * params.low, peak / 4.0)
+        if remaining < low:
+            # The account is nearly out: go at what it refills, no faster (and never cut more
+            # than a 429 would: ``reset`` is whole seconds, so the refill it implies is a floor).
+            if reset is None:
+                return attrs.evolve(pace, grown=now)
+            if reset <= 1.0 and peak < 4.0:
+                # A burst of one or two is always "nearly out", and a reset of one whole second
+                # says nothing about how fast it refills: grow additively, let 429s tell.
+                step = max(pace.step, pace.rate / params.recover)
+                rate = pace.rate + step * min(max(now - pace.grown, 0.0), 1.0)
+                return attrs.evolve(pace, rate=min(params.ceiling, rate), grown=now)
+            target = refill_rate(peak, remaining, reset)
+            if target < pace.rate:
+                if now - pace.cut < params.hold:
+                    return attrs.evolve(pace, grown=now)
+                return _cut(pace, params, now, max(target, pace.rate * params.decrease))
+            cap = target
+        elif remaining < 2.0 * low:
+            return attrs.evolve(pace, grown=now)
+    # A quiet spell proves nothing about the limit: at most one second of growth per success.
+    elapsed = min(max(now - pace.grown, 0.0), 1.0)
+    rate = pace.rate
+    if pace.threshold < 0:
+        rate = rate * 2.0 ** (elapsed / params.doubling)
+    else:
+        # Additive, but never slower than 5 % a second: a pace cut to the floor by a storm of
+        # 429s must not take hours to climb back.
+        rate = rate + max(pace.step, rate / params.recover) * elapsed
+    return attrs.evolve(pace, rate=max(pace.rate, min(cap, params.ceiling, rate)), grown=now)

@@ -1,0 +1,160 @@
+"""Which creates of one account are in flight in this process, and which predictions they made.
+
+Orphan clean-up (``_services/_orphans.py``) must never take a prediction another client of the
+same account made for its own. Every Client of this process on one token shares one
+:class:`Ledger`, so siblings know each other's creates exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from areplicate._models import Prediction
+
+__all__ = ["Intent", "Ledger", "ledger_for", "matches"]
+
+# Prediction ids created through a ledger are remembered this long.
+_KNOWN_TTL = 900.0
+# An abandoned request may still be read and acted on by the API shortly after we let go of it.
+_LATE_GRACE = 2.0
+# Without any Date header to measure the skew, assume the clocks differ by up to this much.
+UNKNOWN_SKEW = 120.0
+
+
+def matches(
+    prediction: Prediction,
+    *,
+    model: str | None,
+    version: str | None,
+    deployment: str | None,
+    input: Mapping[str, Any],
+) -> bool:
+    """Whether ``prediction`` could be the one a create of ``model``/``version``/``deployment``
+    with ``input`` made (a version the API hides matches any)."""
+    if deployment is not None and prediction.deployment != deployment:
+        return False
+    if model is not None and prediction.model and prediction.model != model:
+        return False
+    if version is not None and prediction.version not in (version, "hidden", ""):
+        return False
+    return prediction.input == input
+
+
+@attrs.define(eq=False)
+class Intent:
+    """One create on the wire (or waiting to go): what it asked for and when it left."""
+
+    model: str | None
+    version: str | None
+    deployment: str | None
+    input: dict[str, Any]
+    sent_at: float  # Unix time just before the request went out
+    sent: list[bool] = attrs.Factory(list)  # the session appends True once headers are written
+    abandoned_at: float | None = None
+
+    def window(self, offset: tuple[float, float] | None) -> tuple[float, float]:
+        """The span of API-clock times in which this create's prediction can have been created."""
+        low, high = offset if offset is not None else (-UNKNOWN_SKEW, UNKNOWN_SKEW)
+        end = (self.abandoned_at if self.abandoned_at is not None else time.time()) + _LATE_GRACE
+        return self.sent_at + low, end + high
+
+    def could_be(self, prediction: Prediction, offset: tuple[float, float] | None) -> bool:
+        """Whether ``prediction`` fits this create: same request, created in its window."""
+        if not matches(
+            prediction,
+            model=self.model,
+            version=self.version,
+            deployment=self.deployment,
+            input=self.input,
+        ):
+            return False
+        if prediction.created_at is None:
+            return True  # no time to rule it out with: it stays a candidate
+        start, end = self.window(offset)
+        return start - 0.001 <= prediction.created_at.timestamp() <= end + 0.001
+
+
+class Ledger:
+    """What the clients of one account in this process have in flight, and what they created.
+
+    Shared by every Client of the process that uses the same token (see :func:`ledger_for`), so a
+    worker's clean-up never takes a prediction a sibling client made. Plain data plus wake-ups; no
+    I/O, safe to use from several event loops of one thread.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, float] = {}
+        self._inflight: set[Intent] = set()
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def __repr__(self) -> str:
+        return f"<Ledger {len(self._inflight)} in flight, {len(self._known)} known>"
+
+    def begin(self, intent: Intent) -> None:
+        """Note a create about to be sent (end it with :meth:`finish`, whatever happens)."""
+        self._inflight.add(intent)
+
+    def finish(self, intent: Intent, prediction_id: str | None) -> None:
+        """The create answered (with the id it made) or failed; wakes reapers waiting on it."""
+        self._inflight.discard(intent)
+        if prediction_id is not None:
+            self.remember(prediction_id)
+        self._wake()
+
+    def remember(self, prediction_id: str) -> None:
+        """Note a prediction one of these clients created."""
+        now = time.monotonic()
+        known = self._known
+        known[prediction_id] = now
+        # Oldest first (insertion order): drop the expired ones from the front, O(1) amortised.
+        while known and now - next(iter(known.values())) > _KNOWN_TTL:
+            del known[next(iter(known))]
+
+    def known(self, prediction_id: str) -> bool:
+        """Whether one of these clients created ``prediction_id`` recently."""
+        return prediction_id in self._known
+
+    def busy(self, inputs: Iterable[Mapping[str, Any]]) -> bool:
+        """Whether a create with one of these inputs is still on the wire (not abandoned)."""
+        wanted = list(inputs)
+        return any(i.abandoned_at is None and i.input in wanted for i in self._inflight)
+
+    async def changed(self) -> None:
+        """Return at the next :meth:`finish`."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+_LEDGERS: weakref.WeakValueDictionary[str, Ledger] = weakref.WeakValueDictionary()
+
+
+def ledger_for(token: str) -> Ledger:
+    """The ledger shared by this process's clients of ``token``'s account (keyed by its hash)."""
+    key = hashlib.sha256(token.encode()).hexdigest()
+    ledger = _LEDGERS.get(key)
+    if ledger is None:
+        ledger = _LEDGERS[key] = Ledger()
+    return ledger

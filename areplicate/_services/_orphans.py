@@ -1,0 +1,180 @@
+"""Clean-up after abandoned creates: cancel the prediction a cancelled caller will never hear of,
+but only when it is provably ours.
+
+A caller cancelled while its create is on the wire leaves a prediction running that nobody will
+see: the API made it, the answer was never read. The reaper finds it in ``GET /predictions`` and
+cancels it. The danger is the other way round: another client on the same account (another worker,
+another host) may have sent the same input at the same moment, and cancelling *its* prediction is
+far worse than leaving ours running. So a match must be exact:
+
+- same model (or version, or deployment) and same input;
+- not a prediction any client sharing the :class:`Ledger` created (every ``Client`` of this process
+  on the same token shares one; with a shared Redis budget, every process does);
+- created inside the window in which our create was on the wire, read on the API's clock: the
+  skew between our clock and the API's is bounded from the ``Date`` header of a recent response;
+- and the only such prediction. Two candidates for one orphan (ours and a stranger's, or two
+  strangers') are left running, with one WARNING naming them.
+
+A create that never left this process (still waiting for the budget or a connection) is no orphan:
+the session reports a create as sent only once its request headers were written to a connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from areplicate._errors import ReplicateError
+from areplicate._ledger import UNKNOWN_SKEW, Intent, Ledger
+from areplicate._models import Prediction
+
+if TYPE_CHECKING:
+    from areplicate._core.refs import ModelRef
+
+__all__ = ["Reaper"]
+
+logger = logging.getLogger("areplicate")
+
+# Abandoned creates are looked up this long after the first one.
+_REAP_DELAY = 0.5
+# How long the reaper waits for a sibling create (same input, still on the wire) to answer.
+_SIBLING_WAIT = 70.0
+_LOOKUP_TIMEOUT = 30.0
+# Remote cancels issued at once (they skip the request budget: they stop work).
+_CANCEL_CONCURRENCY = 16
+
+
+Lister = Callable[[dt.datetime], Awaitable[list[Prediction]]]
+Canceller = Callable[[str], Awaitable[None]]
+Spawner = Callable[[Any], "asyncio.Task[None]"]
+
+
+class Reaper:
+    """Queues abandoned creates and cancels, in one background task, those provably ours."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        lister: Lister,
+        canceller: Canceller,
+        spawn: Spawner,
+        offset: Callable[[], tuple[float, float] | None],
+    ) -> None:
+        self._ledger = ledger
+        self._list = lister
+        self._cancel = canceller
+        self._spawn = spawn
+        self._offset = offset
+        self._orphans: list[Intent] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def intent(
+        self,
+        input: dict[str, Any],
+        *,
+        match: ModelRef | None,
+        version: str | None,
+        deployment: str | None,
+    ) -> Intent:
+        """Register a create about to be sent (finish it with :meth:`Ledger.finish`)."""
+        intent = Intent(
+            model=match.model if match is not None else None,
+            version=match.version if match is not None else version,
+            deployment=deployment,
+            input=input,
+            sent_at=time.time(),
+        )
+        self._ledger.begin(intent)
+        return intent
+
+    def abandon(self, intent: Intent) -> None:
+        """The caller gave up on ``intent``: if it reached the wire, find and cancel its prediction."""
+        intent.abandoned_at = time.time()
+        self._ledger.finish(intent, None)
+        if not intent.sent:
+            return
+        self._orphans.append(intent)
+        if self._task is None or self._task.done():
+            self._task = self._spawn(self._reap())
+
+    async def _reap(self) -> None:
+        await asyncio.sleep(_REAP_DELAY)  # let the API register the creates we dropped
+        while self._orphans:
+            await self._await_siblings()
+            orphans, self._orphans = self._orphans, []
+            try:
+                claimed = await self._claim(orphans)
+            except (ReplicateError, TimeoutError) as exc:
+                logger.warning("could not look up %d abandoned create(s): %r", len(orphans), exc)
+                continue
+            limit = anyio.Semaphore(_CANCEL_CONCURRENCY)
+            async with anyio.create_task_group() as group:
+                for pid in claimed:
+                    group.start_soon(self._cancel_one, pid, limit)
+
+    async def _await_siblings(self) -> None:
+        """Wait (bounded) until no create with an orphan's input awaits its answer: its id then
+        becomes known, so it is never taken for the orphan."""
+        inputs = [o.input for o in self._orphans]
+        with anyio.move_on_after(_SIBLING_WAIT):
+            while self._ledger.busy(inputs):
+                await self._ledger.changed()
+
+    async def _claim(self, orphans: list[Intent]) -> list[str]:
+        """The ids of the predictions provably made by ``orphans``."""
+        offset = self._offset()
+        low = offset[0] if offset is not None else -UNKNOWN_SKEW
+        since = dt.datetime.fromtimestamp(
+            min(o.sent_at for o in orphans) + low - 1.0, dt.timezone.utc
+        )
+        with anyio.fail_after(_LOOKUP_TIMEOUT):
+            listed = await self._list(since)
+        offset = self._offset()  # the listing itself brought a fresh Date header
+        candidates = [p for p in listed if not self._ledger.known(p.id)]
+        claimed: list[str] = []
+        # Orphans with the same request compete for the same predictions: judge them together.
+        groups: dict[tuple[Any, ...], list[Intent]] = {}
+        for orphan in orphans:
+            key = (orphan.model, orphan.version, orphan.deployment, _frozen(orphan.input))
+            groups.setdefault(key, []).append(orphan)
+        for group in groups.values():
+            fits = [p for p in candidates if any(o.could_be(p, offset) for o in group)]
+            if len(fits) == len(group):
+                # As many candidates as creates we dropped, none made by a sibling: all ours.
+                claimed.extend(p.id for p in fits if not p.is_terminal)
+            elif fits:
+                logger.warning(
+                    "not canceling after an abandoned create of %s: %d prediction(s) match it "
+                    "(%s) and %d create(s) of ours were dropped, so which are ours is unknown; "
+                    "cancel the right one yourself if it is still running",
+                    group[0].model or group[0].deployment or group[0].version,
+                    len(fits),
+                    ", ".join(p.id for p in fits),
+                    len(group),
+                )
+        return claimed
+
+    async def _cancel_one(self, pid: str, limit: anyio.Semaphore) -> None:
+        async with limit:
+            logger.info("canceling abandoned prediction %s", pid)
+            await self._cancel(pid)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a JSON-like value (grouping key)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
