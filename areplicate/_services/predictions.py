@@ -36,6 +36,7 @@ from areplicate._services._orphans import Reaper
 from areplicate._services._paging import paginate
 from areplicate._services._waiting import wait_until_done
 from areplicate._session import Session
+from areplicate._webhooks import Receiver
 
 __all__ = ["Predictions", "mark_unknown_target", "unknown_target"]
 
@@ -90,8 +91,13 @@ class Predictions:
         *,
         validator: Validator | None = None,
         input_hook: InputHook | None = None,
+        receiver: Receiver | None = None,
+        listen: Callable[[], None] | None = None,
     ) -> None:
         self._session = session
+        # Webhook-driven waits: creates carry the receiver's URL, waits end at its delivery.
+        self._receiver = receiver
+        self._listen = listen
         self._validator = validator
         self._input_hook = input_hook
         self._reaper = Reaper(
@@ -170,6 +176,8 @@ class Predictions:
             )
         seconds = wait_seconds(wait)
         deadline = cancel_after(lifetime)
+        if webhook is None and self._receiver is not None:
+            webhook, webhook_events_filter = self._receiver.url, self._receiver.events
         check_webhook(webhook, webhook_events_filter)
         if ref_for_validation is not None and self._validator is not None:
             try:
@@ -341,16 +349,23 @@ class Predictions:
         cancel_on_exit: bool,
         elapsed: float = 0.0,
     ) -> Prediction:
+        current = prediction if isinstance(prediction, Prediction) else None
+        receiver = self._receiver
+        if receiver is not None and (current is None or current.webhook != receiver.url):
+            receiver = None  # a prediction that does not deliver to us: poll it as usual
+        if receiver is not None and self._listen is not None:
+            self._listen()
         return await wait_until_done(
             self.get,
             self._cancel_shielded,
             Prediction,
             _prediction_id(prediction),
-            prediction if isinstance(prediction, Prediction) else None,
-            schedule=self._session.config.poll,
+            current,
+            schedule=self._session.config.poll if receiver is None else receiver.fallback,
             timeout=timeout,
             cancel_on_exit=cancel_on_exit,
             elapsed=elapsed,
+            delivered=None if receiver is None else receiver.result,
         )
 
     async def _cancel_shielded(self, pid: str) -> None:

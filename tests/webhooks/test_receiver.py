@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 import areplicate
-from areplicate._receiver import Receiver, Reply
+from areplicate._webhooks import Receiver, Reply
 from areplicate.webhooks import sign
 
 SECRET = "whsec_" + base64.b64encode(b"a test key of some length").decode()

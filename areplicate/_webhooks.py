@@ -1,6 +1,9 @@
-"""Webhook-driven waiting: predictions end the moment their verified delivery arrives.
+"""Webhooks: verifying and reading deliveries, and the Receiver that ends waits with them.
 
-A :class:`Receiver` given to a Client (``Client(webhooks=receiver)``) makes each create carry the
+The public face is :mod:`areplicate.webhooks`; the code lives here so that the Receiver builds on
+``verify`` and ``parse`` without two modules importing each other.
+
+Webhook-driven waiting: a :class:`Receiver` given to a Client (``Client(webhooks=receiver)``) makes each create carry the
 receiver's URL, and each wait listen for that prediction's delivery instead of polling. The app feeds
 deliveries in through :meth:`Receiver.handle`, from whatever framework serves the route. Deliveries
 can be lost, duplicated or early (a quick model's delivery can beat its create's answer), so:
@@ -24,14 +27,70 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import attrs
 
+from areplicate._convert import structure
+from areplicate._core import webhooks as _core
 from areplicate._core.options import check_webhook
+from areplicate._core.problems import decode_json
 from areplicate._core.retry import PollSchedule, header
 from areplicate._core.webhooks import DEFAULT_TOLERANCE
-from areplicate._errors import ReplicateError, WebhookVerificationError
+from areplicate._errors import ReplicateError, UnexpectedResponseError, WebhookVerificationError
 from areplicate._models import Prediction
-from areplicate.webhooks import parse, verify
 
-__all__ = ["Receiver", "Reply"]
+__all__ = ["DEFAULT_TOLERANCE", "Receiver", "Reply", "parse", "sign", "verify"]
+
+
+def verify(
+    headers: Mapping[str, str],
+    body: bytes | str,
+    secret: str,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    now: float | None = None,
+) -> None:
+    """Check a delivery's signature and timestamp; raise WebhookVerificationError if it fails.
+
+    ``headers`` is any mapping of the request's headers: a dict (names in any case), aiohttp's
+    ``request.headers`` or Starlette's / FastAPI's. ``body`` must be the raw bytes (or text) exactly
+    as received: parsing the JSON and dumping it again changes the bytes and fails the check.
+    Timestamps more than ``tolerance`` seconds (default 300) from ``now`` (default: the current
+    time) are rejected, so a captured delivery cannot be replayed later; a ``tolerance`` that is not
+    a finite number >= 0 (``float("inf")``, NaN) raises ValueError rather than switch that off. A
+    secret with nothing after ``whsec_`` is refused like any other malformed secret.
+    """
+    _core.verify(
+        headers,
+        body,
+        secret,
+        tolerance=tolerance,
+        now=time.time() if now is None else now,
+    )
+
+
+def parse(body: bytes | str) -> Prediction:
+    """The Prediction a delivery carries (its state when the webhook was sent).
+
+    Verify first: parsing does not check anything but the shape. A body that is not JSON, or not a
+    prediction object, raises WebhookVerificationError (answer such a request with 400). Trainings
+    deliver training objects, which read as Predictions too.
+    """
+    try:
+        data = decode_json(body)  # never a RecursionError, however deeply the body nests
+    except ValueError as exc:
+        raise WebhookVerificationError(f"webhook body is not a JSON prediction ({exc})") from None
+    if not isinstance(data, dict):
+        raise WebhookVerificationError(
+            f"webhook body is JSON but not a prediction object (got {type(data).__name__})"
+        )
+    try:
+        return structure(data, Prediction, what="webhook body")
+    except UnexpectedResponseError as exc:
+        raise WebhookVerificationError(exc.detail or str(exc)) from None
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
+    """The ``webhook-signature`` value for a delivery: for testing your own receiver."""
+    return _core.sign(secret, msg_id, timestamp, body)
+
 
 logger = logging.getLogger("areplicate")
 
@@ -108,7 +167,7 @@ class Receiver:
             collections.OrderedDict()
         )
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._publish: Callable[[Prediction], Awaitable[None]] | None = None
+        self._publish: Callable[[bytes], Awaitable[None]] | None = None
         self.deliveries = 0
         self.duplicates = 0
         self.rejected = 0
@@ -124,9 +183,19 @@ class Receiver:
         if self._secret_source is None:
             self._secret_source = secret_source
 
-    def relay(self, publish: Callable[[Prediction], Awaitable[None]] | None) -> None:
-        """Also send each verified delivery to ``publish`` (other processes on the account)."""
+    def relay(self, publish: Callable[[bytes], Awaitable[None]] | None) -> None:
+        """Also send each verified delivery's raw body to ``publish`` (the account's other
+        processes, which hand it to :meth:`deliver_relayed`)."""
         self._publish = publish
+
+    def deliver_relayed(self, body: bytes) -> None:
+        """Act on a delivery another process verified and relayed (see :meth:`relay`)."""
+        try:
+            prediction = parse(body)
+        except WebhookVerificationError as exc:
+            logger.warning("ignored a relayed webhook delivery: %s", exc)
+            return
+        self.deliver(prediction)
 
     # -- the route's one call -------------------------------------------------------------------
 
@@ -162,7 +231,7 @@ class Receiver:
         self.deliveries += 1
         if self._publish is not None:
             try:
-                await self._publish(prediction)
+                await self._publish(body if isinstance(body, bytes) else body.encode())
             except Exception as exc:  # the local waits are served; the others fall back to polls
                 logger.warning("could not relay the delivery of %s: %r", prediction.id, exc)
         return Reply(200, "ok")
