@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -476,7 +476,9 @@ class Predictions:
 
     # -- stream -----------------------------------------------------------------------------------
 
-    async def stream(self, prediction: PredictionLike) -> AsyncIterator[StreamEvent]:
+    async def stream(
+        self, prediction: PredictionLike, *, cancel_on_exit: bool = True
+    ) -> AsyncIterator[StreamEvent]:
         """Server-sent events of a running prediction: ``output`` tokens, ``logs``, then ``done``.
 
         Reconnects with ``Last-Event-ID`` if the connection drops, ends or stays silent for the
@@ -486,6 +488,12 @@ class Predictions:
         PredictionFailedError. A model that cannot stream has no stream URL: that raises
         ReplicateError at once. The token is sent along only when the stream is served from the
         API's own host.
+
+        A consumer that stops before ``done`` (``break``, an exception in its loop, a cancelled
+        task, a web client that went away) cancels the remote prediction, shielded from the
+        cancellation that caused it, unless ``cancel_on_exit=False``. Gotcha: after a bare
+        ``break`` that happens when the generator is closed, at once with
+        ``contextlib.aclosing(...)``, else when it is garbage-collected.
         """
         current = prediction if isinstance(prediction, Prediction) else await self.get(prediction)
         url = current.urls.stream
@@ -494,6 +502,21 @@ class Predictions:
                 f"prediction {current.id} has no stream URL: its model does not stream output "
                 "(use wait() or run() instead)"
             )
+        ended = False
+        try:
+            async with contextlib.aclosing(self._events(current, url)) as events:
+                async for event in events:
+                    ended = event.event == "done"
+                    yield event
+            ended = True
+        except (GeneratorExit, asyncio.CancelledError):
+            # The consumer gave up (or was cancelled) with the prediction still running.
+            if cancel_on_exit and not ended:
+                await self._cancel_shielded(current.id)
+            raise
+
+    async def _events(self, current: Prediction, url: str) -> AsyncGenerator[StreamEvent, None]:
+        """The stream's events, reconnecting as :meth:`stream` describes."""
         decoder = SSEDecoder()
         # Events delivered per id. Events without an id line carry the previous one forward, so
         # one id may cover several events (and events before the first id have none: None is a
