@@ -101,8 +101,10 @@ async def test_200_waits_end_at_their_deliveries_without_polling(
     # No poll at all: every wait ended at its delivery, long before the first fallback poll.
     assert server.counts[GET] == 0
     assert server.counts["GET /v1/webhooks/default/secret"] == 1
+    # Each wait ended right after its delivery was handled (typically within milliseconds; a
+    # generous bound, as this is a shared machine: the point is "at the delivery, not at a poll").
     lags = [ended[pid] - route.handled_at[pid] for pid in ended]
-    assert max(lags) < 0.1, f"median {statistics.median(lags):.4f}s, max {max(lags):.4f}s"
+    assert max(lags) < 1.0, f"median {statistics.median(lags):.4f}s, max {max(lags):.4f}s"
 
 
 async def test_lost_deliveries_cost_one_fallback_poll_never_a_hang(
