@@ -1,6 +1,6 @@
-"""When to retry, how long to wait, and how often to poll (shared/replicate-api.md section 4).
+"""When to retry, how long to wait, and how often to poll (docs/api-notes.md#retries).
 
-Rules (DESIGN section 5): reads, deletes and cancels are retried on connection errors, 429 and
+Rules: reads, deletes and cancels are retried on connection errors, 429 and
 502/503/504. A create is retried only when it provably was not processed: a 429, or a connection that
 failed before the request was sent. Anything ambiguous (a 500, a timeout after sending) is raised, so
 nothing is billed twice.

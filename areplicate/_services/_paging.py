@@ -1,4 +1,4 @@
-"""Cursor pagination shared by every listing (shared/replicate-api.md section 5)."""
+"""Cursor pagination shared by every listing (docs/api-notes.md#listing-and-pagination)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ async def paginate(
     """Yield pages of ``cls`` from ``path``, following ``next`` links on the session's base URL.
 
     A ``next`` link is never requested as given: its path is rebased onto our own base URL, so the
-    token stays on the configured host (shared/replicate-api.md section 10). Stops if a link
+    token stays on the configured host (docs/api-notes.md#proxies-and-follow-up-urls). Stops if a link
     repeats the page just read.
     """
     url: str = path
