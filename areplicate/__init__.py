@@ -6,7 +6,7 @@ fan out with :func:`gather_predictions` / :func:`as_completed`; test offline wit
 """
 
 from contextlib import suppress as _suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from areplicate import webhooks
 from areplicate._client import Client
@@ -54,7 +54,7 @@ from areplicate._models import (
     Version,
 )
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     __version__: str
 
 

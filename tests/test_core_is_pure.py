@@ -54,21 +54,21 @@ ALLOWED = {
 # Submodules of the allowed names above that would do I/O.
 DENIED = {"urllib.request", "urllib.response", "email.mime", "jsonschema.cli"}
 
-# Loaded in the subprocess = a failure. The I/O stacks the rest of areplicate is built on.
+# Loaded in the subprocess = a failure. The I/O stacks the rest of areplicate is built on. Not
+# `urllib.request`: jsonschema before 4.2x loads it at import time for remote `$ref`s, which `_core`
+# never resolves (the AST check above still forbids importing it here).
 IO_MODULES = {
     "aiohttp",
     "aiolimiter",
     "anyio",
     "asyncio",
     "concurrent",
-    "http.client",
     "multidict",
     "rich",
     "sniffio",
     "ssl",
     "stamina",
     "subprocess",
-    "urllib.request",
     "yarl",
 }
 
