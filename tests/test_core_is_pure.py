@@ -54,9 +54,9 @@ ALLOWED = {
 # Submodules of the allowed names above that would do I/O.
 DENIED = {"urllib.request", "urllib.response", "email.mime", "jsonschema.cli"}
 
-# Loaded in the subprocess = a failure. The I/O stacks the rest of areplicate is built on. Not
-# `urllib.request`: jsonschema before 4.2x loads it at import time for remote `$ref`s, which `_core`
-# never resolves (the AST check above still forbids importing it here).
+# Loaded in the subprocess = a failure: the I/O stacks the rest of areplicate is built on. Not
+# `urllib.request`, `ssl` or `subprocess`: older jsonschema releases (4.18) load them at import time
+# for remote `$ref`s, which `_core` never resolves (the AST check above forbids importing them here).
 IO_MODULES = {
     "aiohttp",
     "aiolimiter",
@@ -66,9 +66,7 @@ IO_MODULES = {
     "multidict",
     "rich",
     "sniffio",
-    "ssl",
     "stamina",
-    "subprocess",
     "yarl",
 }
 
