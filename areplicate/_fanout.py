@@ -22,19 +22,33 @@ from areplicate._core.refs import parse_ref
 from areplicate._core.status import Status
 from areplicate._errors import AuthenticationError, NotFoundError, PaymentRequiredError
 from areplicate._models import Prediction
+from areplicate._services.predictions import unknown_target
 
 if TYPE_CHECKING:
     from areplicate._client import Client
 
-__all__ = ["Completed", "Progress", "as_completed", "gather_predictions"]
+__all__ = ["Completed", "Progress", "as_completed", "gather_predictions", "stops_everything"]
 
 Inputs = Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]]
 DEFAULT_CONCURRENCY = 32
 #: Runs one item to a terminal Prediction (default: create + wait). The batch CLI supplies its own,
 #: which journals each create and re-attaches to predictions a previous run started.
 Runner = Callable[[int, Mapping[str, Any]], Awaitable[Prediction]]
-# Errors that will fail every item the same way: stop the whole fan-out at the first one.
+# Errors that may fail every item the same way; which of them do is `stops_everything`'s call.
+# (A runner lets these through for the fan-out to decide.)
 _FATAL = (AuthenticationError, PaymentRequiredError, NotFoundError)
+
+
+def stops_everything(error: BaseException) -> bool:
+    """Whether ``error`` would fail every item of a fan-out alike, so it stops them all at once.
+
+    A 401 (the token) or 402 (the account's credit) does, from any request; a 404 does only when
+    it answered a create (the model, version or deployment is unknown). A 404 on an existing
+    prediction's poll belongs to that one item.
+    """
+    if isinstance(error, NotFoundError):
+        return unknown_target(error)
+    return isinstance(error, (AuthenticationError, PaymentRequiredError))
 
 
 @attrs.frozen
@@ -122,7 +136,6 @@ class _Run:
         self._feeder: asyncio.Task[None] | None = None
         self._closed = False
         self._done = self._succeeded = self._failed = self._errors = 0
-        self._any_created = False
 
     async def next(self) -> Completed:
         """The next finished item; StopAsyncIteration when all are done."""
@@ -222,21 +235,15 @@ class _Run:
                 prediction = await self._runner(index, item)
             else:
                 prediction = await self._client.predictions.settle(self._ref, item, **self._options)
-            self._any_created = True
             result = Completed(index, item, prediction, None)
         except asyncio.CancelledError:
             self._slots.release()
             raise
-        except _FATAL as exc:
-            # A 404 before anything was created is an unknown model or version: every item would
-            # hit it. After that, a 404 belongs to one item.
-            if isinstance(exc, NotFoundError) and self._any_created:
-                result = Completed(index, item, None, exc)
-            else:
+        except Exception as exc:
+            if stops_everything(exc):
                 self._slots.release()
                 await self._queue.put(exc)
                 return
-        except Exception as exc:
             result = Completed(index, item, None, exc)
         try:
             await self._queue.put(result)
@@ -309,8 +316,9 @@ def as_completed(
 
     Each item is a :class:`Completed` with ``.index`` (position in ``inputs``), ``.input``,
     ``.prediction`` (terminal, whatever its status) and ``.error`` (an exception that item ended
-    with, e.g. a 422 for bad input). Errors that would fail every item (401, 402, an unknown model)
-    are raised instead. ``inputs`` may be any iterable or async iterable; it is read lazily.
+    with, e.g. a 422 for bad input, or a 404 for a prediction that vanished). Errors that would
+    fail every item (401, 402, a create's 404: an unknown model) are raised instead. ``inputs``
+    may be any iterable or async iterable; it is read lazily.
 
     Breaking out early, an exception or cancellation stops the rest and cancels their remote
     predictions; for that to happen at once (not at garbage collection), use it as

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
+import hashlib
 import inspect
 import io
 import json
@@ -80,6 +80,7 @@ __all__ = [
     "metadata_json",
     "prepare_input",
     "read_file",
+    "safe_filename",
     "save_outputs",
 ]
 
@@ -122,6 +123,17 @@ _MAGIC: tuple[tuple[int, bytes, str, str], ...] = (
     (4, b"ftyp", "video/mp4", ".mp4"),
 )
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+# A prediction id used as-is in a saved file's name: no '-' (it ends the id part) and no '.'
+# (which marks an id that was rewritten, below). Replicate's ids are lowercase letters and digits.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_]{1,60}")
+_NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9_]+")
+# data: URIs, the WHATWG fetch way: ";base64" ends the media type (any case, spaces before it).
+_BASE64_PARAM = re.compile(r";[ \t]*base64[ \t]*$", re.I)
+_BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/]*")
+_ASCII_SPACE = re.compile(rb"[\t\n\f\r ]+")
+_DATA_URI_FORM = (
+    "data:[<media type>][;base64],<data> (for example 'data:image/png;base64,iVBORw0K…')"
+)
 _URL_PREFIXES = ("https://", "http://", "data:")
 
 
@@ -299,8 +311,10 @@ async def prepare_input(client: Client, input: Mapping[str, Any]) -> dict[str, A
 
     Every file of the input is read (in worker threads) and uploaded at the same time; the first
     failure cancels the rest and is raised. Uploaded files are not deleted after the prediction:
-    Replicate expires them itself.
+    Replicate expires them itself. A ``data:`` string that cannot be decoded raises ValueError
+    naming the field, before anything is sent.
     """
+    _check_data_uris(input)
     if not _has_files(input):
         return dict(input)
     found: dict[int, Any] = {}
@@ -360,22 +374,75 @@ def _is_output_url(value: str) -> bool:
         and "\n" not in value
         and "\t" not in value
         and "\r" not in value
+        # "data:" alone is no file: a data URI has a comma (a text output "data:none" is text)
+        and (not value.startswith("data:") or "," in value)
     )
 
 
+def _bad_data_uri(url: str, problem: str) -> ValueError:
+    shown = url[:60] + ("…" if len(url) > 60 else "")
+    return ValueError(f"malformed data: URI {shown!r}: {problem}; a data URI is {_DATA_URI_FORM}")
+
+
 def _decode_data_uri(url: str) -> tuple[bytes, str]:
-    """The bytes and media type of a ``data:`` URI (base64 or percent-encoded)."""
+    """The bytes and media type of a ``data:`` URI (base64 or percent-encoded).
+
+    Decoded the way browsers do (the WHATWG fetch "data: URL processor"): the payload is
+    percent-decoded first, and base64 may carry whitespace and omit its ``=`` padding. What cannot
+    be read raises ValueError saying what is wrong.
+    """
+    media_type, data, is_base64 = _data_uri_parts(url)
+    if not is_base64:
+        return data, media_type
+    return base64.b64decode(data + b"=" * (-len(data) % 4), validate=True), media_type
+
+
+def _data_uri_parts(url: str) -> tuple[str, bytes, bool]:
+    """A data URI checked and split: media type, payload (base64 text without padding, or the
+    bytes) and whether it is base64. ValueError saying what is wrong when it cannot be read."""
     header, comma, payload = url[5:].partition(",")
     if not comma:
-        raise ValueError(f"malformed data URI (no comma): {url[:60]!r}")
-    params = header.split(";")
-    media_type = params[0] or "text/plain"
-    if params[-1] == "base64":
-        try:
-            return base64.b64decode(payload, validate=True), media_type
-        except (binascii.Error, ValueError):
-            raise ValueError(f"malformed data URI (bad base64): {url[:60]!r}") from None
-    return unquote_to_bytes(payload), media_type
+        raise _bad_data_uri(url, "it has no ',' before the data")
+    base64_match = _BASE64_PARAM.search(header)
+    if base64_match is not None:
+        header = header[: base64_match.start()]
+    media_type = header.split(";", 1)[0].strip() or "text/plain"
+    data = unquote_to_bytes(payload)
+    if base64_match is None:
+        return media_type, data, False
+    text = _ASCII_SPACE.sub(b"", data)
+    if len(text) % 4 == 0 and text.endswith(b"="):
+        text = text[:-2] if text.endswith(b"==") else text[:-1]
+    if len(text) % 4 == 1:
+        raise _bad_data_uri(url, "its base64 data is cut short (one character too many or few)")
+    if _BASE64_TEXT.fullmatch(text) is None:
+        raise _bad_data_uri(
+            url,
+            "its base64 data has characters base64 does not use (only A-Z, a-z, 0-9, '+', '/' and "
+            "'=' at the end; URL-safe '-' and '_' must be converted)",
+        )
+    return media_type, text, True
+
+
+def _check_data_uris(input: Mapping[str, Any]) -> None:
+    """Raise ValueError, naming the input field, for a ``data:`` string value that cannot be read.
+
+    Without this the API would get it and answer with a 422 about the model's input, or a model
+    would fail on it after being paid for. Iterative, so no input is too deep for it.
+    """
+    stack: list[tuple[str, Any]] = [(repr(key), value) for key, value in input.items()]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if value.startswith("data:"):
+                try:
+                    _data_uri_parts(value)
+                except ValueError as exc:
+                    raise ValueError(f"input {where} is a {exc}") from None
+        elif isinstance(value, Mapping):
+            stack.extend((f"{where}[{key!r}]", item) for key, item in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
 
 
 def _gone(url: str, exc: APIError) -> NotFoundError:
@@ -408,6 +475,8 @@ class FileOutput:
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.url, str) or not self.url.startswith(_URL_PREFIXES):
             raise ValueError(f"a file output is an http(s):// or data: URL, got {self.url!r}")
+        if self.url.startswith("data:") and "," not in self.url:
+            raise _bad_data_uri(self.url, "it has no ',' before the data")
 
     def __str__(self) -> str:
         return self.url
@@ -454,7 +523,7 @@ class FileOutput:
         """
         target = Path(path)
         if await asyncio.to_thread(target.is_dir):
-            target = target / _safe_name(self.name)
+            target = target / safe_filename(self.name)
         part = target.with_name(target.name + ".part")
         try:
             async with await anyio.open_file(part, "wb") as out:
@@ -542,12 +611,38 @@ def output_files(output: Prediction | Any, client: Client | None = None) -> list
     return [FileOutput(url, client=client) for url in urls]
 
 
-def _safe_name(name: str, limit: int = 120) -> str:
+def safe_filename(name: str, limit: int = 120) -> str:
+    """``name`` made safe as one file name on any common file system, at most ``limit`` characters.
+
+    Every run of characters other than ASCII letters, digits, ``.``, ``_`` and ``-`` becomes one
+    ``_``, leading dots go (no hidden files, no ``..``), an empty result is ``output``, and a name
+    longer than ``limit`` is cut, keeping a short extension (``<…>.png``). The result is ASCII, so
+    ``limit`` is also its length in bytes (255 is the usual file-system maximum). The gotcha: this
+    is not one-to-one (``a/b`` and ``a?b`` both give ``a_b``); when names must stay distinct, add
+    something unique, as :func:`save_outputs` does.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a whole number of characters >= 1, got {limit!r}")
     name = _UNSAFE_NAME.sub("_", name).lstrip(".") or "output"
     if len(name) > limit:
         stem, dot, ext = name.rpartition(".")
-        name = (stem[: limit - len(ext) - 1] + "." + ext) if dot and len(ext) < 16 else name[:limit]
+        keep_ext = dot and stem and len(ext) < 16 and len(ext) + 1 < limit // 2
+        name = (stem[: limit - len(ext) - 1] + "." + ext) if keep_ext else name[:limit]
     return name
+
+
+def _id_part(prediction_id: str) -> str:
+    """A file-name part unique to ``prediction_id``, with no ``-`` in it (one-to-one by design).
+
+    A plain id (letters, digits, ``_``, as Replicate's are) is used as it is. Any other id is
+    shortened and sanitised, then marked with ``.`` and a hash of the original: plain ids never
+    contain a ``.``, so the two forms cannot meet, and two rewritten ids differ by their hash.
+    """
+    if _PLAIN_ID.fullmatch(prediction_id):
+        return prediction_id
+    digest = hashlib.sha256(prediction_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    readable = _NOT_ID_CHAR.sub("_", prediction_id)[:40] or "id"  # never a leading dot
+    return f"{readable}.{digest}"
 
 
 async def _pool(jobs: Sequence[T], worker: Callable[[T], Awaitable[object]], size: int) -> None:
@@ -571,7 +666,10 @@ async def save_outputs(
     """Download every file output of ``predictions`` into ``directory``; return the paths.
 
     Files are named ``<prediction id>-<index>-<original name>`` so that outputs of different
-    predictions never collide (``out-0.png`` is everyone's name). At most ``concurrency`` downloads
+    predictions never collide (``out-0.png`` is everyone's name): the name is unique by
+    construction, also for ids that are not Replicate's plain letters and digits (those get a short
+    hash of the id), and at most about 200 characters long (long output names are shortened with
+    :func:`safe_filename`, keeping the extension). At most ``concurrency`` downloads
     run at once; the first failure cancels the rest and is raised (files already saved stay).
     Non-Prediction items (``None``, exceptions from ``gather_predictions(..., return_exceptions=True)``)
     and predictions without file outputs are skipped; a prediction listed twice is saved once.
@@ -586,9 +684,11 @@ async def save_outputs(
         if not isinstance(prediction, Prediction) or prediction.id in seen:
             continue
         seen.add(prediction.id)
-        prefix = _safe_name(prediction.id, 60)
+        # "<id part>-<index>-<name>": the id part has no "-" and the index is digits, so the first
+        # two dashes split any name back into (id, index): two outputs never share a path.
+        prefix = _id_part(prediction.id)
         for index, file in enumerate(output_files(prediction, client)):
-            jobs.append((file, folder / f"{prefix}-{index}-{_safe_name(file.name)}"))
+            jobs.append((file, folder / f"{prefix}-{index}-{safe_filename(file.name)}"))
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
 
     async def save(job: tuple[FileOutput, Path]) -> None:

@@ -9,7 +9,15 @@ line, fsynced before the step that depends on it:
   that finds an intent without an id knows the create may have reached the API and looks the
   prediction up (same model, same input, created after the intent) instead of creating it again.
 - ``created`` (line, prediction id): right after the create returns; a re-run re-attaches by id.
-- ``done`` (line): after the item's result line is written (and fsynced) to the results file.
+- ``done`` (line, input hash): after the item's result line is written (and fsynced) to the
+  results file. The hash lets a re-run notice a line edited since: it runs again and its new
+  result supersedes the old one (in the results file, the last line for an input wins).
+
+A new ``intent`` for a line starts that line afresh: the ``created`` and ``done`` before it no
+longer count (the ids stay claimed, so a lookup never hands an old prediction to another line).
+
+One run at a time: :class:`BatchLock` holds an OS lock on ``results.jsonl.lock`` (which names the
+process holding it) for the whole run, so two runs on the same output never both create.
 
 A crash can tear the last line only (each record is a single ``write``): replay drops a last line
 that does not parse and truncates it away before appending. Anything else that does not parse
@@ -25,6 +33,8 @@ import datetime as dt
 import hashlib
 import json
 import os
+import socket
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -37,7 +47,10 @@ from areplicate._core.times import format_timestamp, parse_timestamp
 
 __all__ = [
     "JOURNAL_SUFFIX",
+    "LOCK_SUFFIX",
     "AppendOnlyFile",
+    "BatchLock",
+    "BatchLockedError",
     "BatchRecord",
     "CreatedRecord",
     "DoneRecord",
@@ -46,17 +59,25 @@ __all__ = [
     "JournalError",
     "JournalState",
     "Record",
+    "ResultsState",
     "encode_record",
     "input_hash",
     "journal_path",
+    "line_hash",
+    "lock_path",
     "parse_records",
     "parse_results",
+    "replay_results",
 ]
 
 #: The journal sits beside the results file: ``results.jsonl`` → ``results.jsonl.journal``.
 JOURNAL_SUFFIX = ".journal"
+#: The lock beside the results file: ``results.jsonl`` → ``results.jsonl.lock``.
+LOCK_SUFFIX = ".lock"
 #: The format of the records below; a journal of another version is refused.
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
+#: Versions this one reads (version 1 had no input hash in ``done`` records).
+_READABLE_VERSIONS = (1, 2)
 
 
 class JournalError(Exception):
@@ -101,11 +122,13 @@ class CreatedRecord:
 
 @attrs.frozen(kw_only=True)
 class DoneRecord:
-    """The result of input ``line`` is in the results file."""
+    """The result of input ``line`` is in the results file; ``input_sha256`` is the hash of the
+    line it was the result of (:func:`line_hash`; absent in version-1 journals)."""
 
     type: Literal["done"] = "done"
 
     line: int
+    input_sha256: str | None = None
 
 
 Record = BatchRecord | IntentRecord | CreatedRecord | DoneRecord
@@ -213,22 +236,48 @@ def parse_records(data: bytes) -> tuple[list[Record], int]:
     return _replay(data, _parse_record_line, "journal")
 
 
-def _parse_result_line(line: bytes) -> tuple[int, str]:
+def _parse_result_line(line: bytes) -> tuple[int, str, dict[str, Any] | None]:
     value = json.loads(line)
     number, status = value["line"], value["status"]
     if isinstance(number, bool) or not isinstance(number, int) or not isinstance(status, str):
         raise TypeError("'line' must be an integer and 'status' a string")
-    return number, status
+    retry = value.get("download_error") is not None and not value.get("download_gone")
+    return number, status, value if retry else None
 
 
-def parse_results(data: bytes) -> tuple[dict[int, str], int]:
-    """Replay a results file: each input line's recorded status, and the length that parsed.
+@attrs.define
+class ResultsState:
+    """What a results file says, line by line (the last result of an input line wins).
+
+    ``status`` maps each input line to its recorded status; ``downloads`` holds the whole result
+    of each line whose prediction succeeded but whose ``--download`` failed and may be retried.
+    """
+
+    status: dict[int, str] = attrs.field(factory=dict)
+    downloads: dict[int, dict[str, Any]] = attrs.field(factory=dict)
+
+
+def replay_results(data: bytes) -> tuple[ResultsState, int]:
+    """Replay a results file: its :class:`ResultsState`, and the length that parsed.
 
     Like :func:`parse_records`, a torn last line is dropped (truncate the file there before
     appending); an earlier line that is not a result object raises JournalError.
     """
     items, good = _replay(data, _parse_result_line, "results")
-    return dict(items), good
+    state = ResultsState()
+    for number, status, retry in items:
+        state.status[number] = status
+        if retry is None:
+            state.downloads.pop(number, None)
+        else:
+            state.downloads[number] = retry
+    return state, good
+
+
+def parse_results(data: bytes) -> tuple[dict[int, str], int]:
+    """Each input line's recorded status (the last one wins), and the length that parsed."""
+    state, good = replay_results(data)
+    return state.status, good
 
 
 def input_hash(value: Mapping[str, Any]) -> str:
@@ -237,9 +286,23 @@ def input_hash(value: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def line_hash(raw: bytes, value: Any) -> str:
+    """The digest a ``done`` record keeps of its inputs line: :func:`input_hash` of the input
+    object it holds (so key order and spacing do not count as a change), or of the raw bytes of a
+    line that is not an input object."""
+    if isinstance(value, dict):
+        return input_hash(value)
+    return "raw:" + hashlib.sha256(raw.strip()).hexdigest()
+
+
 def journal_path(results: Path) -> Path:
     """Where the journal of a batch writing ``results`` lives."""
     return results.with_name(results.name + JOURNAL_SUFFIX)
+
+
+def lock_path(results: Path) -> Path:
+    """Where the lock of a batch writing ``results`` lives."""
+    return results.with_name(results.name + LOCK_SUFFIX)
 
 
 # -- state --------------------------------------------------------------------------------------
@@ -250,13 +313,16 @@ class JournalState:
     """What the records say, line by line (input line numbers start at 1).
 
     ``intents`` maps a line to its latest intent, ``created`` to the id its create returned (or a
-    lookup found), ``done`` holds lines whose result was written.
+    lookup found), ``done`` to the :func:`line_hash` of the line whose result was written (None
+    when a version-1 journal did not record it). A new intent for a line forgets its earlier
+    ``created`` and ``done``: the line is being run again.
     """
 
     header: BatchRecord | None = None
     intents: dict[int, IntentRecord] = attrs.field(factory=dict)
     created: dict[int, str] = attrs.field(factory=dict)
-    done: set[int] = attrs.field(factory=set)
+    done: dict[int, str | None] = attrs.field(factory=dict)
+    _ids: set[str] = attrs.field(factory=set)
 
     @classmethod
     def from_records(cls, records: Iterable[Record]) -> JournalState:
@@ -276,15 +342,31 @@ class JournalState:
             raise JournalError("journal does not start with a batch header")
         elif isinstance(record, IntentRecord):
             self.intents[record.line] = record
+            self.created.pop(record.line, None)
+            self.done.pop(record.line, None)
         elif isinstance(record, CreatedRecord):
             self.created[record.line] = record.id
+            self._ids.add(record.id)
         else:
-            self.done.add(record.line)
+            self.done[record.line] = record.input_sha256
+
+    def forget(self, line: int) -> None:
+        """Treat ``line`` as never run (its input changed); its ids stay claimed."""
+        self.intents.pop(line, None)
+        self.created.pop(line, None)
+        self.done.pop(line, None)
+
+    def recorded_hash(self, line: int) -> str | None:
+        """The hash of the input ``line`` last ran with, if the journal knows it."""
+        digest = self.done.get(line)
+        if digest is None and line in self.intents:
+            digest = self.intents[line].input_sha256
+        return digest
 
     @property
     def claimed(self) -> set[str]:
-        """Prediction ids some line owns (a lookup must not hand them to another line)."""
-        return set(self.created.values())
+        """Prediction ids any line ever owned (a lookup must not hand them to another line)."""
+        return set(self._ids)
 
     @property
     def lost(self) -> set[int]:
@@ -346,6 +428,17 @@ class AppendOnlyFile:
         os.close(self._fd)
         self._fd = -1
 
+    def sync_now(self) -> None:
+        """Make every write so far durable, blocking (for a single write before the run starts)."""
+        os.fsync(self._fd)
+        self._synced = self._written
+
+    def close(self) -> None:
+        """Close the file at once, without waiting for a sync (when giving up on it)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
 
 def _fsync_directory(directory: Path) -> None:
     """Make a new file's directory entry durable (POSIX only; best effort elsewhere)."""
@@ -403,7 +496,7 @@ class Journal:
         state = JournalState.from_records(records)
         header = state.header
         if header is not None:
-            if header.version != JOURNAL_VERSION:
+            if header.version not in _READABLE_VERSIONS:
                 raise JournalError(
                     f"{path} was written by another version of areplicate (format "
                     f"{header.version}, this one reads {JOURNAL_VERSION})"
@@ -417,7 +510,12 @@ class Journal:
         journal = cls(file, state, clock)
         if header is None:
             record = BatchRecord(ref=ref, inputs=str(inputs), time=clock())
-            file.write(encode_record(record))
+            try:
+                file.write(encode_record(record))
+                file.sync_now()  # a full disk shows here, before any create is sent
+            except BaseException:
+                file.close()
+                raise
             state.apply(record)
         return journal
 
@@ -435,10 +533,93 @@ class Journal:
         """Journal the id a create returned (or a lookup found) for ``line``."""
         await self._file.sync(self._append(CreatedRecord(line=line, id=prediction_id)))
 
-    async def record_done(self, line: int) -> None:
-        """Journal that ``line``'s result is in the results file."""
-        await self._file.sync(self._append(DoneRecord(line=line)))
+    async def record_done(self, line: int, digest: str | None = None) -> None:
+        """Journal that ``line``'s result is in the results file (``digest``: its line's
+        :func:`line_hash`)."""
+        await self._file.sync(self._append(DoneRecord(line=line, input_sha256=digest)))
 
     async def aclose(self) -> None:
         """Sync and close the file."""
         await self._file.aclose()
+
+    def close(self) -> None:
+        """Close the file without waiting for a sync (when the batch gives up before it starts)."""
+        self._file.close()
+
+
+# -- one run at a time ------------------------------------------------------------------------------
+
+
+class BatchLockedError(Exception):
+    """Another run holds the batch's lock; the message names it (pid, host, start time)."""
+
+
+class BatchLock:
+    """An exclusive, non-blocking OS lock on ``results.jsonl.lock`` for the length of one run.
+
+    The lock file holds a line naming its holder (pid, host, start time) for the message a second
+    run prints. The OS releases the lock when the holder exits, however it exits (a SIGKILL too),
+    so a stale lock file never blocks anyone: only a live holder does. The gotcha: ``flock`` locks
+    are advisory and may not hold across hosts on some network file systems.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+
+    @classmethod
+    def acquire(cls, path: Path, *, clock: Callable[[], dt.datetime] = _utcnow) -> BatchLock:
+        """Take the lock or raise BatchLockedError at once (OSError if the file cannot be made)."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not _try_lock(fd):
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise BatchLockedError(
+                f"another run of this batch is using {path.name} ({holder}); wait for it to "
+                "finish or stop it, or use another --out"
+            )
+        lock = cls(path, fd)
+        try:
+            os.ftruncate(fd, 0)
+            started = format_timestamp(clock())
+            holder = f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n"
+            os.pwrite(fd, holder.encode(), 0)
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    def release(self) -> None:
+        """Release the lock (the file stays; an unlocked file blocks nobody)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 512, 0).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    return f"held by {text}" if text else "held by a process that is just starting"
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True

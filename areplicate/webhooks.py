@@ -19,12 +19,12 @@ use ``webhook-id`` or the prediction id to make your handler idempotent.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 
 from areplicate._convert import structure
 from areplicate._core import webhooks as _core
+from areplicate._core.problems import decode_json
 from areplicate._core.webhooks import DEFAULT_TOLERANCE
 from areplicate._errors import UnexpectedResponseError, WebhookVerificationError
 from areplicate._models import Prediction
@@ -46,7 +46,9 @@ def verify(
     ``request.headers`` or Starlette's / FastAPI's. ``body`` must be the raw bytes (or text) exactly
     as received: parsing the JSON and dumping it again changes the bytes and fails the check.
     Timestamps more than ``tolerance`` seconds (default 300) from ``now`` (default: the current
-    time) are rejected, so a captured delivery cannot be replayed later.
+    time) are rejected, so a captured delivery cannot be replayed later; a ``tolerance`` that is not
+    a finite number >= 0 (``float("inf")``, NaN) raises ValueError rather than switch that off. A
+    secret with nothing after ``whsec_`` is refused like any other malformed secret.
     """
     _core.verify(
         headers,
@@ -65,9 +67,9 @@ def parse(body: bytes | str) -> Prediction:
     deliver training objects, which read as Predictions too.
     """
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WebhookVerificationError(f"webhook body is not JSON ({exc})") from None
+        data = decode_json(body)  # never a RecursionError, however deeply the body nests
+    except ValueError as exc:
+        raise WebhookVerificationError(f"webhook body is not a JSON prediction ({exc})") from None
     if not isinstance(data, dict):
         raise WebhookVerificationError(
             f"webhook body is JSON but not a prediction object (got {type(data).__name__})"

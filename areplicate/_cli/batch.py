@@ -2,14 +2,23 @@
 
 Each line of the inputs file is one input object. Results are appended to ``--out`` as they finish,
 one JSON object a line: ``{"line": N, "id": …, "status": …, "output": …, "error": …}`` (plus
-``"files"`` with ``--download``). ``status`` is the prediction's status, ``"error"`` when the request
-failed (``id`` may then be null), or ``"invalid"`` for a line that is not a JSON object.
+``"files"`` with ``--download``, and ``"download_error"`` when a download failed: the prediction's
+result stays recorded and a re-run retries the download). ``status`` is the prediction's status,
+``"error"`` when a request for it failed, or ``"invalid"`` for a line that is not a JSON object.
+When an input line appears twice (its input was edited and it ran again, or a download was
+retried), the later result supersedes the earlier one.
 
 A journal beside the output (``results.jsonl.journal``, see ``areplicate._journal``) makes a re-run
 of the same command resume: lines already in the results are skipped, predictions started earlier
 are re-attached by id, and a create whose response was lost (the intent is journaled, the id is not)
 is looked up in ``GET /predictions`` before anything is created. The results file is the record of
-what finished; the journal, of what was started.
+what finished; the journal, of what was started. Every create error that says the prediction may
+exist (``maybe_created``) takes that path within the run: looked up at once and, when not found,
+looked up again after the others are done, before the line is created again.
+
+One run at a time holds the batch (an OS lock on ``results.jsonl.lock``); a second exits 2 at
+once, naming the first. A line edited since its result was written runs again; another inputs
+file is refused unless ``--restart``.
 
 Ctrl-C once stops starting new predictions, lets the creates already sent return (so their ids are
 journaled), leaves running predictions running and exits 130 with a hint to re-run. Ctrl-C again,
@@ -31,6 +40,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -68,13 +78,18 @@ from areplicate._errors import (
 from areplicate._fanout import _FATAL, _FanOut
 from areplicate._journal import (
     AppendOnlyFile,
+    BatchLock,
+    BatchLockedError,
     Journal,
     JournalError,
     input_hash,
     journal_path,
-    parse_results,
+    line_hash,
+    lock_path,
+    replay_results,
 )
 from areplicate._models import Prediction
+from areplicate._services.predictions import _Orphan
 
 __all__ = ["CRASH_AFTER_CREATE", "CRASH_AFTER_INTENT", "execute", "register"]
 
@@ -91,6 +106,12 @@ _CREATE_WAIT = 5
 _LOOKUP_MARGIN = dt.timedelta(minutes=2)
 #: A found prediction dated at most this much before its intent still counts as created after it.
 _SKEW_TOLERANCE = 5.0
+#: A create that failed with its outcome unknown and was not found at once is looked up again no
+#: sooner than this after it failed (time for a create still being processed to show up in
+#: ``GET /predictions``), before the line is created again. A re-run does the same.
+_SETTLE = 10.0
+#: Rounds of such second lookups within one run; what is left after them is left to a re-run.
+_SECOND_LOOKS = 3
 _DEFAULT_CONCURRENCY = 32
 
 _EXAMPLES = """\
@@ -103,12 +124,16 @@ results.jsonl gets one line per input as it finishes:
   {"line": 3, "id": "…", "status": "succeeded", "output": …, "error": null}
 status is the prediction's (succeeded, failed, canceled, aborted), "error" when a request for
 it failed (e.g. a 422 for bad input), or "invalid" for a line that is not a JSON object: such a
-line is reported with its number and the rest still runs.
+line is reported with its number and the rest still runs. A failed --download keeps the result
+and adds "download_error"; a re-run retries the download. A later line for the same input
+supersedes an earlier one.
 
 If the batch is interrupted (Ctrl-C, a crash, a lost connection), run the same command again: the
 journal beside the results (results.jsonl.journal) makes it skip finished lines, re-attach to
 running predictions and never create a prediction twice. Ctrl-C once leaves running predictions
-running; Ctrl-C twice cancels them.
+running; Ctrl-C twice cancels them. Only one run at a time may use an --out (a second one exits
+2). A line edited since it ran is run again; another inputs file is refused: pass --restart to
+clear the old results and start over, or choose another --out.
 
 """
 
@@ -154,7 +179,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--restart",
         action="store_true",
-        help="throw away earlier results and journal of this --out and start from the top",
+        help=(
+            "start a fresh batch: clear the earlier results and journal of this --out "
+            "(needed to run another inputs file against it)"
+        ),
     )
     p.set_defaults(handler=execute)
 
@@ -177,9 +205,42 @@ def execute(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise CLIError(f"--out {out} is a directory; name a file such as {out / 'results.jsonl'}")
     journal_file = journal_path(out)
+    lock = _lock(out)
+    try:
+        return _execute_locked(args, ref, lifetime, inputs, out, journal_file)
+    finally:
+        lock.release()
+
+
+def _lock(out: Path) -> BatchLock:
+    """Hold the batch for this run, or fail at once naming the run that holds it."""
+    path = lock_path(out)
+    try:
+        return BatchLock.acquire(path)
+    except BatchLockedError as exc:
+        raise CLIError(str(exc)) from None
+    except OSError as exc:
+        raise CLIError(f"cannot create the batch's lock file {path}: {_os_reason(exc)}") from None
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _execute_locked(
+    args: argparse.Namespace,
+    ref: ModelRef,
+    lifetime: str | None,
+    inputs: Path,
+    out: Path,
+    journal_file: Path,
+) -> int:
     if args.restart:
-        out.unlink(missing_ok=True)
-        journal_file.unlink(missing_ok=True)
+        try:
+            out.unlink(missing_ok=True)
+            journal_file.unlink(missing_ok=True)
+        except OSError as exc:
+            raise CLIError(f"--restart: cannot remove {exc.filename}: {_os_reason(exc)}") from None
     if out.exists() and out.stat().st_size and not journal_file.exists():
         raise CLIError(
             f"{out} already holds results but has no journal ({journal_file.name}) to resume "
@@ -210,46 +271,103 @@ class _Opened:
     finished: dict[int, str]
     total: int
     lost: dict[int, dict[str, Any]]
+    changed: list[int] = attrs.field(factory=list)
+    downloads: dict[int, dict[str, Any]] = attrs.field(factory=dict)
 
 
 def _open(ref: ModelRef, inputs: Path, out: Path, journal_file: Path) -> _Opened:
-    """Replay the journal and the results, and read the inputs once (count them, check the lines
-    earlier runs started have not changed, pick up the inputs whose creates may be lost)."""
+    """Replay the journal and the results, and read the inputs once: count them, compare each
+    line that ran with the input it ran with (an edited line runs again; another file, or a line
+    edited while its prediction was in flight, is refused), and pick up the inputs whose creates
+    may be lost."""
     try:
         journal = Journal.open(journal_file, ref=str(ref), inputs=inputs.resolve())
-        data = out.read_bytes() if out.exists() else b""
-        finished, good = parse_results(data)
     except JournalError as exc:
         raise CLIError(
             f"{exc} (delete {out} and {journal_file.name}, or pass --restart, to start over)"
         ) from None
+    except OSError as exc:
+        raise CLIError(
+            f"cannot write the batch journal {journal_file}: {_os_reason(exc)}"
+        ) from None
+    try:
+        try:
+            data = out.read_bytes() if out.exists() else b""
+            replayed, good = replay_results(data)
+        except JournalError as exc:
+            raise CLIError(
+                f"{exc} (delete {out} and {journal_file.name}, or pass --restart, to start over)"
+            ) from None
+        except OSError as exc:
+            raise CLIError(f"cannot read the results file {out}: {_os_reason(exc)}") from None
+        finished, total, lost, changed = _compare(journal, replayed.status, inputs)
+        try:
+            results = AppendOnlyFile(out, truncate_at=good if good < len(data) else None)
+        except OSError as exc:
+            raise CLIError(f"cannot write the results file {out}: {_os_reason(exc)}") from None
+    except BaseException:
+        journal.close()
+        raise
+    downloads = {n: r for n, r in replayed.downloads.items() if n in finished}
+    return _Opened(journal, results, finished, total, lost, changed, downloads)
+
+
+def _compare(
+    journal: Journal, results: dict[int, str], inputs: Path
+) -> tuple[dict[int, str], int, dict[int, dict[str, Any]], list[int]]:
+    """The lines still finished, the count of input lines, the lost creates' inputs, and the
+    lines whose input changed since their result was written (forgotten: they run again)."""
     state = journal.state
-    started = {n for n in state.intents if n not in finished}
+    assert state.header is not None
+    same_file = state.header.inputs == str(inputs.resolve())
+    finished = dict(results)
+    ran = set(finished) | set(state.intents)  # lines whose input some run used
     total = 0
+    last = 0
     lost: dict[int, dict[str, Any]] = {}
+    mismatched: list[int] = []
+    removed: set[int] = set()
     with inputs.open("rb") as f:
         for number, raw in enumerate(f, 1):
+            last = number
             if not raw.strip():
+                if number in ran:
+                    mismatched.append(number)  # the line was emptied
+                    removed.add(number)
                 continue
             total += 1
-            if number not in started:
+            if number not in ran:
                 continue
             try:
-                value = _parse_line(raw, number)
+                value, digest = _parse_line(raw, number)
             except CLIError:
-                value = None
-            if (
-                not isinstance(value, dict)
-                or input_hash(value) != state.intents[number].input_sha256
-            ):
-                raise CLIError(
-                    f"line {number} of {inputs} changed since this batch started; restore it, "
-                    "or pass --restart (or another --out) to start a new batch"
-                )
-            if number in state.lost:
+                value, digest = None, line_hash(raw, None)
+            recorded = state.recorded_hash(number)
+            if recorded is not None and recorded != digest:
+                mismatched.append(number)
+            elif number in state.lost and isinstance(value, dict):
                 lost[number] = value
-    results = AppendOnlyFile(out, truncate_at=good if good < len(data) else None)
-    return _Opened(journal, results, finished, total, lost)
+    cut = sorted(n for n in ran if n > last)  # lines cut off the end
+    mismatched.extend(cut)
+    removed.update(cut)
+    if mismatched and not same_file:
+        raise CLIError(
+            f"{inputs} is not the inputs file this batch was started with "
+            f"({state.header.inputs}; line {mismatched[0]} differs). Pass --restart to clear the "
+            "earlier results and run this file, or choose another --out"
+        )
+    in_flight = [n for n in mismatched if n not in finished and n in state.intents]
+    if in_flight:
+        raise CLIError(
+            f"line {in_flight[0]} of {inputs} changed since this batch started, while its "
+            "prediction was in flight; restore it and run again to finish it, or pass --restart "
+            "(or another --out) to start a new batch"
+        )
+    for number in mismatched:
+        finished.pop(number, None)
+        state.forget(number)
+    changed = [n for n in mismatched if n not in removed]
+    return finished, total, lost, changed
 
 
 class _Recorded(Exception):
@@ -264,13 +382,22 @@ class _Unconfirmed(Exception):
     """A create failed after it may have run, and a lookup did not find its prediction yet."""
 
 
-#: Errors that outlasted the client's retries and say nothing about the item itself.
-_UNREACHABLE = (APIConnectionError, ServerError, RateLimitError)
+#: Errors that outlasted the client's retries and say nothing about the item itself: the API
+#: cannot be reached or keeps failing, so the batch stops starting work. A 429 is not one of
+#: them: it slows the batch down and never halts it (the item is tried again later).
+_UNREACHABLE = (APIConnectionError, ServerError)
 
 
-def _not_sent(exc: BaseException) -> bool:
-    """Whether a failed create provably created nothing (so a re-run may simply create it)."""
-    return isinstance(exc, RateLimitError) or (isinstance(exc, APIConnectionError) and not exc.sent)
+def _may_exist(exc: ReplicateError) -> bool:
+    """Whether a failed create may have made a prediction (so it is looked up, never re-sent).
+
+    A 5xx counts even where the session has not flagged it: the API may have processed it.
+    """
+    return (
+        exc.maybe_created
+        or isinstance(exc, ServerError)
+        or (isinstance(exc, APIConnectionError) and exc.sent)
+    )
 
 
 class Batch:
@@ -302,6 +429,16 @@ class Batch:
         self._finished = dict(opened.finished)
         self._total = opened.total
         self._lost = opened.lost
+        self._changed = opened.changed
+        self._pending_downloads = opened.downloads
+        self._download_failures = len(opened.downloads)
+        self._digests: dict[int, str] = {}
+        #: Lines left for a second lookup (their create may exist, or was rate limited), with
+        #: the monotonic time they were left at.
+        self._later: dict[int, float] = {}
+        #: Lines this pass must not create (a second lookup is still to decide them).
+        self._hold: set[int] = set()
+        self._only: set[int] | None = None
         self._crash_after_intent = _hook(environ, CRASH_AFTER_INTENT)
         self._crash_after_create = _hook(environ, CRASH_AFTER_CREATE)
         self._intents_sent = 0
@@ -345,6 +482,15 @@ class Batch:
     async def main(self) -> int:
         """Recover, run what is left, and report; returns the exit code."""
         resumed = len(self._finished)
+        if self._changed:
+            shown = ", ".join(str(n) for n in self._changed[:10])
+            more = ", …" if len(self._changed) > 10 else ""
+            self.console.print(
+                f"warning: {len(self._changed)} line(s) of {self.inputs} changed since their "
+                f"results were written (line {shown}{more}): running them again; their new "
+                f"results supersede the old ones in {self._results.path}.",
+                markup=False,
+            )
         if resumed or self._journal.state.created or self._lost:
             self.console.print(
                 f"Resuming: {resumed} of {self._total} already done, "
@@ -373,9 +519,15 @@ class Batch:
         if error is not None:
             message, code = describe_error(error)
             self.console.print(f"areplicate: error: {message}", markup=False)
+            if isinstance(error, _UNREACHABLE):
+                advice = (
+                    "The API could not be reached or kept failing, so the batch stopped starting "
+                    "work. When it answers again, run the same command again to resume"
+                )
+            else:
+                advice = "Fix that and run the same command again to resume"
             self.console.print(
-                f"Fix that and run the same command again to resume "
-                f"({self._row.done} of {self._total} done).",
+                f"{advice} ({self._row.done} of {self._total} done; nothing is created twice).",
                 markup=False,
             )
             return code
@@ -389,15 +541,24 @@ class Batch:
             f"Results in {self._results.path}.",
             markup=False,
         )
+        if self._download_failures:
+            self.console.print(
+                f"{self._download_failures} line(s) succeeded but their --download failed "
+                "(see download_error in the results). Run the same command again to retry "
+                "them (Replicate serves output files for an hour).",
+                markup=False,
+            )
         if self._deferred:
             self.console.print(
                 f"{self._deferred} line(s) left unconfirmed: their create failed and the "
-                "prediction was not found yet. Run the same command again to finish them "
-                "(they are looked up before anything is created).",
+                "prediction was not found yet (or the API kept asking to slow down). Run the "
+                "same command again to finish them (they are looked up before anything is "
+                "created).",
                 markup=False,
             )
             return EXIT_API
-        return EXIT_OK if row.failed == 0 and row.done == self._total else EXIT_FAILED
+        ok = row.failed == 0 and row.done == self._total and not self._download_failures
+        return EXIT_OK if ok else EXIT_FAILED
 
     def _interrupted_hint(self) -> int:
         if self._cancel_all.is_set():
@@ -416,7 +577,47 @@ class Batch:
         return EXIT_INTERRUPTED
 
     async def _run(self) -> None:
+        await self._retry_downloads()
         await self._recover()
+        await self._pass()
+        for _ in range(_SECOND_LOOKS):
+            if not self._later or self._halted is not None:
+                break
+            await self._second_look()
+        self._deferred += len(self._later)
+
+    async def _second_look(self) -> None:
+        """Look up again the lines whose create may exist (or was rate limited), once their
+        creates had time to show up, and run them: attached when found, created when not (as a
+        re-run would)."""
+        later, self._later = self._later, {}
+        await asyncio.sleep(max(0.0, max(later.values()) + _SETTLE - time.monotonic()))
+        self._board.note(
+            f"Looking up {len(later)} line(s) whose create may have run or was refused, before "
+            "creating any of them again."
+        )
+        lost = self._journal.state.lost  # lines with an intent and no id: look those up
+        self._lost = {n: v for n, v in (await self._read_lines(set(later))).items() if n in lost}
+        self._only = set(later)
+        await self._recover()
+        await self._pass()
+
+    async def _read_lines(self, numbers: set[int]) -> dict[int, dict[str, Any]]:
+        def read() -> dict[int, dict[str, Any]]:
+            found: dict[int, dict[str, Any]] = {}
+            with self.inputs.open("rb") as f:
+                for number, raw in enumerate(f, 1):
+                    if number in numbers:
+                        value, _ = _parse_line(raw, number)
+                        if isinstance(value, dict):
+                            found[number] = value
+            return found
+
+        return await asyncio.to_thread(read)
+
+    async def _pass(self) -> None:
+        """One fan-out over the lines still to run (all of them, or ``self._only``)."""
+        self._next_index = 0  # each fan-out numbers its items from 0
         fan = _FanOut(
             self.client,
             str(self.ref),
@@ -434,49 +635,84 @@ class Batch:
                 pass  # each item is recorded and counted by its runner
 
     async def _recover(self) -> None:
-        """Find the predictions of creates whose ids were never journaled, before creating any."""
-        for line, value in sorted(self._lost.items()):
-            found = await self._look_up(line, value)
-            if found is not None:
-                self._attached[line] = found
+        """Find the predictions of creates whose ids were never journaled, before creating any.
 
-    async def _look_up(self, line: int, value: dict[str, Any]) -> Prediction | None:
-        """The prediction a create for ``line`` made although its response never arrived: same
-        model and input, created after the intent (the closest in time), not claimed by another
-        line. Journaled as the line's when found."""
-        intent = self._journal.state.intents[line]
-        found = await self.client.predictions.find(
-            value,
-            created_after=intent.time - _LOOKUP_MARGIN,
-            model=self.ref.model,
-            version=self.ref.version,
-        )
-        for prediction in sorted(found, key=lambda p: _distance(p, intent.time)):
-            if prediction.id not in self._claimed:
-                self._claimed.add(prediction.id)
-                await self._journal.record_created(line, prediction.id)
-                return prediction
-        return None
+        When the lookup itself fails, every such line is held back (not created) for a later
+        lookup."""
+        self._hold = set()
+        lost, self._lost = self._lost, {}
+        if not lost:
+            return
+        try:
+            self._attached.update(await self._look_up(lost))
+        except ReplicateError as exc:
+            self._board.note(
+                f"looking up {len(lost)} line(s) failed ({_short(str(exc))}); trying again later"
+            )
+            self._hold = set(lost)
+            now = time.monotonic()
+            self._later.update(dict.fromkeys(lost, now))
+
+    async def _look_up(self, lost: Mapping[int, dict[str, Any]]) -> dict[int, Prediction]:
+        """The predictions creates for ``lost`` lines made although their responses never
+        arrived: same model and input, created after the line's intent (the closest in time),
+        not claimed by another line. Journaled as the lines' when found.
+
+        One scan of ``GET /predictions`` back to the oldest intent serves every line (a lookup
+        per line would read the same pages once each).
+        """
+        intents = {line: self._journal.state.intents[line] for line in lost}
+        by_input: dict[str, list[int]] = {}
+        for line, value in lost.items():
+            by_input.setdefault(input_hash(value), []).append(line)
+        candidates: dict[int, list[Prediction]] = {}
+        oldest = min(intent.time for intent in intents.values())
+        async for prediction in self.client.predictions.list(created_after=oldest - _LOOKUP_MARGIN):
+            if prediction.id in self._claimed or not isinstance(prediction.input, dict):
+                continue
+            try:
+                key = input_hash(prediction.input)
+            except (TypeError, ValueError, RecursionError):
+                continue  # not an input any of our lines could have sent
+            for line in by_input.get(key, ()):
+                if _matches(self.ref, lost[line], prediction):
+                    candidates.setdefault(line, []).append(prediction)
+        found: dict[int, Prediction] = {}
+        for line in sorted(candidates):
+            intent_time = intents[line].time
+            for prediction in sorted(candidates[line], key=lambda p: _distance(p, intent_time)):
+                if prediction.id not in self._claimed:
+                    self._claimed.add(prediction.id)
+                    await self._journal.record_created(line, prediction.id)
+                    found[line] = prediction
+                    break
+        return found
 
     async def _items(self) -> AsyncIterator[dict[str, Any]]:
         """The input objects still to run; bad lines are written to the results on the way."""
+        only = self._only
         with self.inputs.open("rb") as f:
             for number, raw in enumerate(f, 1):
-                if not raw.strip() or number in self._finished:
+                if not raw.strip() or number in self._finished or number in self._hold:
+                    continue
+                if only is not None and number not in only:
                     continue
                 try:
-                    value = _parse_line(raw, number)
+                    value, digest = _parse_line(raw, number)
                 except CLIError as exc:
-                    await self._record_invalid(number, str(exc))
+                    await self._record_invalid(number, str(exc), line_hash(raw, None))
                     continue
                 if not isinstance(value, dict):
                     kind = {list: "array", str: "string", bool: "boolean"}.get(
                         type(value), "number" if value is not None else "null"
                     )
                     await self._record_invalid(
-                        number, f"line {number} is a JSON {kind}, not an object of input names"
+                        number,
+                        f"line {number} is a JSON {kind}, not an object of input names",
+                        digest,
                     )
                     continue
+                self._digests[number] = digest
                 self._line_of[self._next_index] = number
                 self._next_index += 1
                 yield value
@@ -484,11 +720,12 @@ class Batch:
     async def _run_one(self, index: int, value: Mapping[str, Any]) -> Prediction:
         """One item: attach or create, wait, download, record. Runs inside the fan-out.
 
-        An error the client's retries could not get past (the network, a 5xx, a 429) halts the
-        batch and leaves the item to a re-run, which loses nothing: its id is journaled (the
-        re-run re-attaches), or its intent is (the re-run looks the prediction up first). A
-        create that failed after it may have run, and whose prediction a lookup cannot find
-        yet, leaves just that item to a re-run; the batch goes on.
+        An error the client's retries could not get past (the network, a 5xx) halts the batch
+        and leaves the item to a re-run, which loses nothing: its id is journaled (the re-run
+        re-attaches), or its intent is (the re-run looks the prediction up first). A create
+        that failed after it may have run, and whose prediction a lookup cannot find yet, and
+        an item the API kept rate limiting, are left for a second look at the end of this run;
+        the batch goes on.
         """
         line = self._line_of.pop(index)
         self._row.started()
@@ -496,32 +733,43 @@ class Batch:
         try:
             try:
                 prediction = await self._start(line, pid, dict(value))
-            except _Unconfirmed as exc:
-                self._deferred += 1
-                self._board.note(f"line {line}: left for a re-run: {exc}")
-                raise _Halted() from exc
+            except (_Unconfirmed, RateLimitError) as exc:
+                raise self._later_look(line, exc) from exc
             except _UNREACHABLE as exc:
                 raise self._halt(exc) from exc
             pid = prediction.id
             self._running[line] = pid
             try:
                 final = await self.client.predictions.wait(prediction, cancel_on_exit=False)
-                files = None
-                if self.download is not None and final.status == Status.SUCCEEDED:
-                    files = await save_files(
-                        self.client, final.output, self.download, prefix=f"{line}-"
-                    )
+            except RateLimitError as exc:
+                raise self._later_look(line, exc) from exc
             except _UNREACHABLE as exc:
                 raise self._halt(exc) from exc
-            await self._record(line, final, files)
+            files: list[Path] | None = None
+            failure: tuple[str, bool] | None = None
+            if self.download is not None and final.status == Status.SUCCEEDED:
+                files, failure = await self._download(line, final.output, overwrite=False)
+            await self._record(line, final, files, failure)
             return final
         except (asyncio.CancelledError, _Halted, *_FATAL):
             self._row.stopped()
             raise
+        except OSError as exc:
+            # Not the API's (the client wraps its network errors): the journal or the results
+            # cannot be written, e.g. a full disk. Nothing more can be recorded: stop.
+            self._row.stopped()
+            raise self._halt(
+                CLIError(
+                    f"cannot write the batch's files ({self._results.path}, "
+                    f"{self._journal.path}): {exc.strerror or exc}"
+                )
+            ) from exc
         except Exception as exc:
             message = str(exc) or type(exc).__name__
             await self._write_result(
-                line, {"id": pid, "status": "error", "output": None, "error": message}
+                line,
+                {"id": pid, "status": "error", "output": None, "error": message},
+                self._digests.pop(line, None),
             )
             self._row.finished(False, f"line {line}: error: {_short(message)}")
             raise _Recorded(message) from exc
@@ -539,6 +787,14 @@ class Batch:
             raise ReplicateError(
                 f"prediction {pid}, started by an earlier run, was not found"
             ) from None
+
+    def _later_look(self, line: int, exc: BaseException) -> _Halted:
+        """Leave ``line`` for the second look at the end of this run."""
+        self._later[line] = time.monotonic()
+        self._running.pop(line, None)
+        self._digests.pop(line, None)
+        self._board.note(f"line {line}: trying again later: {_short(str(exc))}")
+        return _Halted()
 
     def _halt(self, exc: BaseException) -> _Halted:
         """Stop starting new work because the API cannot be reached; the first cause is kept."""
@@ -573,19 +829,13 @@ class Batch:
                 lifetime=self.lifetime,
                 validate=self.validate,
             )
-        except _UNREACHABLE as exc:
-            if _not_sent(exc):
+        except ReplicateError as exc:
+            if not _may_exist(exc):
                 raise
-            # The create may have run (a 5xx, or the response lost on the way back): look for
-            # it rather than create again. Not found yet: the line is left for a re-run, which
-            # looks again before creating anything.
-            found = await self._look_up(line, value)
-            if found is None:
-                raise _Unconfirmed(
-                    f"the create failed ({exc}) and its prediction was not found (yet)"
-                ) from exc
-            self._running[line] = found.id
-            return found
+            # The create may have run (a 5xx, an unreadable answer, the response lost on the
+            # way back): it is looked up, never sent again. The lookup waits for the end of this
+            # pass (one scan serves every such line), when it has had time to show up.
+            raise _Unconfirmed(f"the create may have run: {exc}") from exc
         self._creates_returned += 1
         if self._creates_returned == self._crash_after_create:
             os._exit(_CRASH_CODE)
@@ -630,34 +880,97 @@ class Batch:
 
     # -- results ------------------------------------------------------------------------------
 
-    async def _record(self, line: int, prediction: Prediction, files: list[Path] | None) -> None:
+    async def _download(
+        self, line: int, output: Any, *, overwrite: bool
+    ) -> tuple[list[Path], tuple[str, bool] | None]:
+        """Save the line's file outputs: the paths, and on failure (message, gone for good)."""
+        assert self.download is not None
+        try:
+            files = await save_files(
+                self.client, output, self.download, prefix=f"{line}-", overwrite=overwrite
+            )
+        except Exception as exc:
+            # A file Replicate no longer serves (deleted after the hour) or a malformed data URI
+            # will never download; a full disk, a network error or a 5xx may pass.
+            gone = isinstance(exc, NotFoundError | ValueError)
+            message = str(exc) or type(exc).__name__
+            self._board.note(f"line {line}: download failed: {_short(message)}")
+            return [], (message, gone)
+        return files, None
+
+    async def _retry_downloads(self) -> None:
+        """Download again the files of lines that succeeded while their download failed."""
+        pending = sorted(self._pending_downloads.items())
+        if not pending:
+            return
+        if self.download is None:
+            self._board.note(
+                f"{len(pending)} line(s) have failed downloads: pass --download DIR to retry them"
+            )
+            return
+        for line, result in pending:
+            files, failure = await self._download(line, result.get("output"), overwrite=True)
+            retried = {
+                k: v
+                for k, v in result.items()
+                if k not in ("line", "files", "download_error", "download_gone")
+            }
+            self._download_failures -= 1
+            self._add_download(retried, files, failure)
+            await self._write_result(line, retried, self._journal.state.done.get(line))
+
+    def _add_download(
+        self, result: dict[str, Any], files: list[Path] | None, failure: tuple[str, bool] | None
+    ) -> None:
+        if files is not None:
+            result["files"] = [str(p) for p in files]
+        if failure is not None:
+            result["download_error"], gone = failure
+            if gone:
+                result["download_gone"] = True  # a re-run does not try again
+            self._download_failures += 1
+
+    async def _record(
+        self,
+        line: int,
+        prediction: Prediction,
+        files: list[Path] | None,
+        failure: tuple[str, bool] | None = None,
+    ) -> None:
         result: dict[str, Any] = {
             "id": prediction.id,
             "status": str(prediction.status),
             "output": prediction.output,
             "error": prediction.error,
         }
-        if files is not None:
-            result["files"] = [str(p) for p in files]
-        await self._write_result(line, result)
+        self._add_download(result, files, failure)
+        await self._write_result(line, result, self._digests.pop(line, None))
         text = f"line {line}: {prediction.status} {prediction.id}"
         if prediction.error:
             text += f": {_short(prediction.error)}"
+        elif failure is not None:
+            text += f" (download failed: {_short(failure[0])})"
         self._row.finished(prediction.status == Status.SUCCEEDED, text)
 
-    async def _record_invalid(self, line: int, message: str) -> None:
+    async def _record_invalid(self, line: int, message: str, digest: str) -> None:
         await self._write_result(
-            line, {"id": None, "status": "invalid", "output": None, "error": message}
+            line, {"id": None, "status": "invalid", "output": None, "error": message}, digest
         )
         self._row.finished(False, f"line {line}: invalid: {message}", was_in_flight=False)
 
-    async def _write_result(self, line: int, result: dict[str, Any]) -> None:
+    async def _write_result(self, line: int, result: dict[str, Any], digest: str | None) -> None:
         """Append the result line (durably), then journal the line as done."""
         seq = self._results.write((json_line({"line": line, **result}) + "\n").encode())
         self._finished[line] = str(result["status"])
         self._running.pop(line, None)
         await self._results.sync(seq)
-        await self._journal.record_done(line)
+        await self._journal.record_done(line, digest)
+
+
+def _matches(ref: ModelRef, value: dict[str, Any], prediction: Prediction) -> bool:
+    """Whether ``prediction`` is what a create of ``value`` on ``ref`` would have made (the test
+    ``predictions.find`` applies)."""
+    return _Orphan(ref.model, ref.version, value, 0.0).matches(prediction)
 
 
 def _distance(prediction: Prediction, intent: dt.datetime) -> tuple[int, float]:
@@ -676,11 +989,20 @@ def _settled(task: asyncio.Task[Prediction]) -> None:
         task.exception()
 
 
-def _parse_line(raw: bytes, number: int) -> Any:
+def _parse_line(raw: bytes, number: int) -> tuple[Any, str]:
+    """The line's JSON value and its :func:`line_hash`; a CLIError naming the line when it cannot
+    be read (bad JSON, or nested too deeply for Python: such a line is reported as invalid, like
+    any malformed one, and the rest runs)."""
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
+        return value, line_hash(raw, value)  # hashing writes it out again: deep too
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise CLIError(f"line {number} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise CLIError(
+            f"line {number} is nested too deeply to read ({len(raw)} bytes of nested JSON); "
+            "inputs are a few levels deep"
+        ) from None
 
 
 def _short(text: str, limit: int = 160) -> str:

@@ -35,18 +35,34 @@ _BY_STATUS: dict[int, type[APIError]] = {
 }
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "cf-ray")
 _MAX_TEXT = 300
+# A non-JSON body is read for a message only this far: a title or a 300-character excerpt is found
+# near the start of any real error page, and scanning a 100 MB body for one would block the loop.
+_PLAIN_PREFIX = 64 * 1024
 _HTML = re.compile(r"<\s*(?:!doctype\s+html|html|head|body|title)\b", re.I)
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
-_TAG = re.compile(r"<[^>]*>")
+# Searched literally, never as one ``<title…>(.*?)</title>`` pattern: that pattern backtracks from
+# every unclosed ``<title>`` to the end of the text, quadratic on a page full of them.
+_TITLE_OPEN = re.compile(r"<title", re.I)
+_TITLE_CLOSE = re.compile(r"</title\s*>", re.I)
 
 
-def decode_json(body: bytes) -> Any:
-    """Parse a JSON body; raises ValueError (with a short excerpt) when it is not JSON."""
+def decode_json(body: bytes | str) -> Any:
+    """Parse a JSON body; raises ValueError (with a short excerpt) when it is not JSON.
+
+    A document nested too deeply for the parser (``[[[[…`` a hundred thousand levels) is a
+    ValueError too, never a RecursionError: to the caller it is just a body it cannot read.
+    """
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        excerpt = body[:80].decode("utf-8", "replace")
-        raise ValueError(f"response is not JSON: {excerpt!r}") from exc
+        raise ValueError(f"response is not JSON: {_excerpt(body)!r}") from exc
+    except RecursionError:
+        pass
+    # Raised here, outside the handler, so the RecursionError is not even its __context__.
+    raise ValueError(f"response JSON is nested too deeply to read: {_excerpt(body)!r}")
+
+
+def _excerpt(body: bytes | str) -> str:
+    return body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace")
 
 
 def request_id(headers: Mapping[str, str]) -> str | None:
@@ -66,11 +82,39 @@ def _text(value: Any) -> str | None:
     return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
 
 
-def _plain(text: str) -> str | None:
-    """A non-JSON body as one line: an HTML error page becomes its title (or its text)."""
+def _title(text: str) -> str | None:
+    """The text of the first ``<title …>…</title>``, if it is closed; one pass, no backtracking."""
+    opening = _TITLE_OPEN.search(text)
+    if opening is None:
+        return None
+    start = text.find(">", opening.end())
+    if start < 0:
+        return None
+    closing = _TITLE_CLOSE.search(text, start + 1)
+    return None if closing is None else text[start + 1 : closing.start()]
+
+
+def _strip_tags(text: str) -> str:
+    """``text`` with each ``<…>`` replaced by a space (an unclosed ``<`` stays): one pass."""
+    out: list[str] = []
+    pos = 0
+    while (lt := text.find("<", pos)) >= 0 and (gt := text.find(">", lt)) >= 0:
+        out.append(text[pos:lt])
+        out.append(" ")
+        pos = gt + 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _plain(body: bytes) -> str | None:
+    """A non-JSON body as one line: an HTML error page becomes its title (or its text).
+
+    Only the first :data:`_PLAIN_PREFIX` bytes are read, and every step is linear in them.
+    """
+    text = body[:_PLAIN_PREFIX].decode("utf-8", "replace")
     if _HTML.search(text):
-        title = _TITLE.search(text)
-        text = title.group(1) if title and title.group(1).strip() else _TAG.sub(" ", text)
+        title = _title(text)
+        text = title if title and title.strip() else _strip_tags(text)
         text = html.unescape(text)
     return " ".join(text.split()) or None
 
@@ -101,7 +145,7 @@ def error_for(
         try:
             parsed = decode_json(body)
         except ValueError:
-            detail = _text(_plain(body.decode("utf-8", "replace")))
+            detail = _text(_plain(body))
     if isinstance(parsed, dict):
         title = _text(parsed.get("title"))
         detail = _text(parsed.get("detail"))

@@ -21,7 +21,6 @@ from areplicate._errors import APIConnectionError, RateLimitError, ServerError
 __all__ = [
     "MAX_RETRY_AFTER",
     "PollSchedule",
-    "backoff",
     "header",
     "parse_retry_after",
     "retry_after_from",
@@ -83,20 +82,6 @@ def retry_after_from(headers: Mapping[str, str], body: Any, *, now: float) -> fl
         if isinstance(detail, str) and (m := _DETAIL_SECONDS.search(detail)):
             return float(m.group(1))
     return None
-
-
-def backoff(
-    attempt: int, *, initial: float = 0.5, maximum: float = 8.0, jitter: float = 0.0
-) -> float:
-    """Capped exponential backoff before retry number ``attempt`` (1-based).
-
-    ``jitter`` in [0, 1) adds up to that fraction of the delay (the caller supplies the randomness).
-    """
-    try:
-        delay = min(maximum, initial * 2.0 ** max(0, attempt - 1))
-    except OverflowError:  # attempt in the thousands: long past the cap
-        delay = maximum
-    return delay * (1.0 + jitter)
 
 
 def retry_decision(error: BaseException, *, idempotent: bool) -> bool | float:

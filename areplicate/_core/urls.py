@@ -7,6 +7,7 @@ rebased onto our own base URL.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 __all__ = ["normalize_base_url", "rebase", "same_origin"]
@@ -14,10 +15,20 @@ __all__ = ["normalize_base_url", "rebase", "same_origin"]
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
 
 
+# ``scheme://user:password@`` → ``scheme://***@``: a URL shown in an error never shows a password.
+_USERINFO = re.compile(r"(//)[^/?#]*@")
+
+
+def _shown(url: str) -> str:
+    return _USERINFO.sub(r"\1***@", url)
+
+
 def normalize_base_url(url: str) -> str:
     """Strip trailing slashes and append ``/v1`` when the URL does not end with it.
 
-    Raises ValueError for a URL that is not absolute http(s).
+    Raises ValueError for a URL that is not absolute http(s), or that carries credentials
+    (``https://user:pass@host``): the client authenticates with its API token alone, and aiohttp
+    would refuse to send both.
     """
     try:
         parts = urlsplit(url.strip())
@@ -26,10 +37,17 @@ def normalize_base_url(url: str) -> str:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
-            f"base URL must be an absolute http(s) URL such as {DEFAULT_BASE_URL!r}, got {url!r}"
+            f"base URL must be an absolute http(s) URL such as {DEFAULT_BASE_URL!r}, "
+            f"got {_shown(url)!r}"
         )
     if parts.query or parts.fragment:
-        raise ValueError(f"base URL must not carry a query or fragment, got {url!r}")
+        raise ValueError(f"base URL must not carry a query or fragment, got {_shown(url)!r}")
+    if "@" in parts.netloc:
+        raise ValueError(
+            f"base URL must not carry a user name or password, got {_shown(url)!r}: the client "
+            "authenticates with its API token (api_token= or REPLICATE_API_TOKEN); drop the "
+            "'user:password@' part"
+        )
     path = parts.path.rstrip("/")
     if not path.endswith("/v1"):
         path = f"{path}/v1"

@@ -11,11 +11,12 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 from collections.abc import Mapping
 
 from areplicate._errors import WebhookVerificationError
 
-__all__ = ["DEFAULT_TOLERANCE", "sign", "verify"]
+__all__ = ["DEFAULT_TOLERANCE", "check_tolerance", "sign", "signing_key", "verify"]
 
 #: Seconds a webhook timestamp may differ from now (the Standard Webhooks convention: 5 minutes).
 DEFAULT_TOLERANCE = 300
@@ -23,18 +24,45 @@ DEFAULT_TOLERANCE = 300
 _PREFIX = "whsec_"
 
 
-def _key(secret: str) -> bytes:
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_…`` secret; WebhookVerificationError when it is not one.
+
+    An empty key (``"whsec_"`` alone) is refused: anyone can compute an HMAC with an empty key, so
+    a signature made with it proves nothing.
+    """
     if not isinstance(secret, str) or not secret.startswith(_PREFIX):
         raise WebhookVerificationError(
             "the webhook secret must start with 'whsec_' (get it from "
             "`await client.webhooks.default_secret()`)"
         )
     try:
-        return base64.b64decode(secret[len(_PREFIX) :], validate=True)
+        key = base64.b64decode(secret[len(_PREFIX) :], validate=True)
     except (binascii.Error, ValueError):
         raise WebhookVerificationError(
             "the webhook secret is not valid base64 after 'whsec_'; copy it again"
         ) from None
+    if not key:
+        raise WebhookVerificationError(
+            "the webhook secret is empty after 'whsec_': no delivery can be verified with it; "
+            "copy the whole secret (`await client.webhooks.default_secret(refresh=True)`)"
+        )
+    return key
+
+
+def check_tolerance(tolerance: float) -> float:
+    """``tolerance`` as a float; ValueError unless it is a finite number of seconds >= 0.
+
+    NaN would make every timestamp look fresh (each comparison with it is false) and infinity
+    accepts a replay from any year, so both are refused rather than quietly turning the check off.
+    """
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)):
+        raise TypeError(f"tolerance must be a number of seconds, not {type(tolerance).__name__}")
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise ValueError(
+            f"tolerance must be a finite number of seconds >= 0 (default {DEFAULT_TOLERANCE}), "
+            f"got {tolerance!r}"
+        )
+    return float(tolerance)
 
 
 def _as_bytes(body: bytes | bytearray | memoryview | str) -> bytes:
@@ -55,7 +83,7 @@ def _digest(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
     """The ``webhook-signature`` value (``v1,<base64>``) for a delivery."""
-    digest = _digest(_key(secret), msg_id, str(timestamp), _as_bytes(body))
+    digest = _digest(signing_key(secret), msg_id, str(timestamp), _as_bytes(body))
     return "v1," + base64.b64encode(digest).decode()
 
 
@@ -82,12 +110,16 @@ def verify(
     """Check a delivery's signature and timestamp; raise WebhookVerificationError if it fails.
 
     ``headers`` may be any mapping (names are matched case-insensitively); ``body`` must be the raw
-    bytes (or text) as received. ``now`` is the current Unix time.
+    bytes (or text) as received. ``now`` is the current Unix time. A ``tolerance`` or ``now`` that
+    is not a finite number raises ValueError (a mistake in the caller, not in the delivery).
     """
+    tolerance = check_tolerance(tolerance)
+    if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
+        raise ValueError(f"now must be the current Unix time as a finite number, got {now!r}")
     msg_id = _header(headers, "webhook-id")
     timestamp = _header(headers, "webhook-timestamp")
     signatures = _header(headers, "webhook-signature")
-    key = _key(secret)
+    key = signing_key(secret)
     raw = _as_bytes(body)
     try:
         sent_at = int(timestamp)

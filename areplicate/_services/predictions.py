@@ -6,6 +6,7 @@ See docs/api-notes.md (creating, waiting, errors, listing, streaming).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -32,9 +33,10 @@ from areplicate._errors import (
 )
 from areplicate._models import Page, Prediction, StreamEvent
 from areplicate._services._paging import paginate
+from areplicate._services._waiting import wait_until_done
 from areplicate._session import Session
 
-__all__ = ["Predictions"]
+__all__ = ["Predictions", "mark_unknown_target", "unknown_target"]
 
 logger = logging.getLogger("areplicate")
 
@@ -42,8 +44,8 @@ logger = logging.getLogger("areplicate")
 _WAIT_GRACE = 10.0
 # How long a shielded best-effort cancel may take when the caller has given up.
 _CANCEL_TIMEOUT = 10.0
+# Stream connections in a row that may bring no new event before the stream gives up.
 _STREAM_RECONNECTS = 5
-_STREAM_READ_TIMEOUT = 300.0
 # Abandoned creates are looked up this long after the first one, and this far back in time
 # (allowing for a clock difference between us and the API).
 _REAP_DELAY = 0.5
@@ -74,6 +76,27 @@ class _Orphan:
         if self.version is not None and prediction.version not in (self.version, "hidden", ""):
             return False
         return prediction.input == self.input
+
+
+# Set on a NotFoundError that answered a create (see ``unknown_target``).
+_UNKNOWN_TARGET = "_areplicate_unknown_target"
+
+
+def mark_unknown_target(error: NotFoundError) -> None:
+    """Note that ``error`` is a create's own 404 (or its schema look-up's): what it creates on does
+    not exist."""
+    setattr(error, _UNKNOWN_TARGET, True)
+
+
+def unknown_target(error: BaseException) -> bool:
+    """Whether ``error`` is the 404 a create got because its model, version or deployment does not
+    exist (or is not visible to this token): every create of that ref gets the same answer. A 404
+    on an existing prediction's poll is not one (that prediction is gone, the model is not)."""
+    return isinstance(error, NotFoundError) and getattr(error, _UNKNOWN_TARGET, False) is True
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
 def _prediction_id(prediction: PredictionLike) -> str:
@@ -172,7 +195,11 @@ class Predictions:
         deadline = cancel_after(lifetime)
         check_webhook(webhook, webhook_events_filter)
         if ref_for_validation is not None and self._validator is not None:
-            await self._validator(ref_for_validation, input)
+            try:
+                await self._validator(ref_for_validation, input)
+            except NotFoundError as exc:  # the model or version to check against is unknown
+                mark_unknown_target(exc)
+                raise
         payload = dict(body)
         payload["input"] = await self._input_hook(input) if self._input_hook else dict(input)
         if webhook is not None:
@@ -200,6 +227,9 @@ class Predictions:
                 read_timeout=read_timeout,
                 sent=sent,
             )
+        except NotFoundError as exc:
+            mark_unknown_target(exc)
+            raise
         except asyncio.CancelledError:
             # The caller gave up after the create left for the API: a prediction we will never
             # hear of may be running. Find and cancel it, in the background. (After a dropped
@@ -332,16 +362,32 @@ class Predictions:
         """Whole pages of your predictions, newest first (the API sends 100 a page).
 
         ``next`` links are followed on this client's own base URL, never on the host they name.
+        With ``created_after`` the scan stops at the first page that reaches older predictions
+        (leaving those out), whatever the API's links say; a naive datetime is taken as UTC.
         """
         params: dict[str, str] = {}
+        cutoff = None
         if created_after is not None:
             params["created_after"] = format_timestamp(created_after)
+            cutoff = _aware(created_after)
         if created_before is not None:
             params["created_before"] = format_timestamp(created_before)
-        async for page in paginate(
-            self._session, "predictions", Prediction, what="prediction page", params=params
-        ):
-            yield page
+        async with contextlib.aclosing(
+            paginate(
+                self._session, "predictions", Prediction, what="prediction page", params=params
+            )
+        ) as pages:
+            async for page in pages:
+                if cutoff is None:
+                    yield page
+                    continue
+                # Newest first: once a page reaches older predictions, no later page has newer.
+                newer = [p for p in page.results if p.created_at is None or p.created_at >= cutoff]
+                if len(newer) == len(page.results):
+                    yield page
+                    continue
+                yield attrs.evolve(page, results=newer, next=None)
+                return
 
     async def list(
         self,
@@ -366,10 +412,14 @@ class Predictions:
         """Poll until the prediction ends (succeeded, failed, canceled or aborted); return it.
 
         Failure is a result here, not an exception (see :meth:`run` for that). Polls start quick and
-        thin out (``Client(poll=PollSchedule(...))``) and share the client's request budget. On
-        ``timeout`` it raises WaitTimeoutError with the last state; if the awaiting task is
-        cancelled or times out, the remote prediction is cancelled too, unless
-        ``cancel_on_exit=False``.
+        thin out (``Client(poll=PollSchedule(...))``) and share the client's request budget.
+
+        A poll that fails in a way the next may not (a 5xx, an unreadable 2xx body, a broken
+        connection, a 429) does not end the wait: it backs off and polls again, as long as it
+        takes. A definitive answer (401, 403, 404, ...) is raised, and the prediction is left
+        running. On ``timeout`` it raises WaitTimeoutError with the last state read; then, or when
+        the awaiting task is cancelled, the remote prediction is cancelled too, unless
+        ``cancel_on_exit=False``. Nothing else cancels it: pass ``timeout`` to bound a wait.
         """
         return await self._wait(prediction, timeout=timeout, cancel_on_exit=cancel_on_exit)
 
@@ -381,36 +431,17 @@ class Predictions:
         cancel_on_exit: bool,
         elapsed: float = 0.0,
     ) -> Prediction:
-        current = prediction if isinstance(prediction, Prediction) else None
-        pid = _prediction_id(prediction)
-        if current is not None and current.is_terminal:
-            return current
-        schedule = self._session.config.poll
-        loop = asyncio.get_running_loop()
-        began = loop.time() - elapsed
-        try:
-            with anyio.move_on_after(timeout) as scope:
-                if current is None:
-                    current = await self.get(pid)
-                while not current.is_terminal:
-                    await asyncio.sleep(schedule.interval(loop.time() - began))
-                    current = await self.get(pid)
-        except BaseException as exc:
-            # Cancelled (or failed) while the prediction may still run: stop it, shielded.
-            if (
-                cancel_on_exit
-                and not isinstance(exc, NotFoundError)
-                and (current is None or not current.is_terminal)
-            ):
-                await self._cancel_shielded(pid)
-            raise
-        if scope.cancelled_caught and (current is None or not current.is_terminal):
-            last = current if current is not None else Prediction(id=pid, status=Status.STARTING)
-            if cancel_on_exit:
-                await self._cancel_shielded(pid)
-            raise WaitTimeoutError(last, float(timeout or 0.0))
-        assert current is not None
-        return current
+        return await wait_until_done(
+            self.get,
+            self._cancel_shielded,
+            Prediction,
+            _prediction_id(prediction),
+            prediction if isinstance(prediction, Prediction) else None,
+            schedule=self._session.config.poll,
+            timeout=timeout,
+            cancel_on_exit=cancel_on_exit,
+            elapsed=elapsed,
+        )
 
     async def _cancel_shielded(self, pid: str) -> None:
         """Best-effort remote cancel that outlives the caller's cancellation."""
@@ -523,10 +554,13 @@ class Predictions:
     async def stream(self, prediction: PredictionLike) -> AsyncIterator[StreamEvent]:
         """Server-sent events of a running prediction: ``output`` tokens, ``logs``, then ``done``.
 
-        Reconnects with ``Last-Event-ID`` if the connection drops before ``done`` (no event is
-        delivered twice). An ``error`` event raises PredictionFailedError. A model that cannot
-        stream has no stream URL: that raises ReplicateError at once. The token is sent along only
-        when the stream is served from the API's own host.
+        Reconnects with ``Last-Event-ID`` if the connection drops, ends or stays silent for the
+        client's ``timeout`` before ``done`` (no event is delivered twice); after a few
+        connections in a row that bring no new event, with a growing pause between them, it
+        raises (ReplicateError, or the last connection error). An ``error`` event raises
+        PredictionFailedError. A model that cannot stream has no stream URL: that raises
+        ReplicateError at once. The token is sent along only when the stream is served from the
+        API's own host.
         """
         current = prediction if isinstance(prediction, Prediction) else await self.get(prediction)
         url = current.urls.stream
@@ -537,26 +571,27 @@ class Predictions:
             )
         decoder = SSEDecoder()
         # Events delivered per id. Events without an id line carry the previous one forward, so
-        # one id may cover several events; after a reconnect, a server that replays from the
-        # start sends them again and we skip as many as were delivered.
-        delivered: dict[str, int] = {}
-        replayed: dict[str, int] = {}
+        # one id may cover several events (and events before the first id have none: None is a
+        # key like any other); after a reconnect, a server that replays from the start sends them
+        # again and we skip as many as were delivered.
+        delivered: dict[str | None, int] = {}
+        replayed: dict[str | None, int] = {}
+        # Connections in a row that ended (or failed) without bringing a new event.
         failures = 0
         while True:
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
             if decoder.last_event_id is not None:
                 headers["Last-Event-ID"] = decoder.last_event_id
             try:
-                async with self._session.stream(
-                    url, headers=headers, read_timeout=_STREAM_READ_TIMEOUT
-                ) as resp:
+                # The read timeout is the client's (``Client(timeout=...)``): a stream silent for
+                # that long counts as a failed connection, like a dropped one.
+                async with self._session.stream(url, headers=headers) as resp:
                     async for chunk in resp.content.iter_any():
                         for event in decoder.feed(chunk):
-                            if event.id is not None:
-                                count = replayed[event.id] = replayed.get(event.id, 0) + 1
-                                if count <= delivered.get(event.id, 0):
-                                    continue
-                                delivered[event.id] = count
+                            count = replayed[event.id] = replayed.get(event.id, 0) + 1
+                            if count <= delivered.get(event.id, 0):
+                                continue  # a replay of one already delivered: not progress
+                            delivered[event.id] = count
                             failures = 0
                             if event.event == "error":
                                 latest = await self.get(current.id)
@@ -575,7 +610,9 @@ class Predictions:
                 failures += 1
                 if failures > _STREAM_RECONNECTS:
                     raise ReplicateError(
-                        f"stream of prediction {current.id} kept ending before its 'done' event"
+                        f"stream of prediction {current.id} kept ending before its 'done' event: "
+                        f"{failures} connections in a row brought no new event (use wait() for "
+                        "its result)"
                     )
             decoder.close()
             replayed.clear()

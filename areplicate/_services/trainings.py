@@ -18,15 +18,13 @@ import anyio
 from areplicate._convert import structure
 from areplicate._core.options import check_webhook
 from areplicate._core.refs import parse_ref
-from areplicate._core.status import Status
 from areplicate._errors import (
     InvalidReferenceError,
-    NotFoundError,
     ReplicateError,
-    WaitTimeoutError,
 )
 from areplicate._models import Page, Training
 from areplicate._services._paging import paginate
+from areplicate._services._waiting import wait_until_done
 from areplicate._session import Session
 
 __all__ = ["Trainings"]
@@ -128,35 +126,23 @@ class Trainings:
         """Poll ``/trainings/{id}`` until the training ends (succeeded, failed, canceled, aborted).
 
         A failed training is returned, not raised. Polls follow the client's PollSchedule (they
-        thin out to its cap, since trainings run for minutes). On ``timeout`` it raises
-        WaitTimeoutError; then, or if the awaiting task is cancelled, the training is cancelled
-        too unless ``cancel_on_exit=False`` (a training is expensive: pass False to leave it running).
+        thin out to its cap, since trainings run for minutes). A poll that fails in a way the next
+        may not (5xx, unreadable body, broken connection, 429) is retried with a backoff; a
+        definitive error (401, 404, ...) is raised and leaves the training running. On ``timeout``
+        it raises WaitTimeoutError; then, or if the awaiting task is cancelled, the training is
+        cancelled too unless ``cancel_on_exit=False`` (a training is expensive: pass False to leave
+        it running).
         """
-        tid = _training_id(training)
-        current = training if isinstance(training, Training) else None
-        if current is not None and current.is_terminal:
-            return current
-        schedule = self._session.config.poll
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        try:
-            with anyio.move_on_after(timeout) as scope:
-                if current is None:
-                    current = await self.get(tid)
-                while not current.is_terminal:
-                    await asyncio.sleep(schedule.interval(loop.time() - began))
-                    current = await self.get(tid)
-        except BaseException as exc:
-            if cancel_on_exit and not isinstance(exc, NotFoundError):
-                await self._cancel_shielded(tid)
-            raise
-        if scope.cancelled_caught and (current is None or not current.is_terminal):
-            last = current if current is not None else Training(id=tid, status=Status.STARTING)
-            if cancel_on_exit:
-                await self._cancel_shielded(tid)
-            raise WaitTimeoutError(last, float(timeout or 0.0))
-        assert current is not None
-        return current
+        return await wait_until_done(
+            self.get,
+            self._cancel_shielded,
+            Training,
+            _training_id(training),
+            training if isinstance(training, Training) else None,
+            schedule=self._session.config.poll,
+            timeout=timeout,
+            cancel_on_exit=cancel_on_exit,
+        )
 
     async def _cancel_shielded(self, tid: str) -> None:
         """Best-effort remote cancel that outlives the caller's cancellation (close() awaits it)."""
@@ -167,6 +153,9 @@ class Trainings:
     async def _cancel_quietly(self, tid: str) -> None:
         try:
             with anyio.fail_after(_CANCEL_TIMEOUT):
-                await self.cancel(tid)
+                # Unpaced: clean-up must not queue behind the work it stops.
+                await self._session.request(
+                    "POST", f"trainings/{quote(tid, safe='')}/cancel", paced=False
+                )
         except (ReplicateError, TimeoutError) as exc:
             logger.warning("could not cancel training %s: %s", tid, exc)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from areplicate._errors import UnexpectedResponseError
+from areplicate._core.webhooks import signing_key
+from areplicate._errors import UnexpectedResponseError, WebhookVerificationError
 
 if TYPE_CHECKING:
     from areplicate._session import Session
@@ -29,7 +30,9 @@ class Webhooks:
         """The ``whsec_…`` secret Replicate signs your webhooks with (one per user or organization).
 
         Fetched once and then remembered by this client; ``refresh=True`` asks the API again. Treat
-        it like a password: it is never put in an error message.
+        it like a password: it is never put in an error message. An answer without a usable key
+        (missing, empty after ``whsec_``, not base64) raises UnexpectedResponseError and is not
+        remembered.
         """
         if self._secret is not None and not refresh:
             return self._secret
@@ -39,12 +42,21 @@ class Webhooks:
         except UnexpectedResponseError:
             body = None
         key = body.get("key") if isinstance(body, dict) else None
+        problem = None
         if not isinstance(key, str) or not key.startswith("whsec_"):
-            # body=None on purpose: whatever came back may hold the secret in another shape.
+            problem = "has no 'key' starting with 'whsec_'"
+        else:
+            try:
+                signing_key(key)  # an empty or broken key would make every delivery unverifiable
+            except WebhookVerificationError:
+                problem = "has a 'key' that is empty or not base64 after 'whsec_'"
+        if problem is not None or not isinstance(key, str):
+            # body=None and no key in the text on purpose: what came back may hold the secret.
             raise UnexpectedResponseError(
                 response.status,
                 "Unexpected response",
-                "the webhook secret response has no 'key' starting with 'whsec_'",
+                f"the webhook secret response {problem}; ask again later "
+                "(`default_secret(refresh=True)`) or contact Replicate support",
             )
         self._secret = key
         return key

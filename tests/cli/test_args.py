@@ -267,18 +267,40 @@ class TestUsageErrors:
     def test_batch_refuses_an_inputs_file_that_changed_under_a_started_line(
         self, capsys: pytest.CaptureFixture[str], tmp_path: Path
     ) -> None:
-        (tmp_path / "in.jsonl").write_text('{"a": 2}\n')
+        inputs = tmp_path / "in.jsonl"
+        inputs.write_text('{"a": 2}\n')
         (tmp_path / "r.jsonl.journal").write_text(
-            '{"type":"batch","ref":"a/b","inputs":"in.jsonl",'
+            f'{{"type":"batch","ref":"a/b","inputs":{json.dumps(str(inputs.resolve()))},'
             '"time":"2026-01-01T00:00:00Z","version":1}\n'
             '{"type":"intent","line":1,"input_sha256":"00","time":"2026-01-01T00:00:00Z"}\n'
         )
-        code, _, err = run(
-            capsys, "batch", "a/b", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "r.jsonl")
-        )
+        code, _, err = run(capsys, "batch", "a/b", str(inputs), "--out", str(tmp_path / "r.jsonl"))
         assert code == EXIT_USAGE
         assert "line 1 of" in err
         assert "changed since this batch started" in err
+
+    def test_batch_refuses_another_inputs_file_than_the_one_it_started_with(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        (tmp_path / "other.jsonl").write_text('{"a": 2}\n')
+        (tmp_path / "r.jsonl.journal").write_text(
+            '{"type":"batch","ref":"a/b","inputs":"/somewhere/in.jsonl",'
+            '"time":"2026-01-01T00:00:00Z","version":2}\n'
+            '{"type":"done","line":1,"input_sha256":"00"}\n'
+        )
+        (tmp_path / "r.jsonl").write_text('{"line":1,"status":"succeeded"}\n')
+        code, _, err = run(
+            capsys,
+            "batch",
+            "a/b",
+            str(tmp_path / "other.jsonl"),
+            "--out",
+            str(tmp_path / "r.jsonl"),
+        )
+        assert code == EXIT_USAGE
+        assert "is not the inputs file this batch was started with (/somewhere/in.jsonl" in err
+        assert "--restart" in err
+        assert "another --out" in err
 
     def test_predictions_get_needs_an_id(self, capsys: pytest.CaptureFixture[str]) -> None:
         code, _, err = run(capsys, "predictions", "get", "owner/model")

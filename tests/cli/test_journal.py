@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ import pytest
 from areplicate import _journal
 from areplicate._journal import (
     AppendOnlyFile,
+    BatchLock,
+    BatchLockedError,
     BatchRecord,
     CreatedRecord,
     DoneRecord,
@@ -22,8 +25,10 @@ from areplicate._journal import (
     encode_record,
     input_hash,
     journal_path,
+    line_hash,
     parse_records,
     parse_results,
+    replay_results,
 )
 
 T0 = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)
@@ -116,9 +121,38 @@ class TestJournalState:
             ]
         )
         assert state.created == {1: "p1", 3: "p3"}
-        assert state.done == {3}
+        assert state.done == {3: None}
         assert state.lost == {2}
         assert state.claimed == {"p1", "p3"}
+
+    def test_a_new_intent_runs_the_line_afresh_and_its_old_id_stays_claimed(self) -> None:
+        state = JournalState.from_records(
+            [
+                BatchRecord(ref="a/b", inputs="x", time=T0),
+                IntentRecord(line=1, input_sha256="h1", time=T0),
+                CreatedRecord(line=1, id="p1"),
+                DoneRecord(line=1, input_sha256="h1"),
+                IntentRecord(line=1, input_sha256="h2", time=T0),
+            ]
+        )
+        assert state.created == {}
+        assert state.done == {}
+        assert state.lost == {1}
+        assert state.recorded_hash(1) == "h2"
+        assert state.claimed == {"p1"}
+
+    def test_the_recorded_hash_is_the_done_one_else_the_intents(self) -> None:
+        state = JournalState.from_records(
+            [
+                BatchRecord(ref="a/b", inputs="x", time=T0),
+                IntentRecord(line=1, input_sha256="h1", time=T0),
+                DoneRecord(line=1),
+                DoneRecord(line=2, input_sha256="raw:ab"),
+            ]
+        )
+        assert state.recorded_hash(1) == "h1"
+        assert state.recorded_hash(2) == "raw:ab"
+        assert state.recorded_hash(3) is None
 
     def test_records_before_the_header_are_damage(self) -> None:
         with pytest.raises(JournalError, match="does not start with a batch header"):
@@ -142,7 +176,7 @@ class TestJournal:
 
         again = open_journal(path)
         assert again.state.created == {1: "p1"}
-        assert again.state.done == {1}
+        assert again.state.done == {1: None}
         assert again.state.lost == {2}
         assert again.state.intents[2].input_sha256 == input_hash({"prompt": "b"})
         assert again.state.intents[2].time == T0
@@ -158,10 +192,10 @@ class TestJournal:
 
         journal = open_journal(path)
         assert journal.state.created == {1: "p1"}
-        await journal.record_done(1)
+        await journal.record_done(1, "h1")
         await journal.aclose()
         lines = path.read_bytes().splitlines()
-        assert lines[-1] == b'{"type":"done","line":1}'
+        assert lines[-1] == b'{"type":"done","line":1,"input_sha256":"h1"}'
         assert parse_records(path.read_bytes())[1] == path.stat().st_size
 
     async def test_a_journal_of_another_model_is_refused(self, tmp_path: Path) -> None:
@@ -249,6 +283,16 @@ class TestParseResults:
         good = b'{"line":2,"status":"succeeded"}\n'
         assert parse_results(good + b'{"line":3,"sta') == ({2: "succeeded"}, len(good))
 
+    def test_a_failed_download_is_kept_for_a_retry_until_a_later_result(self) -> None:
+        failed = b'{"line":2,"status":"succeeded","output":"u","download_error":"ENOSPC"}\n'
+        gone = b'{"line":3,"status":"succeeded","download_error":"x","download_gone":true}\n'
+        state, _ = replay_results(failed + gone)
+        assert list(state.downloads) == [2]
+        assert state.downloads[2]["output"] == "u"
+        state, _ = replay_results(failed + b'{"line":2,"status":"succeeded","files":[]}\n')
+        assert state.downloads == {}
+        assert state.status == {2: "succeeded"}
+
     def test_a_damaged_result_before_the_last_is_an_error(self) -> None:
         with pytest.raises(JournalError, match="results line 1 is damaged"):
             parse_results(b'{"status":"succeeded"}\n{"line":3,"status":"failed"}\n')
@@ -257,3 +301,32 @@ class TestParseResults:
 def test_input_hash_ignores_key_order() -> None:
     assert input_hash({"a": 1, "b": [1, 2]}) == input_hash({"b": [1, 2], "a": 1})
     assert input_hash({"a": 1}) != input_hash({"a": 2})
+
+
+def test_line_hash_is_the_input_hash_of_an_object_and_a_raw_digest_otherwise() -> None:
+    assert line_hash(b'{"b": 1, "a": 2}\n', {"b": 1, "a": 2}) == input_hash({"a": 2, "b": 1})
+    assert line_hash(b"[1]\n", [1]).startswith("raw:")
+    assert line_hash(b"[1]\n", [1]) != line_hash(b"[2]\n", [2])
+
+
+async def test_a_version_1_journal_is_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    path.write_bytes(HEADER + b'{"type":"done","line":1}\n')
+    journal = open_journal(path)
+    assert journal.state.done == {1: None}
+    await journal.aclose()
+
+
+class TestBatchLock:
+    def test_a_second_holder_is_refused_naming_the_first(self, tmp_path: Path) -> None:
+        path = tmp_path / "r.jsonl.lock"
+        lock = BatchLock.acquire(path, clock=clock)
+        try:
+            with pytest.raises(BatchLockedError) as caught:
+                BatchLock.acquire(path)
+            message = str(caught.value)
+            assert f"pid {os.getpid()} on {socket.gethostname()}" in message
+            assert "started 2026-01-02T03:04:05" in message
+        finally:
+            lock.release()
+        BatchLock.acquire(path).release()  # released: free again, although the file remains

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -266,3 +268,78 @@ def test_any_error_response_maps_to_an_api_error(
     if error.retry_after is not None:
         assert status == 429
         assert error.retry_after >= 0
+
+
+# -- hostile bodies: linear time, no RecursionError --------------------------------------------
+
+ADVERSARIAL_HTML = {
+    "unclosed titles": b"<html><title>" * 800_000,
+    "unclosed tags": b"<html>" + b"<a" * 5_000_000,
+    "titles never closed then text": b"<title>x" * 1_250_000,
+    "deep tags": b"<html><body>" + b"<div>" * 2_000_000,
+}
+
+
+@pytest.mark.parametrize("body", ADVERSARIAL_HTML.values(), ids=ADVERSARIAL_HTML.keys())
+def test_a_10_mb_hostile_html_page_is_read_in_linear_time(body: bytes) -> None:
+    # Generous: quadratic scanning took seconds for 84 KB, so 10 MB would take hours.
+    started = time.perf_counter()
+    error = error_for(500, {}, body)
+    assert time.perf_counter() - started < 2.0
+    assert isinstance(error, ServerError)
+    assert len(str(error)) < 1000
+
+
+def test_the_title_of_a_page_past_a_page_of_unclosed_titles() -> None:
+    body = b"<html><head><title>503 Service Unavailable</title>" + b"<title>" * 1000
+    assert error_for(503, {}, body).detail == "503 Service Unavailable"  # type: ignore[union-attr]
+
+
+def test_an_unclosed_title_falls_back_to_the_page_text() -> None:
+    error = error_for(502, {}, b"<html><title>Bad <b>gateway</b> &amp; co")
+    assert error is not None
+    assert error.detail == "Bad gateway & co"
+
+
+HTMLISH = st.lists(
+    st.sampled_from(
+        ["<", ">", "<title>", "</title>", "<html>", "<TITLE x=1>", "</title >", "&amp;"]
+    )
+    | st.text(max_size=8),
+    max_size=40,
+).map(lambda parts: "".join(parts).encode())
+
+
+@settings(max_examples=200)
+@given(status=st.integers(300, 599), body=st.binary(max_size=300) | HTMLISH)
+def test_error_for_never_raises_on_any_bytes(status: int, body: bytes) -> None:
+    error = error_for(status, {}, body)
+    assert isinstance(error, APIError)
+    assert len(str(error)) < 1500
+
+
+@pytest.mark.parametrize("depth", [10_000, 100_000])
+@pytest.mark.parametrize("opener", [b"[", b'{"a":'])
+def test_deep_json_is_a_value_error_not_a_recursion_error(depth: int, opener: bytes) -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        decode_json(opener * depth)
+
+
+def test_deep_json_error_body_still_maps_to_an_error() -> None:
+    error = error_for(500, {}, b"[" * 100_000 + b"]" * 100_000)
+    assert isinstance(error, ServerError)
+
+
+@settings(max_examples=30)
+@given(depth=st.integers(1, 200_000), closed=st.booleans(), text=st.booleans())
+def test_decode_json_raises_only_value_error(depth: int, closed: bool, text: bool) -> None:
+    doc = "[" * depth + ("]" * depth if closed else "")
+    with contextlib.suppress(ValueError):  # the point: nothing but ValueError comes out
+        decode_json(doc if text else doc.encode())
+
+
+def test_the_deep_json_error_does_not_carry_the_recursion_error() -> None:
+    with pytest.raises(ValueError, match="nested too deeply") as info:
+        decode_json(b"[" * 100_000)
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None

@@ -1,4 +1,4 @@
-"""Retry-After parsing, the backoff schedule, the retry decision table and the poll schedule."""
+"""Retry-After parsing, the retry decision table and the poll schedule."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from areplicate import (
 )
 from areplicate._core.retry import (
     MAX_RETRY_AFTER,
-    backoff,
     header,
     parse_retry_after,
     retry_after_from,
@@ -117,26 +116,6 @@ class TestRetryAfterFrom:
     @pytest.mark.parametrize("body", [None, [], "throttled", 429])
     def test_no_hint_at_all(self, body: object) -> None:
         assert retry_after_from({}, body, now=NOW) is None
-
-
-class TestBackoff:
-    def test_doubles_from_initial_to_the_cap(self) -> None:
-        assert [backoff(n) for n in range(1, 8)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
-
-    @given(
-        attempt=st.integers(1, 10_000),
-        initial=st.floats(0.01, 10),
-        maximum=st.floats(0.01, 100),
-        jitter=st.floats(0, 0.999),
-    )
-    def test_bounded_and_monotonic(
-        self, attempt: int, initial: float, maximum: float, jitter: float
-    ) -> None:
-        base = backoff(attempt, initial=initial, maximum=maximum)
-        assert base <= maximum
-        assert base <= backoff(attempt + 1, initial=initial, maximum=maximum)
-        with_jitter = backoff(attempt, initial=initial, maximum=maximum, jitter=jitter)
-        assert base <= with_jitter <= base * (1 + jitter) + 1e-9
 
 
 def _api(cls: type[APIError], status: int, retry_after: float | None = None) -> APIError:

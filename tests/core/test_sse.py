@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from areplicate._core.sse import SSEDecoder, SSEEvent
+from areplicate import UnexpectedResponseError
+from areplicate._core.sse import DEFAULT_MAX_EVENT_SIZE, SSEDecoder, SSEEvent
 
 
 def decode(
@@ -214,3 +216,88 @@ def test_encoded_events_decode_back_under_any_chunking(
 ) -> None:
     stream, expected, cuts = case
     assert decode(stream, cuts) == expected
+
+
+# -- hostile streams: linear time, bounded memory ------------------------------------------------
+
+
+def _feed_in(decoder: SSEDecoder, stream: bytes, size: int) -> list[SSEEvent]:
+    events: list[SSEEvent] = []
+    for start in range(0, len(stream), size):
+        events += decoder.feed(stream[start : start + size])
+    return events
+
+
+class TestHostileStreams:
+    def test_a_10_mb_line_fed_in_small_chunks_is_decoded_in_linear_time(self) -> None:
+        stream = b"data: " + b"x" * 10_000_000 + b"\n\n"
+        started = time.perf_counter()
+        events = _feed_in(SSEDecoder(), stream, 1024)
+        # Generous: re-scanning the buffer on each chunk took minutes for this.
+        assert time.perf_counter() - started < 5.0
+        assert [len(e.data) for e in events] == [10_000_000]
+
+    def test_a_chunk_of_carriage_returns_is_scanned_once(self) -> None:
+        started = time.perf_counter()
+        assert SSEDecoder().feed(b"\r" * 1_000_000 + b"data: x\n\n") == [SSEEvent("message", "x")]
+        assert time.perf_counter() - started < 5.0
+
+    def test_a_line_that_never_ends_is_refused_not_buffered_forever(self) -> None:
+        decoder = SSEDecoder(max_event_size=1000)
+        assert decoder.feed(b"data: " + b"x" * 900) == []
+        with pytest.raises(UnexpectedResponseError, match="1000 bytes") as info:
+            decoder.feed(b"x" * 200)
+        assert info.value.status == 200
+        # the stream is broken until the caller reconnects
+        with pytest.raises(UnexpectedResponseError):
+            decoder.feed(b"\n\ndata: ok\n\n")
+        decoder.close()
+        assert decoder.feed(b"id: 2\ndata: ok\n\n") == [SSEEvent("message", "ok", "2")]
+
+    def test_the_default_limit_bounds_a_stream_without_newlines(self) -> None:
+        decoder = SSEDecoder()
+        chunk = b"x" * (1024 * 1024)
+        for _ in range(DEFAULT_MAX_EVENT_SIZE // len(chunk)):
+            assert decoder.feed(chunk) == []
+        with pytest.raises(UnexpectedResponseError, match="without ending"):
+            decoder.feed(chunk)
+
+    def test_data_lines_without_a_blank_line_count_towards_the_limit(self) -> None:
+        decoder = SSEDecoder(max_event_size=100)
+        for _ in range(5):
+            assert decoder.feed(b"data: 0123456789\n") == []
+        with pytest.raises(UnexpectedResponseError):
+            decoder.feed(b"data: 0123456789\n" * 5)
+
+    def test_events_completed_before_the_overflow_are_returned_first(self) -> None:
+        decoder = SSEDecoder(max_event_size=100)
+        assert decoder.feed(b"id: 1\ndata: a\n\ndata: " + b"x" * 200) == [
+            SSEEvent("message", "a", "1")
+        ]
+        with pytest.raises(UnexpectedResponseError):
+            decoder.feed(b"\n\n")
+        assert decoder.last_event_id == "1"  # the dropped event never moved the resume point
+
+    def test_close_forgets_an_overflow(self) -> None:
+        decoder = SSEDecoder(max_event_size=10)
+        decoder.feed(b"data: a\n\ndata: " + b"x" * 50)
+        decoder.close()
+        assert decoder.feed(b"data: b\n\n") == [SSEEvent("message", "b")]
+
+    @pytest.mark.parametrize("bad", [0, -1, True, 1.5])
+    def test_the_limit_must_be_a_positive_whole_number(self, bad: object) -> None:
+        with pytest.raises((TypeError, ValueError)):
+            SSEDecoder(max_event_size=bad)  # type: ignore[arg-type]
+
+
+@given(chunked(), st.integers(1, 64))
+def test_a_limit_above_every_event_changes_nothing(
+    case: tuple[bytes, list[int]], limit: int
+) -> None:
+    stream, cuts = case
+    decoder = SSEDecoder(max_event_size=len(stream) + 1)
+    bounds = [0, *sorted(cuts), len(stream)]
+    events: list[SSEEvent] = []
+    for start, end in itertools.pairwise(bounds):
+        events += decoder.feed(stream[start:end])
+    assert events == decode(stream)

@@ -166,3 +166,34 @@ class TestSameOrigin:
     @given(st.text(max_size=80))
     def test_never_raises(self, url: str) -> None:
         assert same_origin(url, DEFAULT_BASE_URL) in (True, False)
+
+
+class TestCredentialsInTheBaseURL:
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://user:pass@api.replicate.com",
+            "https://user:pass@api.replicate.com/v1",
+            "https://token@api.replicate.com/v1/",
+            "http://:secret@127.0.0.1:8080/v1",
+            "https://u:p%40ss@proxy.example/replicate",
+        ],
+    )
+    def test_refused_with_what_to_do_and_without_the_password(self, url: str) -> None:
+        with pytest.raises(ValueError, match="user name or password") as info:
+            normalize_base_url(url)
+        message = str(info.value)
+        assert "api_token" in message
+        assert "pass" not in message.replace("password", "")
+        assert "secret" not in message
+
+    def test_a_password_is_not_shown_in_other_errors_either(self) -> None:
+        with pytest.raises(ValueError, match="query") as info:
+            normalize_base_url("https://me:hunter2@api.replicate.com/v1?x=1")
+        assert "hunter2" not in str(info.value)
+        with pytest.raises(ValueError, match="absolute") as info:
+            normalize_base_url("https://me:hunter2@api.replicate.com:notaport/v1")
+        assert "hunter2" not in str(info.value)
+
+    def test_an_at_sign_in_the_path_is_fine(self) -> None:
+        assert normalize_base_url("https://proxy.example/@team") == "https://proxy.example/@team/v1"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import hmac
 import time
 
 import pytest
@@ -229,3 +231,38 @@ class TestAgreesWithStandardWebhooks:
     def test_the_vector(self) -> None:
         moment = dt.datetime.fromtimestamp(TIMESTAMP, dt.timezone.utc)
         assert Webhook(SECRET).sign(MSG_ID, moment, BODY.decode()) == SIGNATURE
+
+
+class TestNoSecurityOff:
+    """Inputs that would quietly switch verification off are refused."""
+
+    def test_an_empty_key_is_refused(self) -> None:
+        with pytest.raises(WebhookVerificationError, match="empty after 'whsec_'"):
+            sign("whsec_", MSG_ID, TIMESTAMP, BODY)
+        with pytest.raises(WebhookVerificationError, match="empty after 'whsec_'"):
+            verify(_headers(), BODY, "whsec_", now=TIMESTAMP)
+
+    def test_a_signature_made_with_an_empty_key_never_verifies(self) -> None:
+        # Anyone can compute this; the reference package refuses an empty secret too.
+        signed = f"{MSG_ID}.{TIMESTAMP}.".encode() + BODY
+        forged = "v1," + base64.b64encode(hmac.new(b"", signed, hashlib.sha256).digest()).decode()
+        with pytest.raises(WebhookVerificationError, match="empty"):
+            verify(_headers(signature=forged), BODY, "whsec_", now=TIMESTAMP)
+
+    @pytest.mark.parametrize("tolerance", [float("nan"), float("inf"), -float("inf"), -1])
+    def test_a_tolerance_that_is_not_finite_and_positive_is_refused(self, tolerance: float) -> None:
+        with pytest.raises(ValueError, match="finite number of seconds"):
+            verify(_headers(), BODY, SECRET, now=TIMESTAMP + 10**9, tolerance=tolerance)
+
+    @pytest.mark.parametrize("tolerance", ["300", None, True])
+    def test_a_tolerance_that_is_not_a_number_is_refused(self, tolerance: object) -> None:
+        with pytest.raises(TypeError, match="tolerance"):
+            verify(_headers(), BODY, SECRET, now=TIMESTAMP, tolerance=tolerance)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("now", [float("nan"), float("inf")])
+    def test_a_clock_that_is_not_finite_is_refused(self, now: float) -> None:
+        with pytest.raises(ValueError, match="now must be"):
+            verify(_headers(), BODY, SECRET, now=now)
+
+    def test_zero_tolerance_still_accepts_the_exact_second(self) -> None:
+        verify(_headers(), BODY, SECRET, now=TIMESTAMP, tolerance=0)

@@ -345,3 +345,20 @@ async def test_a_404_after_predictions_exist_belongs_to_its_item(
     assert sorted(items) == list(range(6))
     assert isinstance(items[3].error, areplicate.NotFoundError)
     assert all(items[i].ok for i in (0, 1, 2, 4, 5))
+
+
+async def test_unknown_model_stops_the_whole_fan_out_when_validating(
+    client: areplicate.Client, fake: FakeReplicate
+) -> None:
+    """The schema look-up before the first create is what gets the 404 here."""
+    with pytest.raises(areplicate.NotFoundError):
+        await areplicate.gather_predictions(
+            client,
+            "acme/missing",
+            ({"n": i} for i in range(10_000)),
+            concurrency=4,
+            validate=True,
+            return_exceptions=True,
+        )
+    assert fake.counts[CREATE] == 0
+    assert sum(fake.counts.values()) < 50

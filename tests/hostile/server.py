@@ -257,3 +257,15 @@ async def serve() -> AsyncIterator[Hostile]:
     """The body of the ``hostile`` fixture (kept here so other suites can reuse it)."""
     async with Hostile() as server:
         yield server
+
+
+def bad_reads(pid: str, *, times: int = 5) -> list[Handler]:
+    """``times`` each of a 500, a 200 that is not JSON and a 200 cut off half-way, in that order:
+    what a flaky proxy answers a read of ``pid`` (more of each than a client's own retries absorb).
+    Put them in a :func:`sequence` before the answer that finally gets through."""
+    body = json.dumps(prediction_body(pid, "processing")).encode()
+    return [
+        *(problem(500, "Internal Server Error") for _ in range(times)),
+        *(raw(b"<html><body>upstream hiccup</body></html>") for _ in range(times)),
+        *(truncated(body, keep=len(body) // 2) for _ in range(times)),
+    ]

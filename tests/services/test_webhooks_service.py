@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import AsyncIterator
@@ -249,6 +251,37 @@ class TestDefaultSecret:
             await client.webhooks.default_secret()
         assert "abc" not in str(info.value)
         assert info.value.body is None
+
+
+class TestRefusedSecretsAndTolerances:
+    @pytest.mark.parametrize("key", ["whsec_", "whsec_abc", "whsec_not base64!"])
+    async def test_an_unusable_key_from_the_api_is_an_error_and_not_remembered(
+        self, client: areplicate.Client, secret_api: SecretAPI, key: str
+    ) -> None:
+        secret_api.body = {"key": key}
+        with pytest.raises(areplicate.UnexpectedResponseError, match="empty or not base64"):
+            await client.webhooks.default_secret()
+        secret_api.body = {"key": "whsec_bmV3"}
+        assert await client.webhooks.default_secret() == "whsec_bmV3"
+        assert secret_api.calls == 2
+
+    def test_an_empty_key_never_verifies_a_delivery(self) -> None:
+        now = int(time.time())
+        signed = f"{MSG_ID}.{now}.".encode() + BODY
+        forged = "v1," + base64.b64encode(hmac.new(b"", signed, hashlib.sha256).digest()).decode()
+        headers = {"webhook-id": MSG_ID, "webhook-timestamp": str(now), "webhook-signature": forged}
+        with pytest.raises(WebhookVerificationError, match="empty"):
+            webhooks.verify(headers, BODY, "whsec_")
+
+    @pytest.mark.parametrize("tolerance", [float("inf"), float("nan")])
+    def test_a_non_finite_tolerance_is_refused(self, tolerance: float) -> None:
+        # The vector is years old: with tolerance=inf (or NaN) it would verify today.
+        with pytest.raises(ValueError, match="finite"):
+            webhooks.verify(vector_headers(), BODY, SECRET, tolerance=tolerance)
+
+    def test_a_deeply_nested_body_is_a_verification_error(self) -> None:
+        with pytest.raises(WebhookVerificationError, match="nested too deeply"):
+            webhooks.parse(b"[" * 100_000)
 
 
 class TestWithTheFake:

@@ -1,0 +1,110 @@
+"""The wait loop shared by predictions and trainings: poll until the work ends, whatever the API
+answers in between.
+
+A wait ends on a terminal status, on a definitive error, on its own ``timeout`` or when the
+awaiting task is cancelled. A poll that fails in a way the next one may not (a 5xx, a 2xx whose
+body cannot be read, a broken connection, a 429), after the session's own retries, is absorbed:
+the wait backs off and polls again. Only the caller giving up (cancellation) or the wait's own
+timeout cancels the remote work; a failed poll never does, because the work it asked about is
+still running and paid for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import anyio
+
+from areplicate._core.retry import PollSchedule
+from areplicate._core.status import Status
+from areplicate._errors import (
+    APIConnectionError,
+    RateLimitError,
+    ServerError,
+    UnexpectedResponseError,
+    WaitTimeoutError,
+)
+from areplicate._models import Prediction
+
+__all__ = ["TRANSIENT", "poll_delay", "wait_until_done"]
+
+logger = logging.getLogger("areplicate")
+
+#: Poll failures a later poll may not repeat. Everything else the API answers (401, 402, 403, 404,
+#: 422, ...) says the same thing every time, so it ends the wait.
+TRANSIENT = (ServerError, UnexpectedResponseError, APIConnectionError, RateLimitError)
+# Consecutive failed polls before the wait says so at WARNING level (and every so many after).
+_WARN_EVERY = 10
+
+P = TypeVar("P", bound=Prediction)
+
+
+def poll_delay(
+    schedule: PollSchedule, elapsed: float, failures: int, error: BaseException | None
+) -> float:
+    """Seconds before the next poll: the schedule's interval, or after ``failures`` failed polls in
+    a row at least ``first * 2**failures`` (capped at the schedule's ``cap``) and at least the
+    ``Retry-After`` a 429 asked for."""
+    delay = schedule.interval(elapsed)
+    if failures:
+        delay = max(delay, min(schedule.cap, schedule.first * 2.0 ** min(failures, 64)))
+        if isinstance(error, RateLimitError) and error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+    return delay
+
+
+async def wait_until_done(
+    get: Callable[[str], Awaitable[P]],
+    cancel: Callable[[str], Awaitable[None]],
+    cls: type[P],
+    pid: str,
+    current: P | None,
+    *,
+    schedule: PollSchedule,
+    timeout: float | None,
+    cancel_on_exit: bool,
+    elapsed: float = 0.0,
+) -> P:
+    """Poll ``get(pid)`` until it returns a terminal ``cls``, by the module docstring's rules.
+
+    ``current`` is the last state known (None: read it first). ``cancel`` is the shielded remote
+    cancel, run on the caller's cancellation or on ``timeout`` when ``cancel_on_exit``. ``elapsed``
+    is time already spent (by a create), which the schedule counts from.
+    """
+    if current is not None and current.is_terminal:
+        return current
+    loop = asyncio.get_running_loop()
+    began = loop.time() - elapsed
+    failures = 0
+    error: BaseException | None = None
+    try:
+        with anyio.move_on_after(timeout) as scope:
+            while current is None or not current.is_terminal:
+                if current is not None or failures:
+                    await asyncio.sleep(poll_delay(schedule, loop.time() - began, failures, error))
+                try:
+                    current = await get(pid)
+                except TRANSIENT as exc:
+                    failures, error = failures + 1, exc
+                    level = logging.WARNING if failures % _WARN_EVERY == 0 else logging.DEBUG
+                    logger.log(level, "poll %d of %s failed, polling again: %s", failures, pid, exc)
+                    continue
+                failures, error = 0, None
+    except BaseException as exc:
+        # The caller gave up (cancelled, interrupted) while the work may still run: stop it,
+        # shielded. A definitive error from a poll (an Exception) leaves it alone.
+        unfinished = current is None or not current.is_terminal
+        if cancel_on_exit and unfinished and not isinstance(exc, Exception):
+            await cancel(pid)
+        raise
+    if current is None or not current.is_terminal:
+        # Only the scope's own deadline leaves the loop early.
+        assert scope.cancelled_caught
+        if cancel_on_exit:
+            await cancel(pid)
+        last = current if current is not None else cls(id=pid, status=Status.STARTING)
+        raise WaitTimeoutError(last, float(timeout or 0.0))
+    return current
