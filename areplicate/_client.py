@@ -22,6 +22,7 @@ from areplicate._config import (
 )
 from areplicate._core.retry import PollSchedule
 from areplicate._session import Session
+from areplicate._version import package_version
 from areplicate._webhooks import Receiver
 
 if TYPE_CHECKING:
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from areplicate._services.predictions import Predictions
 
 __all__ = ["Client"]
-
-_VERSION = "0.1.0"
 
 
 class Client:
@@ -70,7 +69,7 @@ class Client:
             max_connections=max_connections,
             poll=poll,
             rate_limits=rate_limits,
-            user_agent=f"areplicate/{_VERSION}",
+            user_agent=f"areplicate/{package_version()}",
         )
         self._session = Session(self._config)
         if file_encoding not in ("auto", "upload", "data-uri"):
@@ -167,7 +166,7 @@ class Client:
 
         return await prepare_input(self, input)
 
-    # --- services owned by other modules: add cached properties below, one per service ---
+    # The services: one cached property each, imported lazily.
 
     if TYPE_CHECKING:
         from areplicate._services.deployments import Deployments
@@ -234,8 +233,6 @@ class Client:
         from areplicate._services.webhooks import Webhooks
 
         return Webhooks(self._session)
-
-    # --- end of services ---
 
     async def run(
         self,

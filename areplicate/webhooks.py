@@ -13,7 +13,7 @@
 
 Replicate signs deliveries the Standard Webhooks (Svix) way: ``webhook-id``, ``webhook-timestamp``
 and ``webhook-signature`` headers, HMAC-SHA256 over ``"{id}.{timestamp}.{body}"``
-(shared/replicate-api.md section 7). Deliveries can arrive more than once (the final one is retried):
+(docs/api-notes.md#webhooks). Deliveries can arrive more than once (the final one is retried):
 use ``webhook-id`` or the prediction id to make your handler idempotent.
 """
 

@@ -1,6 +1,6 @@
 """Predictions: create, get, list, cancel, wait, stream, run.
 
-See shared/replicate-api.md sections 1–6.
+See docs/api-notes.md (creating, waiting, errors, listing, streaming).
 """
 
 from __future__ import annotations
