@@ -6,8 +6,9 @@ fan out with :func:`gather_predictions` / :func:`as_completed`; test offline wit
 """
 
 from contextlib import suppress as _suppress
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from areplicate import resources, webhooks
+from areplicate import resources, web, webhooks
 from areplicate._client import Client
 from areplicate._config import Config, RateLimits
 from areplicate._core.refs import ModelRef, parse_ref
@@ -54,7 +55,18 @@ from areplicate._models import (
 )
 from areplicate._options import Lifetime, RunOptions
 
-__version__ = "0.1.0"
+if _TYPE_CHECKING:
+    __version__: str
+
+
+def __getattr__(name: str) -> str:
+    """``areplicate.__version__``, read lazily from the installed package's metadata."""
+    if name == "__version__":
+        from areplicate._version import package_version
+
+        return package_version()
+    raise AttributeError(f"module 'areplicate' has no attribute {name!r}")
+
 
 __all__ = [
     "APIConnectionError",
@@ -108,6 +120,7 @@ __all__ = [
     "parse_ref",
     "resources",
     "save_outputs",
+    "web",
     "webhooks",
 ]
 

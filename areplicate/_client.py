@@ -24,13 +24,14 @@ from areplicate._config import (
 from areplicate._core.retry import PollSchedule
 from areplicate._options import Lifetime
 from areplicate._session import Session
+from areplicate._version import package_version
+from areplicate._webhooks import Receiver
 
 if TYPE_CHECKING:
+    from areplicate._redis_relay import Relay
     from areplicate._services.predictions import Predictions
 
 __all__ = ["Client"]
-
-_VERSION = "0.1.0"
 
 
 class Client:
@@ -63,6 +64,7 @@ class Client:
         rate_limits: RateLimits | None = DEFAULT_RATE_LIMITS,
         environ: Mapping[str, str] | None = None,
         file_encoding: Literal["auto", "upload", "data-uri"] = "auto",
+        webhooks: Receiver | None = None,
     ) -> None:
         self._config = Config.resolve(
             os.environ if environ is None else environ,
@@ -74,7 +76,7 @@ class Client:
             max_connections=max_connections,
             poll=poll,
             rate_limits=rate_limits,
-            user_agent=f"areplicate/{_VERSION}",
+            user_agent=f"areplicate/{package_version()}",
         )
         self._session = Session(self._config)
         if file_encoding not in ("auto", "upload", "data-uri"):
@@ -83,6 +85,24 @@ class Client:
             )
         #: How file inputs are sent: uploaded, inlined as data URIs, or by size ("auto").
         self._file_encoding = file_encoding
+        self._receiver = webhooks
+        self._relay: Relay | None = None
+        self._listening = False
+        # The client a view (``with_options``) was made from; None for a client of its own.
+        self._parent: Client | None = None
+        if webhooks is not None:
+            if not isinstance(webhooks, Receiver):
+                raise TypeError(
+                    "webhooks= takes an areplicate.webhooks.Receiver, "
+                    f"not {type(webhooks).__name__}"
+                )
+            webhooks.bind(lambda: self.webhooks.default_secret())
+            limits = self._config.rate_limits
+            if limits is not None and limits.shared is not None:
+                from areplicate._redis_relay import Relay
+
+                self._relay = Relay(limits.shared, self._config.api_token)
+                webhooks.relay(self._relay.publish)
 
     def __repr__(self) -> str:
         state = "closed" if self._session.closed else "open"
@@ -120,6 +140,10 @@ class Client:
         view._config = config
         view._session = self._session.view(config)
         view._file_encoding = self._file_encoding
+        view._receiver = self._receiver  # its creates carry the same webhook and end its waits
+        view._relay = self._relay
+        view._listening = False
+        view._parent = self._parent or self
         return view
 
     async def __aenter__(self) -> Client:
@@ -135,8 +159,15 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool. Further requests raise RuntimeError."""
+        """Close the connection pool. Further requests raise RuntimeError.
+
+        On a view (``with_options``) this does nothing: the pool belongs to the client it came from.
+        """
+        if self._parent is not None:
+            return
         await self._session.close()
+        if self._relay is not None:
+            await self._relay.aclose()
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         session = getattr(self, "_session", None)
@@ -154,8 +185,23 @@ class Client:
         from areplicate._services.predictions import Predictions
 
         return Predictions(
-            self._session, input_hook=self._prepare_input, validator=self._validate_input
+            self._session,
+            input_hook=self._prepare_input,
+            validator=self._validate_input,
+            receiver=self._receiver,
+            listen=self._listen if self._relay is not None else None,
         )
+
+    def _listen(self) -> None:
+        """Start taking the other workers' relayed deliveries (once; stopped by close())."""
+        if self._parent is not None:
+            self._parent._listen()
+            return
+        relay, receiver = self._relay, self._receiver
+        if relay is None or receiver is None or self._listening:
+            return
+        self._listening = True
+        self._session.spawn(relay.listen(receiver.deliver_relayed), work=True)
 
     async def _validate_input(self, ref: str, input: Mapping[str, Any]) -> None:
         await self.models.validate_input(ref, input)
@@ -165,7 +211,7 @@ class Client:
 
         return await prepare_input(self, input)
 
-    # --- services owned by other modules: add cached properties below, one per service ---
+    # The services: one cached property each, imported lazily.
 
     if TYPE_CHECKING:
         from areplicate._services.deployments import Deployments
@@ -232,8 +278,6 @@ class Client:
         from areplicate._services.webhooks import Webhooks
 
         return Webhooks(self._session)
-
-    # --- end of services ---
 
     async def run(
         self,

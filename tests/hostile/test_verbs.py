@@ -11,6 +11,7 @@ from areplicate import Prediction, RunOptions, Status
 from tests.hostile.server import (
     TOKEN,
     Hostile,
+    created,
     delayed,
     json_response,
     prediction_body,
@@ -150,3 +151,20 @@ class TestRunOptions:
         with pytest.raises(ValueError, match="hold must be"):
             areplicate.as_completed(client, "acme/m", [{}], hold=99)
         assert hostile.requests == []
+
+
+async def test_a_views_creates_carry_the_clients_webhook_receiver(hostile: Hostile) -> None:
+    from areplicate.webhooks import Receiver
+
+    hostile.on("POST", "/v1/models/acme/m/predictions", created(prediction_body(PID, "starting")))
+    receiver = Receiver("https://app.example/hooks/replicate")
+    async with areplicate.Client(
+        api_token=TOKEN, base_url=hostile.url, rate_limits=None, webhooks=receiver
+    ) as parent:
+        view = parent.with_options(request_timeout=9)
+        with anyio.fail_after(20):
+            await view.predictions.create("acme/m", {})
+        await view.aclose()  # a no-op: the parent and its receiver stay in service
+        assert "open" in repr(parent)
+    [sent] = [r for r in hostile.requests if r.method == "POST"]
+    assert b'"webhook":"https://app.example/hooks/replicate"' in sent.body
