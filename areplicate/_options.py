@@ -13,7 +13,13 @@ from typing import TypeAlias
 
 import attrs
 
-from areplicate._core.options import cancel_after, check_timeout, check_webhook, hold_seconds
+from areplicate._core.options import (
+    WEBHOOK_EVENTS,
+    cancel_after,
+    check_timeout,
+    check_webhook,
+    hold_seconds,
+)
 
 __all__ = ["Lifetime", "RunOptions"]
 
@@ -23,10 +29,12 @@ Lifetime: TypeAlias = str | float | dt.timedelta
 
 
 def _events(events: Sequence[str] | None) -> tuple[str, ...] | None:
-    # A str is left as it is, for the check to reject (a tuple of its letters would pass it).
-    if events is None or isinstance(events, str):
-        return events  # type: ignore[return-value]
-    return tuple(events)
+    if isinstance(events, str):  # a tuple of its letters would pass for a list of events
+        raise ValueError(  # noqa: TRY004 - a ValueError, like every other option check
+            "webhook_events_filter must be a non-empty list drawn from "
+            f"{sorted(WEBHOOK_EVENTS)}, got {events!r}"
+        )
+    return None if events is None else tuple(events)
 
 
 @attrs.frozen(kw_only=True, slots=True)
