@@ -34,7 +34,6 @@ from areplicate._errors import (
     WebhookVerificationError,
 )
 from areplicate._fanout import Completed, Progress, as_completed, gather_predictions
-from areplicate._files import FileOutput, output_files, save_outputs
 from areplicate._models import (
     Account,
     Collection,
@@ -52,6 +51,7 @@ from areplicate._models import (
     Training,
     Version,
 )
+from areplicate._outputs import FileOutput, output_files, save_outputs
 
 __version__ = "0.1.0"
 

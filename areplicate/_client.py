@@ -21,6 +21,8 @@ from areplicate._config import (
     RateLimits,
 )
 from areplicate._core.retry import PollSchedule
+from areplicate._inputs import prepare_input
+from areplicate._services.files import Files
 from areplicate._session import Session
 
 if TYPE_CHECKING:
@@ -130,9 +132,9 @@ class Client:
         await self.models.validate_input(ref, input)
 
     async def _prepare_input(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        from areplicate._files import prepare_input
-
-        return await prepare_input(self, input)
+        return await prepare_input(
+            input, encoding=self._file_encoding, upload=self.files._upload_url
+        )
 
     # --- services owned by other modules: add cached properties below, one per service ---
 
@@ -185,15 +187,12 @@ class Client:
         return Accounts(self._session)
 
     if TYPE_CHECKING:
-        from areplicate._services.files import Files
         from areplicate._services.webhooks import Webhooks
 
     @cached_property
     def files(self) -> Files:
         """Upload, get, list and delete files; ``outputs(p)`` wraps a prediction's file outputs."""
-        from areplicate._services.files import Files
-
-        return Files(self)
+        return Files(self._session)
 
     @cached_property
     def webhooks(self) -> Webhooks:

@@ -1,4 +1,4 @@
-"""Files: upload, get, list and delete (shared/replicate-api.md section 8), plus output files.
+"""Files: upload, get, list and delete, plus output files.
 
 Uploads are ``multipart/form-data`` with the parts the API documents: ``content`` (the bytes, with
 file name and content type), ``filename``, ``type`` and ``metadata`` (a JSON object as text, as the
@@ -10,37 +10,22 @@ from __future__ import annotations
 import builtins
 import io
 from collections.abc import AsyncGenerator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
 from areplicate._convert import structure
+from areplicate._core.ids import object_id
 from areplicate._core.urls import rebase
-from areplicate._files import (
-    Blob,
-    FileOutput,
-    FileSource,
-    file_url,
-    metadata_json,
-    output_files,
-    read_file,
-)
+from areplicate._inputs import Blob, FileSource, file_url, metadata_json, read_file
 from areplicate._models import FileObject, Page, Prediction
-
-if TYPE_CHECKING:
-    from areplicate._client import Client
+from areplicate._outputs import FileOutput, output_files
+from areplicate._session import Session
 
 __all__ = ["Files"]
 
 FileLike = FileObject | str
-
-
-def _file_id(file: FileLike) -> str:
-    fid = file.id if isinstance(file, FileObject) else file
-    if not isinstance(fid, str) or not fid or "/" in fid or fid.strip() != fid:
-        raise ValueError(f"not a file id: {fid!r}; pass a FileObject or its id string")
-    return fid
 
 
 class Files:
@@ -51,9 +36,8 @@ class Files:
     at the time of writing); delete them sooner with :meth:`delete`.
     """
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self._session = client._session
+    def __init__(self, session: Session) -> None:
+        self._session = session
 
     def __repr__(self) -> str:
         return f"<Files {self._session.config.base_url}>"
@@ -102,7 +86,7 @@ class Files:
 
     async def get(self, file: FileLike) -> FileObject:
         """The file's details. NotFoundError once it was deleted or has expired."""
-        fid = _file_id(file)
+        fid = object_id(file, "file")
         response = await self._session.request("GET", f"files/{quote(fid, safe='')}")
         return structure(response.json(), FileObject, what=f"file {fid}")
 
@@ -125,7 +109,7 @@ class Files:
 
     async def delete(self, file: FileLike) -> None:
         """Delete a file. NotFoundError if it does not exist (or was deleted already)."""
-        fid = _file_id(file)
+        fid = object_id(file, "file")
         await self._session.request("DELETE", f"files/{quote(fid, safe='')}")
 
     def outputs(self, prediction: Prediction | Any) -> builtins.list[FileOutput]:
@@ -134,4 +118,4 @@ class Files:
         Same as ``areplicate.output_files(prediction, client)``: downloads share the client's
         connections and send the token only to the API's own origin.
         """
-        return output_files(prediction, self._client)
+        return output_files(prediction, self._session)

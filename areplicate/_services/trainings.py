@@ -16,6 +16,7 @@ from urllib.parse import quote
 import anyio
 
 from areplicate._convert import structure, structure_created
+from areplicate._core.ids import object_id
 from areplicate._core.options import check_webhook
 from areplicate._core.refs import parse_ref
 from areplicate._errors import (
@@ -35,13 +36,6 @@ _EVENTS = frozenset({"start", "output", "logs", "completed"})
 _CANCEL_TIMEOUT = 10.0
 
 TrainingLike = Training | str
-
-
-def _training_id(training: TrainingLike) -> str:
-    tid = training.id if isinstance(training, Training) else training
-    if not isinstance(tid, str) or not tid or "/" in tid or tid.strip() != tid:
-        raise ValueError(f"not a training id: {tid!r}; pass a Training or its id string")
-    return tid
 
 
 class Trainings:
@@ -96,13 +90,13 @@ class Trainings:
 
     async def get(self, training: TrainingLike) -> Training:
         """The training as it is now. NotFoundError if there is no such training."""
-        tid = _training_id(training)
+        tid = object_id(training, "training")
         response = await self._session.request("GET", f"trainings/{quote(tid, safe='')}")
         return structure(response.json(), Training, what=f"training {tid}")
 
     async def cancel(self, training: TrainingLike) -> Training:
         """Ask the API to stop the training; returns it as the API then describes it."""
-        tid = _training_id(training)
+        tid = object_id(training, "training")
         response = await self._session.request("POST", f"trainings/{quote(tid, safe='')}/cancel")
         return structure(response.json(), Training, what=f"training {tid}")
 
@@ -137,7 +131,7 @@ class Trainings:
             self.get,
             self._cancel_shielded,
             Training,
-            _training_id(training),
+            object_id(training, "training"),
             training if isinstance(training, Training) else None,
             schedule=self._session.config.poll,
             timeout=timeout,
