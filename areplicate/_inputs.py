@@ -13,6 +13,10 @@ or inlined as a ``data:`` URI. Which one is the Client's ``file_encoding``:
   copy saves an upload round trip and a request against the rate budget, and Replicate does not
   store it; above it the base64 text (4/3 the size) rides in every create body and slows it.
 
+Another prediction's output, as its URL string or a :class:`FileOutput`, is sent as that URL: it is
+never downloaded nor re-encoded (Replicate's way of chaining models; a video would otherwise make
+a full download and re-upload). A FileOutput is turned into its URL string, so the input is JSON.
+
 Inputs without files cost a walk of ``isinstance`` checks and a dict copy: fan-outs of thousands of
 plain inputs never touch this module's I/O. The module knows nothing of the Client: the upload is
 a callable it is given.
@@ -36,7 +40,7 @@ import attrs
 from areplicate._core.data_uri import check_data_uris
 from areplicate._errors import UnexpectedResponseError
 from areplicate._models import FileObject
-from areplicate._outputs import gather_all
+from areplicate._outputs import FileOutput, gather_all
 
 __all__ = [
     "DATA_URI_BUDGET",
@@ -223,6 +227,8 @@ def _collect(value: Any, found: dict[int, Any]) -> None:
     elif isinstance(value, (list, tuple)):
         for item in value:
             _collect(item, found)
+    elif isinstance(value, FileOutput):
+        pass  # another prediction's output: sent as its URL (by _replace), never downloaded
     elif not isinstance(value, (str, int, float)) and value is not None and _is_file(value):
         found.setdefault(id(value), value)
 
@@ -232,6 +238,8 @@ def _replace(value: Any, resolved: Mapping[int, str]) -> Any:
         return {key: _replace(item, resolved) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_replace(item, resolved) for item in value]
+    if isinstance(value, FileOutput):
+        return value.url
     return resolved.get(id(value), value)
 
 
@@ -253,7 +261,8 @@ async def prepare_input(
     ``encoding`` is the Client's ``file_encoding``; ``upload`` sends one file and returns its URL.
     Every file of the input is read (in worker threads) and uploaded at the same time; the first
     failure cancels the rest and is raised. Uploaded files are not deleted after the prediction:
-    Replicate expires them itself. A ``data:`` string that cannot be decoded raises ValueError
+    Replicate expires them itself. A :class:`FileOutput` becomes its URL (nothing is downloaded).
+    A ``data:`` string that cannot be decoded raises ValueError
     naming the field, before anything is sent.
     """
     check_data_uris(input)
