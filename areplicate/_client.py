@@ -163,7 +163,7 @@ class Client:
         """Trainings: create, get, list, cancel, wait."""
         from areplicate._services.trainings import Trainings
 
-        return Trainings(self._session)
+        return Trainings(self._session, input_hook=self._prepare_input)
 
     @cached_property
     def collections(self) -> Collections:

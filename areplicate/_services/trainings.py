@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -41,8 +41,16 @@ TrainingLike = Training | str
 class Trainings:
     """Create, get, list, cancel and wait for trainings. Reached as ``client.trainings``."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        input_hook: Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]] | None = None,
+    ) -> None:
         self._session = session
+        # Turns file values (paths, bytes, file objects, FileOutputs) into what the API accepts,
+        # as for predictions; without it the input must already be plain JSON.
+        self._input_hook = input_hook
 
     def __repr__(self) -> str:
         return f"<Trainings {self._session.config.base_url}>"
@@ -59,6 +67,8 @@ class Trainings:
         """Start training ``ref`` (``owner/name:<version>``: trainings always start from a
         version) into ``destination`` (``owner/name``, a model you own that must already exist).
 
+        File values in ``input`` (a ``Path`` to a zip archive, bytes, a file object, a FileOutput)
+        are sent as for predictions: uploaded or inlined (see ``Client(file_encoding=)``).
         Billed like a prediction, so never retried after an ambiguous failure. A destination that
         does not exist gives NotFoundError ("The specified training destination does not exist").
         """
@@ -75,7 +85,8 @@ class Trainings:
         if not isinstance(input, Mapping):
             raise TypeError(f"input must be a mapping, not {type(input).__name__}")
         check_webhook(webhook, webhook_events_filter)
-        body: dict[str, Any] = {"destination": target.model, "input": dict(input)}
+        prepared = await self._input_hook(input) if self._input_hook else dict(input)
+        body: dict[str, Any] = {"destination": target.model, "input": prepared}
         if webhook is not None:
             body["webhook"] = webhook
         if webhook_events_filter is not None:
