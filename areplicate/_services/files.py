@@ -1,4 +1,4 @@
-"""Files: upload, get, list and delete, plus output files.
+"""Files: upload, get, list, delete and download through a signed link, plus output files.
 
 Uploads are ``multipart/form-data`` with the parts the API documents: ``content`` (the bytes, with
 file name and content type), ``filename``, ``type`` and ``metadata`` (a JSON object as text, as the
@@ -66,7 +66,8 @@ class Files:
 
     You rarely need :meth:`create`: a ``Path``, ``bytes`` or binary file object in a prediction's
     input is uploaded (or inlined) for you. Uploaded files expire on Replicate's side (after a day
-    at the time of writing); delete them sooner with :meth:`delete`.
+    at the time of writing); delete them sooner with :meth:`delete`. :meth:`download` fetches one
+    through a signed link (owner, expiry, signature).
     """
 
     def __init__(self, session: Session) -> None:
