@@ -7,7 +7,7 @@ fan out with :func:`gather_predictions` / :func:`as_completed`; test offline wit
 
 from contextlib import suppress as _suppress
 
-from areplicate import webhooks
+from areplicate import web, webhooks
 from areplicate._client import Client
 from areplicate._config import RateLimits
 from areplicate._core.refs import ModelRef, parse_ref
@@ -102,6 +102,7 @@ __all__ = [
     "output_files",
     "parse_ref",
     "save_outputs",
+    "web",
     "webhooks",
 ]
 

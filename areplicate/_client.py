@@ -24,8 +24,10 @@ from areplicate._core.retry import PollSchedule
 from areplicate._inputs import prepare_input
 from areplicate._services.files import Files
 from areplicate._session import Session
+from areplicate._webhooks import Receiver
 
 if TYPE_CHECKING:
+    from areplicate._redis_relay import Relay
     from areplicate._services.predictions import Predictions
 
 __all__ = ["Client"]
@@ -58,6 +60,7 @@ class Client:
         rate_limits: RateLimits | None = DEFAULT_RATE_LIMITS,
         environ: Mapping[str, str] | None = None,
         file_encoding: Literal["auto", "upload", "data-uri"] = "auto",
+        webhooks: Receiver | None = None,
     ) -> None:
         self._config = Config.resolve(
             os.environ if environ is None else environ,
@@ -78,6 +81,22 @@ class Client:
             )
         #: How file inputs are sent: uploaded, inlined as data URIs, or by size ("auto").
         self._file_encoding = file_encoding
+        self._receiver = webhooks
+        self._relay: Relay | None = None
+        self._listening = False
+        if webhooks is not None:
+            if not isinstance(webhooks, Receiver):
+                raise TypeError(
+                    "webhooks= takes an areplicate.webhooks.Receiver, "
+                    f"not {type(webhooks).__name__}"
+                )
+            webhooks.bind(lambda: self.webhooks.default_secret())
+            limits = self._config.rate_limits
+            if limits is not None and limits.shared is not None:
+                from areplicate._redis_relay import Relay
+
+                self._relay = Relay(limits.shared, self._config.api_token)
+                webhooks.relay(self._relay.publish)
 
     def __repr__(self) -> str:
         state = "closed" if self._session.closed else "open"
@@ -108,6 +127,8 @@ class Client:
     async def aclose(self) -> None:
         """Close the connection pool. Further requests raise RuntimeError."""
         await self._session.close()
+        if self._relay is not None:
+            await self._relay.aclose()
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         session = getattr(self, "_session", None)
@@ -125,8 +146,20 @@ class Client:
         from areplicate._services.predictions import Predictions
 
         return Predictions(
-            self._session, input_hook=self._prepare_input, validator=self._validate_input
+            self._session,
+            input_hook=self._prepare_input,
+            validator=self._validate_input,
+            receiver=self._receiver,
+            listen=self._listen if self._relay is not None else None,
         )
+
+    def _listen(self) -> None:
+        """Start taking the other workers' relayed deliveries (once; stopped by close())."""
+        relay, receiver = self._relay, self._receiver
+        if relay is None or receiver is None or self._listening:
+            return
+        self._listening = True
+        self._session.spawn(relay.listen(receiver.deliver_relayed), work=True)
 
     async def _validate_input(self, ref: str, input: Mapping[str, Any]) -> None:
         await self.models.validate_input(ref, input)
