@@ -60,7 +60,7 @@ class TestOutputsAsInputs:
     async def test_an_image_caption_chain_never_downloads_the_image(
         self, fake: FakeReplicate, base_url: str, encoding: str
     ) -> None:
-        prompts = [f"p{i}" for i in range(5)]
+        prompts = [f"p{i}" for i in range(50)]
         async with make_client(base_url, file_encoding=encoding) as client:
 
             async def chain(prompt: str) -> tuple[str, areplicate.Prediction]:
@@ -72,7 +72,7 @@ class TestOutputsAsInputs:
                 return file.url, captioned
 
             results = await asyncio.gather(*(chain(p) for p in prompts))
-        assert fake.counts["POST /v1/models/{owner}/{name}/predictions"] == 10
+        assert fake.counts["POST /v1/models/{owner}/{name}/predictions"] == 100
         assert downloads(fake) == 0
         assert fake.counts[UPLOAD] == 0
         for prompt, (url, captioned) in zip(prompts, results, strict=True):
