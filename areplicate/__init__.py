@@ -35,7 +35,6 @@ from areplicate._errors import (
     WebhookVerificationError,
 )
 from areplicate._fanout import Completed, Progress, as_completed, gather_predictions
-from areplicate._files import FileOutput, output_files, save_outputs
 from areplicate._models import (
     Account,
     Collection,
@@ -53,6 +52,7 @@ from areplicate._models import (
     Training,
     Version,
 )
+from areplicate._outputs import FileOutput, output_files, save_outputs
 
 if _TYPE_CHECKING:
     __version__: str

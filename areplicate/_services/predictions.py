@@ -17,6 +17,7 @@ import anyio
 import attrs
 
 from areplicate._convert import structure, structure_created
+from areplicate._core.ids import object_id
 from areplicate._core.options import cancel_after, check_webhook, wait_seconds
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.sse import SSEDecoder
@@ -73,13 +74,6 @@ def unknown_target(error: BaseException) -> bool:
 
 def _aware(when: dt.datetime) -> dt.datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
-
-
-def _prediction_id(prediction: PredictionLike) -> str:
-    pid = prediction.id if isinstance(prediction, Prediction) else prediction
-    if not isinstance(pid, str) or not pid or "/" in pid or pid.strip() != pid:
-        raise ValueError(f"not a prediction id: {pid!r}; pass a Prediction or its id string")
-    return pid
 
 
 class Predictions:
@@ -258,7 +252,7 @@ class Predictions:
 
     async def get(self, prediction: PredictionLike) -> Prediction:
         """The prediction's current state. NotFoundError if there is no such prediction."""
-        pid = _prediction_id(prediction)
+        pid = object_id(prediction, "prediction")
         response = await self._session.request("GET", f"predictions/{quote(pid, safe='')}")
         return structure(response.json(), Prediction, what=f"prediction {pid}")
 
@@ -267,7 +261,7 @@ class Predictions:
 
         Cancelling one that already ended is harmless and returns it unchanged.
         """
-        pid = _prediction_id(prediction)
+        pid = object_id(prediction, "prediction")
         response = await self._session.request("POST", f"predictions/{quote(pid, safe='')}/cancel")
         return structure(response.json(), Prediction, what=f"prediction {pid}")
 
@@ -359,7 +353,7 @@ class Predictions:
             self.get,
             self._cancel_shielded,
             Prediction,
-            _prediction_id(prediction),
+            object_id(prediction, "prediction"),
             current,
             schedule=self._session.config.poll if receiver is None else receiver.fallback,
             timeout=timeout,
