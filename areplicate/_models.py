@@ -3,6 +3,13 @@
 They know nothing of JSON: the one converter in ``_convert.py`` builds them from response bodies,
 filling defaults for missing keys and keeping keys it does not know in ``extra`` (the API grows; we do
 not reject what we have not met yet).
+
+Missing and null: a field the API always sends (its document requires it and real traffic never
+left it out: ``id``, ``status``, ``version``, ``input``, ``urls``, a model's ``run_count``, a file's
+``size``) has a plain type, and its default only fills in for a body that broke that promise. A field
+the API may leave out or send as ``null`` is ``X | None``, and ``None`` means "the API did not say":
+``data_removed=None`` is not "not removed", ``metrics=None`` is not "no metrics", ``model=None`` is not
+an empty name. Older responses (2023) left out every key that was null, so these are common.
 """
 
 # No ``from __future__ import annotations`` here: evaluated annotations keep
@@ -19,6 +26,8 @@ __all__ = [
     "Collection",
     "CollectionHit",
     "Deployment",
+    "DeploymentConfiguration",
+    "DeploymentRelease",
     "FileObject",
     "Hardware",
     "Model",
@@ -61,10 +70,12 @@ class Prediction:
     ``status`` is a :class:`Status` for known values and the raw string for unknown ones; use
     :attr:`is_terminal` rather than comparing against a list of your own (``aborted`` counts).
     ``output`` is plain JSON: file outputs are URL strings (see ``output_files()``).
+    ``model``, ``metrics`` and ``data_removed`` are None where the API did not say (older responses,
+    predictions still starting): ``data_removed is None`` is not ``False``, so test ``is True``.
     """
 
     id: str
-    model: str = ""
+    model: str | None = None
     version: str = ""
     input: dict[str, Any] = attrs.field(factory=dict)
     output: Any = None
@@ -75,8 +86,8 @@ class Prediction:
     started_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
     urls: PredictionURLs = attrs.field(factory=PredictionURLs)
-    metrics: dict[str, Any] = attrs.field(factory=dict)
-    data_removed: bool = False
+    metrics: dict[str, Any] | None = None
+    data_removed: bool | None = None
     source: str | None = None
     deadline: dt.datetime | None = None
     deployment: str | None = None
@@ -114,7 +125,12 @@ class Version:
 
 @attrs.frozen
 class Model:
-    """A model. ``latest_version`` is None for models without a pushed version."""
+    """A model. ``latest_version`` is None for models without a pushed version.
+
+    ``is_official`` is None where the API did not say (older responses leave it out), so a model is
+    official only when it is ``True``. ``weights_url`` is where a model's weights live, when its
+    owner set one.
+    """
 
     owner: str
     name: str
@@ -126,10 +142,11 @@ class Model:
     license_url: str | None = None
     cover_image_url: str | None = None
     run_count: int = 0
-    is_official: bool = False
+    is_official: bool | None = None
     default_example: Prediction | None = None
     latest_version: Version | None = None
     created_at: dt.datetime | None = None
+    weights_url: str | None = None
     extra: dict[str, Any] = _extra()
 
 
@@ -184,12 +201,47 @@ class Collection:
 
 
 @attrs.frozen
+class DeploymentConfiguration:
+    """How a deployment release runs: its hardware SKU (e.g. ``gpu-t4``) and how far it scales.
+
+    ``min_instances`` of 0 means it scales to zero when idle (the first request then waits for a
+    cold boot).
+    """
+
+    hardware: str = ""
+    min_instances: int = 0
+    max_instances: int = 0
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class DeploymentRelease:
+    """One release of a deployment: the model version and configuration it ran from ``created_at``.
+
+    ``number`` counts up from 1 with each change (``client.deployments.update`` makes a new
+    release). ``created_by`` is the account that made it, or None where the API did not say.
+    """
+
+    number: int = 0
+    model: str = ""
+    version: str = ""
+    created_at: dt.datetime | None = None
+    created_by: Account | None = None
+    configuration: DeploymentConfiguration = attrs.field(factory=DeploymentConfiguration)
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen
 class Deployment:
-    """A deployment: a fixed model version on chosen hardware. ``current_release`` is raw JSON."""
+    """A deployment: a fixed model version on chosen hardware.
+
+    ``current_release`` is the release it serves now (model, version, hardware, scaling), or None
+    for a deployment the API sent without one.
+    """
 
     owner: str
     name: str
-    current_release: dict[str, Any] | None = None
+    current_release: DeploymentRelease | None = None
     extra: dict[str, Any] = _extra()
 
 
