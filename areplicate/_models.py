@@ -10,11 +10,15 @@ left it out: ``id``, ``status``, ``version``, ``input``, ``urls``, a model's ``r
 the API may leave out or send as ``null`` is ``X | None``, and ``None`` means "the API did not say":
 ``data_removed=None`` is not "not removed", ``metrics=None`` is not "no metrics", ``model=None`` is not
 an empty name. Older responses (2023) left out every key that was null, so these are common.
+
+Reprs are short: text longer than 200 characters shows its start and its length, containers their
+first items and how many more, so a prediction holding a data URI prints in one line.
 """
 
 # No ``from __future__ import annotations`` here: evaluated annotations keep
 # ``typing.get_type_hints(areplicate.Prediction)`` working after the package renames ``__module__``.
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -46,6 +50,55 @@ T = TypeVar("T")
 
 def _extra() -> Any:
     return attrs.field(factory=dict, repr=False)
+
+
+# How much of a value a repr shows: text past _TEXT characters and containers past _ITEMS entries are
+# cut, and once a repr has spent _BUDGET characters every further value is elided. The walk only
+# visits what it shows, so a repr costs the same for a 500 KB data URI as for a short prompt.
+_TEXT = 200
+_ITEMS = 20
+_BUDGET = 4000
+
+
+def _short(value: Any, budget: list[int]) -> str:
+    if isinstance(value, (str, bytes, bytearray)):
+        if len(value) <= _TEXT:
+            text = repr(value)
+        else:
+            unit = "chars" if isinstance(value, str) else "bytes"
+            text = f"{value[:_TEXT]!r}...<{len(value)} {unit}>"
+    elif isinstance(value, dict):
+        pairs = (f"{_short(k, budget)}: {_short(v, budget)}" for k, v in value.items())
+        text = "{" + _first(pairs, len(value), budget) + "}"
+    elif isinstance(value, list):
+        text = "[" + _first((_short(v, budget) for v in value), len(value), budget) + "]"
+    elif isinstance(value, tuple):
+        inner = _first((_short(v, budget) for v in value), len(value), budget)
+        text = f"({inner}{',' * (len(value) == 1)})"
+    else:
+        text = repr(value)  # attrs models print short already; anything else is cut like text
+        if len(text) > _TEXT and not attrs.has(type(value)):
+            text = f"{text[:_TEXT]}...<{len(text)} chars>"
+    budget[0] -= len(text)
+    return text
+
+
+def _first(parts: Iterator[str], count: int, budget: list[int]) -> str:
+    """The first entries of a container, while the budget lasts, then how many were left out."""
+    shown: list[str] = []
+    while len(shown) < _ITEMS and budget[0] > 0 and (part := next(parts, None)) is not None:
+        shown.append(part)
+    if len(shown) < count:
+        shown.append(f"...<{count - len(shown)} more>")
+    return ", ".join(shown)
+
+
+def _short_repr(self: Any) -> str:
+    """``Name(field=value, ...)`` like attrs', with long values cut (see ``_short``)."""
+    budget = [_BUDGET]
+    shown = (a for a in attrs.fields(type(self)) if a.repr)
+    args = ", ".join(f"{a.name}={_short(getattr(self, a.name), budget)}" for a in shown)
+    return f"{type(self).__name__}({args})"
 
 
 @attrs.frozen
@@ -331,4 +384,6 @@ class SearchResults:
 for _name in __all__:
     if attrs.has(_cls := globals()[_name]):
         attrs.resolve_types(_cls)
+        # Every model prints short: a prediction's input may hold a data URI of megabytes.
+        _cls.__repr__ = _short_repr  # type: ignore[method-assign]
 del _name, _cls
