@@ -1,4 +1,4 @@
-"""File inputs and outputs (shared/replicate-api.md section 8).
+"""File inputs and outputs (docs/api-notes.md#files).
 
 **Inputs.** A ``pathlib.Path``, ``bytes``/``bytearray``/``memoryview`` or binary file object anywhere
 in a prediction's input (nested lists and dicts too) is read in a worker thread and either uploaded

@@ -1,4 +1,4 @@
-"""When to retry, how long to wait, and how often to poll (shared/replicate-api.md section 4).
+"""When to retry, how long to wait, and how often to poll (docs/api-notes.md#retries).
 
 Reads, deletes and cancels are retried on connection errors, 429, 5xx and a 2xx body that cannot
 be read. A create is retried only when it provably was not processed: a 429, or a connection that

@@ -2,7 +2,7 @@
 
 The API writes UTC timestamps with ``Z`` and 0 to 9 fractional digits (``2023-08-16T18:57:08.36078514Z``);
 Python 3.10's ``fromisoformat`` takes neither, so we parse them here. ``Cancel-After`` durations are
-``30s``, ``5m``, ``1h30m45s`` or a bare number of seconds (shared/replicate-api.md section 3).
+``30s``, ``5m``, ``1h30m45s`` or a bare number of seconds (docs/api-notes.md#cancel-after).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Files: upload, get, list and delete (shared/replicate-api.md section 8), plus output files.
+"""Files: upload, get, list and delete (docs/api-notes.md#files), plus output files.
 
 Uploads are ``multipart/form-data`` with the parts the API documents: ``content`` (the bytes, with
 file name and content type), ``filename``, ``type`` and ``metadata`` (a JSON object as text, as the

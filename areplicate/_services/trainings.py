@@ -1,6 +1,6 @@
 """Trainings: fine-tune a model version into a new version of a destination model.
 
-See shared/replicate-api.md section 1 (the trainings row): ``POST
+See docs/api-notes.md#endpoints (the trainings row): ``POST
 /models/{o}/{n}/versions/{id}/trainings``, ``GET /trainings``, ``GET /trainings/{id}``, ``POST
 /trainings/{id}/cancel``. Trainings are shaped like predictions.
 """
