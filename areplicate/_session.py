@@ -475,6 +475,9 @@ class Session:
                     data=data,
                     params=params,
                     headers=request_headers,
+                    # aiohttp labels even an empty POST application/octet-stream; a bodiless
+                    # request (a cancel) goes out as the API documents it: no body, no type.
+                    skip_auto_headers=("Content-Type",) if data is None else None,
                     timeout=timeout,
                     allow_redirects=False,
                 ) as resp:

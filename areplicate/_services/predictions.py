@@ -270,14 +270,21 @@ class Predictions:
         *,
         created_after: dt.datetime | None = None,
         created_before: dt.datetime | None = None,
+        source: str | None = None,
     ) -> AsyncIterator[Page[Prediction]]:
         """Whole pages of your predictions, newest first (the API sends 100 a page).
 
         ``next`` links are followed on this client's own base URL, never on the host they name.
         With ``created_after`` the scan stops at the first page that reaches older predictions
         (leaving those out), whatever the API's links say; a naive datetime is taken as UTC.
+        ``source="web"`` keeps only predictions made on the website (the API supports no other
+        value yet, and then lists only the last 14 days); None lists both web and API ones.
         """
         params: dict[str, str] = {}
+        if source is not None:
+            if not isinstance(source, str) or not source:
+                raise ValueError(f"source is a string such as 'web', got {source!r}")
+            params["source"] = source
         cutoff = None
         if created_after is not None:
             params["created_after"] = format_timestamp(created_after)
@@ -306,9 +313,14 @@ class Predictions:
         *,
         created_after: dt.datetime | None = None,
         created_before: dt.datetime | None = None,
+        source: str | None = None,
     ) -> AsyncIterator[Prediction]:
-        """Every prediction, newest first, following cursor pages as you iterate."""
-        async for page in self.pages(created_after=created_after, created_before=created_before):
+        """Every prediction, newest first, following cursor pages as you iterate (filters as in
+        :meth:`pages`)."""
+        pages = self.pages(
+            created_after=created_after, created_before=created_before, source=source
+        )
+        async for page in pages:
             for prediction in page.results:
                 yield prediction
 
