@@ -35,12 +35,13 @@ from areplicate._errors import (
     WebhookVerificationError,
 )
 from areplicate._fanout import Completed, FanOut, Progress, as_completed, gather_predictions
-from areplicate._files import FileOutput, output_files, save_outputs
 from areplicate._models import (
     Account,
     Collection,
     CollectionHit,
     Deployment,
+    DeploymentConfiguration,
+    DeploymentRelease,
     FileObject,
     Hardware,
     Model,
@@ -54,6 +55,7 @@ from areplicate._models import (
     Version,
 )
 from areplicate._options import Lifetime, RunOptions
+from areplicate._outputs import FileOutput, output_files, save_outputs
 
 if _TYPE_CHECKING:
     __version__: str
@@ -80,6 +82,8 @@ __all__ = [
     "Completed",
     "Config",
     "Deployment",
+    "DeploymentConfiguration",
+    "DeploymentRelease",
     "FanOut",
     "FileObject",
     "FileOutput",

@@ -22,7 +22,9 @@ from areplicate._config import (
     RateLimits,
 )
 from areplicate._core.retry import PollSchedule
+from areplicate._inputs import prepare_input
 from areplicate._options import Lifetime
+from areplicate._services.files import Files
 from areplicate._session import Session
 from areplicate._version import package_version
 from areplicate._webhooks import Receiver
@@ -207,9 +209,9 @@ class Client:
         await self.models.validate_input(ref, input)
 
     async def _prepare_input(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        from areplicate._files import prepare_input
-
-        return await prepare_input(self, input)
+        return await prepare_input(
+            input, encoding=self._file_encoding, upload=self.files._upload_url
+        )
 
     # The services: one cached property each, imported lazily.
 
@@ -238,7 +240,7 @@ class Client:
         """Trainings: create, get, list, cancel, wait."""
         from areplicate._services.trainings import Trainings
 
-        return Trainings(self._session)
+        return Trainings(self._session, input_hook=self._prepare_input)
 
     @cached_property
     def collections(self) -> Collections:
@@ -262,15 +264,12 @@ class Client:
         return Accounts(self._session)
 
     if TYPE_CHECKING:
-        from areplicate._services.files import Files
         from areplicate._services.webhooks import Webhooks
 
     @cached_property
     def files(self) -> Files:
         """Upload, get, list and delete files; ``outputs(p)`` wraps a prediction's file outputs."""
-        from areplicate._services.files import Files
-
-        return Files(self)
+        return Files(self._session)
 
     @cached_property
     def webhooks(self) -> Webhooks:

@@ -3,11 +3,22 @@
 They know nothing of JSON: the one converter in ``_convert.py`` builds them from response bodies,
 filling defaults for missing keys and keeping keys it does not know in ``extra`` (the API grows; we do
 not reject what we have not met yet).
+
+Missing and null: a field the API always sends (its document requires it and real traffic never
+left it out: ``id``, ``status``, ``version``, ``input``, ``urls``, a model's ``run_count``, a file's
+``size``) has a plain type, and its default only fills in for a body that broke that promise. A field
+the API may leave out or send as ``null`` is ``X | None``, and ``None`` means "the API did not say":
+``data_removed=None`` is not "not removed", ``metrics=None`` is not "no metrics", ``model=None`` is not
+an empty name. Older responses (2023) left out every key that was null, so these are common.
+
+Reprs are short: text longer than 200 characters shows its start and its length, containers their
+first items and how many more, so a prediction holding a data URI prints in one line.
 """
 
 # No ``from __future__ import annotations`` here: evaluated annotations keep
 # ``typing.get_type_hints(areplicate.Prediction)`` working after the package renames ``__module__``.
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -20,6 +31,8 @@ __all__ = [
     "Collection",
     "CollectionHit",
     "Deployment",
+    "DeploymentConfiguration",
+    "DeploymentRelease",
     "FileObject",
     "Hardware",
     "Model",
@@ -38,6 +51,55 @@ T = TypeVar("T")
 
 def _extra() -> Any:
     return attrs.field(factory=dict, repr=False)
+
+
+# How much of a value a repr shows: text past _TEXT characters and containers past _ITEMS entries are
+# cut, and once a repr has spent _BUDGET characters every further value is elided. The walk only
+# visits what it shows, so a repr costs the same for a 500 KB data URI as for a short prompt.
+_TEXT = 200
+_ITEMS = 20
+_BUDGET = 4000
+
+
+def _short(value: Any, budget: list[int]) -> str:
+    if isinstance(value, (str, bytes, bytearray)):
+        if len(value) <= _TEXT:
+            text = repr(value)
+        else:
+            unit = "chars" if isinstance(value, str) else "bytes"
+            text = f"{value[:_TEXT]!r}...<{len(value)} {unit}>"
+    elif isinstance(value, dict):
+        pairs = (f"{_short(k, budget)}: {_short(v, budget)}" for k, v in value.items())
+        text = "{" + _first(pairs, len(value), budget) + "}"
+    elif isinstance(value, list):
+        text = "[" + _first((_short(v, budget) for v in value), len(value), budget) + "]"
+    elif isinstance(value, tuple):
+        inner = _first((_short(v, budget) for v in value), len(value), budget)
+        text = f"({inner}{',' * (len(value) == 1)})"
+    else:
+        text = repr(value)  # attrs models print short already; anything else is cut like text
+        if len(text) > _TEXT and not attrs.has(type(value)):
+            text = f"{text[:_TEXT]}...<{len(text)} chars>"
+    budget[0] -= len(text)
+    return text
+
+
+def _first(parts: Iterator[str], count: int, budget: list[int]) -> str:
+    """The first entries of a container, while the budget lasts, then how many were left out."""
+    shown: list[str] = []
+    while len(shown) < _ITEMS and budget[0] > 0 and (part := next(parts, None)) is not None:
+        shown.append(part)
+    if len(shown) < count:
+        shown.append(f"...<{count - len(shown)} more>")
+    return ", ".join(shown)
+
+
+def _short_repr(self: Any) -> str:
+    """``Name(field=value, ...)`` like attrs', with long values cut (see ``_short``)."""
+    budget = [_BUDGET]
+    shown = (a for a in attrs.fields(type(self)) if a.repr)
+    args = ", ".join(f"{a.name}={_short(getattr(self, a.name), budget)}" for a in shown)
+    return f"{type(self).__name__}({args})"
 
 
 @attrs.frozen
@@ -65,10 +127,12 @@ class Prediction:
     ``status`` is a :class:`Status` for known values and the raw string for unknown ones; use
     :attr:`is_terminal` rather than comparing against a list of your own (``aborted`` counts).
     ``output`` is plain JSON: file outputs are URL strings (see ``output_files()``).
+    ``model``, ``metrics`` and ``data_removed`` are None where the API did not say (older responses,
+    predictions still starting): ``data_removed is None`` is not ``False``, so test ``is True``.
     """
 
     id: str
-    model: str = ""
+    model: str | None = None
     version: str = ""
     input: dict[str, Any] = attrs.field(factory=dict)
     output: Any = None
@@ -79,8 +143,8 @@ class Prediction:
     started_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
     urls: PredictionURLs = attrs.field(factory=PredictionURLs)
-    metrics: dict[str, Any] = attrs.field(factory=dict)
-    data_removed: bool = False
+    metrics: dict[str, Any] | None = None
+    data_removed: bool | None = None
     source: str | None = None
     deadline: dt.datetime | None = None
     deployment: str | None = None
@@ -137,7 +201,12 @@ class Version:
 
 @attrs.frozen
 class Model:
-    """A model. ``latest_version`` is None for models without a pushed version."""
+    """A model. ``latest_version`` is None for models without a pushed version.
+
+    ``is_official`` is None where the API did not say (older responses leave it out), so a model is
+    official only when it is ``True``. ``weights_url`` is where a model's weights live, when its
+    owner set one.
+    """
 
     owner: str
     name: str
@@ -149,10 +218,11 @@ class Model:
     license_url: str | None = None
     cover_image_url: str | None = None
     run_count: int = 0
-    is_official: bool = False
+    is_official: bool | None = None
     default_example: Prediction | None = None
     latest_version: Version | None = None
     created_at: dt.datetime | None = None
+    weights_url: str | None = None
     extra: dict[str, Any] = _extra()
 
 
@@ -207,12 +277,47 @@ class Collection:
 
 
 @attrs.frozen
+class DeploymentConfiguration:
+    """How a deployment release runs: its hardware SKU (e.g. ``gpu-t4``) and how far it scales.
+
+    ``min_instances`` of 0 means it scales to zero when idle (the first request then waits for a
+    cold boot).
+    """
+
+    hardware: str = ""
+    min_instances: int = 0
+    max_instances: int = 0
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen
+class DeploymentRelease:
+    """One release of a deployment: the model version and configuration it ran from ``created_at``.
+
+    ``number`` counts up from 1 with each change (``client.deployments.update`` makes a new
+    release). ``created_by`` is the account that made it, or None where the API did not say.
+    """
+
+    number: int = 0
+    model: str = ""
+    version: str = ""
+    created_at: dt.datetime | None = None
+    created_by: Account | None = None
+    configuration: DeploymentConfiguration = attrs.field(factory=DeploymentConfiguration)
+    extra: dict[str, Any] = _extra()
+
+
+@attrs.frozen
 class Deployment:
-    """A deployment: a fixed model version on chosen hardware. ``current_release`` is raw JSON."""
+    """A deployment: a fixed model version on chosen hardware.
+
+    ``current_release`` is the release it serves now (model, version, hardware, scaling), or None
+    for a deployment the API sent without one.
+    """
 
     owner: str
     name: str
-    current_release: dict[str, Any] | None = None
+    current_release: DeploymentRelease | None = None
     extra: dict[str, Any] = _extra()
 
 
@@ -302,4 +407,6 @@ class SearchResults:
 for _name in __all__:
     if attrs.has(_cls := globals()[_name]):
         attrs.resolve_types(_cls)
+        # Every model prints short: a prediction's input may hold a data URI of megabytes.
+        _cls.__repr__ = _short_repr  # type: ignore[method-assign]
 del _name, _cls

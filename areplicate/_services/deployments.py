@@ -40,9 +40,9 @@ def _deployment_path(deployment: str) -> tuple[ModelRef, str]:
 
 def _release_ref(deployment: Deployment) -> ModelRef:
     """``owner/name:<version>`` of the deployment's current release."""
-    release = deployment.current_release or {}
-    model, version = release.get("model"), release.get("version")
-    if not isinstance(model, str) or not isinstance(version, str):
+    release = deployment.current_release
+    model, version = (release.model, release.version) if release else ("", "")
+    if not model or not version:
         raise UnexpectedResponseError(
             200,
             "Unexpected response",

@@ -17,6 +17,7 @@ import anyio
 import attrs
 
 from areplicate._convert import structure, structure_created
+from areplicate._core.ids import object_id
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.sse import SSEDecoder
 from areplicate._core.status import Status
@@ -68,13 +69,6 @@ def unknown_target(error: BaseException) -> bool:
 
 def _aware(when: dt.datetime) -> dt.datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
-
-
-def _prediction_id(prediction: PredictionLike) -> str:
-    pid = prediction.id if isinstance(prediction, Prediction) else prediction
-    if not isinstance(pid, str) or not pid or "/" in pid or pid.strip() != pid:
-        raise ValueError(f"not a prediction id: {pid!r}; pass a Prediction or its id string")
-    return pid
 
 
 class Predictions:
@@ -263,7 +257,7 @@ class Predictions:
 
     async def get(self, prediction: PredictionLike) -> Prediction:
         """The prediction's current state. NotFoundError if there is no such prediction."""
-        pid = _prediction_id(prediction)
+        pid = object_id(prediction, "prediction")
         response = await self._session.request("GET", f"predictions/{quote(pid, safe='')}")
         return structure(response.json(), Prediction, what=f"prediction {pid}")
 
@@ -272,7 +266,7 @@ class Predictions:
 
         Cancelling one that already ended is harmless and returns it unchanged.
         """
-        pid = _prediction_id(prediction)
+        pid = object_id(prediction, "prediction")
         response = await self._session.request("POST", f"predictions/{quote(pid, safe='')}/cancel")
         return structure(response.json(), Prediction, what=f"prediction {pid}")
 
@@ -281,14 +275,21 @@ class Predictions:
         *,
         created_after: dt.datetime | None = None,
         created_before: dt.datetime | None = None,
+        source: str | None = None,
     ) -> AsyncIterator[Page[Prediction]]:
         """Whole pages of your predictions, newest first (the API sends 100 a page).
 
         ``next`` links are followed on this client's own base URL, never on the host they name.
         With ``created_after`` the scan stops at the first page that reaches older predictions
         (leaving those out), whatever the API's links say; a naive datetime is taken as UTC.
+        ``source="web"`` keeps only predictions made on the website (the API supports no other
+        value yet, and then lists only the last 14 days); None lists both web and API ones.
         """
         params: dict[str, str] = {}
+        if source is not None:
+            if not isinstance(source, str) or not source:
+                raise ValueError(f"source is a string such as 'web', got {source!r}")
+            params["source"] = source
         cutoff = None
         if created_after is not None:
             params["created_after"] = format_timestamp(created_after)
@@ -317,9 +318,14 @@ class Predictions:
         *,
         created_after: dt.datetime | None = None,
         created_before: dt.datetime | None = None,
+        source: str | None = None,
     ) -> AsyncIterator[Prediction]:
-        """Every prediction, newest first, following cursor pages as you iterate."""
-        async for page in self.pages(created_after=created_after, created_before=created_before):
+        """Every prediction, newest first, following cursor pages as you iterate (filters as in
+        :meth:`pages`)."""
+        pages = self.pages(
+            created_after=created_after, created_before=created_before, source=source
+        )
+        async for page in pages:
             for prediction in page.results:
                 yield prediction
 
@@ -364,7 +370,7 @@ class Predictions:
             self.get,
             self._cancel_shielded,
             Prediction,
-            _prediction_id(prediction),
+            object_id(prediction, "prediction"),
             current,
             schedule=self._session.config.poll if receiver is None else receiver.fallback,
             timeout=timeout,

@@ -21,7 +21,7 @@ import uvicorn
 
 import areplicate
 from areplicate import webhooks
-from areplicate._files import save_outputs
+from areplicate._outputs import save_outputs
 from areplicate.testing import FakeReplicate, FileOut
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fastapi_app.py"

@@ -1,5 +1,6 @@
 """Check that a structured model says what the JSON said: each known key in its field, the rest in
-``extra``, timestamps parsed to the same instant, ``null`` containers as their empty default."""
+``extra``, timestamps parsed to the same instant. A ``null`` or missing key is None in a field that
+admits None ("the API did not say"); only a field that cannot be None takes its default."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from areplicate._convert import _admits_none
 from areplicate._core.status import Status
 
 
@@ -25,12 +27,17 @@ def assert_faithful(value: Any, raw: Any, path: str = "$") -> None:
     """Fail with the JSON path where ``value`` (structured) differs from ``raw`` (parsed JSON)."""
     if attrs.has(type(value)):
         assert isinstance(raw, dict), f"{path}: {type(value).__name__} from {type(raw).__name__}"
-        names = {a.name for a in attrs.fields(type(value))}
+        fields = {a.name: a for a in attrs.fields(type(value))}
         for key, item in raw.items():
-            if key in names and key != "extra":
+            if key in fields and key != "extra":
+                if item is None and _admits_none(fields[key].type):
+                    assert getattr(value, key) is None, f"{path}.{key}: null became a value"
                 assert_faithful(getattr(value, key), item, f"{path}.{key}")
             else:
                 assert value.extra.get(key, ...) == item, f"{path}.{key} not kept in extra"
+        for name, field in fields.items():
+            if name not in raw and _admits_none(field.type) and field.type is not Any:
+                assert getattr(value, name) is None, f"{path}.{name}: missing became a value"
         return
     if raw is None:
         assert value in (None, {}, []), f"{path}: null became {value!r}"

@@ -168,14 +168,24 @@ class TestWhatTheRecordingsShow:
         assert all(isinstance(s, Status) for s in statuses)
         assert {"starting", "processing", "succeeded", "canceled"} <= statuses
 
-    def test_old_responses_omit_null_keys_and_get_defaults(self) -> None:
+    def test_old_responses_omit_null_keys_and_say_nothing(self) -> None:
         sparse = [(raw, p) for raw, p in self.predictions if "output" not in raw]
         assert sparse, "the 2023 recordings omit output on starting predictions"
         for _, p in sparse:
             assert p.output is None
-            assert p.data_removed is False
-            assert p.metrics == {}
             assert not p.is_terminal
+        unsaid = [p for raw, p in self.predictions if "data_removed" not in raw]
+        assert unsaid, "the 2023 recordings omit data_removed"
+        assert all(p.data_removed is None for p in unsaid), "not said is not False"
+        assert all(p.metrics is None for raw, p in self.predictions if "metrics" not in raw)
+        assert any(p.data_removed is False for raw, p in self.predictions if "data_removed" in raw)
+
+    def test_what_the_api_always_sends_keeps_a_plain_type(self) -> None:
+        for raw, p in self.predictions:
+            assert isinstance(p.version, str)
+            assert p.version == raw["version"]
+            assert isinstance(p.input, dict)
+            assert p.urls.get is not None
 
     def test_versions_seen(self) -> None:
         versions = {p.version for _, p in self.predictions}

@@ -50,7 +50,7 @@ class TestLenient:
         p = structure({"id": "p1"}, Prediction)
         assert p == Prediction(id="p1")
         assert (p.model, p.version, p.input, p.output, p.logs, p.error) == (
-            "",
+            None,
             "",
             {},
             None,
@@ -59,7 +59,7 @@ class TestLenient:
         )
         assert (p.created_at, p.started_at, p.completed_at, p.deadline) == (None,) * 4
         assert p.urls == PredictionURLs()
-        assert (p.metrics, p.data_removed, p.source, p.deployment) == ({}, False, None, None)
+        assert (p.metrics, p.data_removed, p.source, p.deployment) == (None, None, None, None)
         assert p.extra == {}
 
     def test_unknown_keys_are_kept_aside(self) -> None:
@@ -98,7 +98,8 @@ class TestLenient:
     def test_null_for_containers_and_defaults(self) -> None:
         nulls = dict.fromkeys(("input", "metrics", "urls", "data_removed", "status"))
         p = structure({"id": "p1", **nulls, "output": None, "logs": None}, Prediction)
-        assert (p.input, p.metrics, p.urls, p.data_removed) == ({}, {}, PredictionURLs(), False)
+        assert (p.input, p.urls) == ({}, PredictionURLs())
+        assert (p.metrics, p.data_removed) == (None, None), "null is not said, not {} / False"
         assert p.status is Status.STARTING
         page = structure({"results": None, "next": None}, Page[Prediction])
         assert page.results == []

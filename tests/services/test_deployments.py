@@ -74,7 +74,7 @@ class TestDeployments:
         deployment = await api.deployments.get("acme/painter")
         assert (deployment.owner, deployment.name) == ("acme", "painter")
         assert deployment.current_release is not None
-        assert deployment.current_release["configuration"]["hardware"] == "gpu-t4"
+        assert deployment.current_release.configuration.hardware == "gpu-t4"
 
     async def test_list_follows_pages(self, api: areplicate.Client, mocked: aioresponses) -> None:
         mocked.get(
@@ -90,7 +90,7 @@ class TestDeployments:
             payload={"next": None, "previous": None, "results": [deployment_body(NEW_VERSION)]},
         )
         found = [d async for d in api.deployments.list()]
-        assert [d.current_release["version"] for d in found if d.current_release] == [
+        assert [d.current_release.version for d in found if d.current_release] == [
             VERSION,
             NEW_VERSION,
         ]
@@ -140,7 +140,7 @@ class TestDeployments:
         mocked.patch(f"{BASE}/deployments/acme/painter", payload=deployment_body(NEW_VERSION))
         updated = await api.deployments.update("acme/painter", version=NEW_VERSION)
         assert updated.current_release is not None
-        assert updated.current_release["version"] == NEW_VERSION
+        assert updated.current_release.version == NEW_VERSION
         (call,) = sent(mocked, "PATCH", f"{BASE}/deployments/acme/painter")
         assert json.loads(call["data"]) == {"version": NEW_VERSION}
         with pytest.raises(ValueError, match="at least one"):

@@ -78,8 +78,8 @@ async def test_deployment_lifecycle(api: areplicate.Client, fake: FakeReplicate)
 
     updated = await api.deployments.update("fake-user/painter", max_instances=4)
     assert updated.current_release is not None
-    assert updated.current_release["configuration"]["max_instances"] == 4
-    assert updated.current_release["number"] == 2
+    assert updated.current_release.configuration.max_instances == 4
+    assert updated.current_release.number == 2
 
     await api.deployments.delete("fake-user/painter")
     with pytest.raises(areplicate.NotFoundError):

@@ -90,7 +90,7 @@ async def predictions(client: Client) -> None:
         del output
     finished: bool = p.is_terminal
     created: dt.datetime | None = p.created_at
-    metrics: dict[str, Any] = p.metrics
+    metrics: dict[str, Any] | None = p.metrics
     stream_url: str | None = p.urls.stream
     del status, finished, created, metrics, stream_url
 
