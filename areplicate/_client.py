@@ -25,6 +25,7 @@ from areplicate._session import Session
 
 if TYPE_CHECKING:
     from areplicate._services.predictions import Predictions
+    from areplicate._stats import Stats
 
 __all__ = ["Client"]
 
@@ -90,6 +91,16 @@ class Client:
     def config(self) -> Config:
         """The resolved configuration (its repr never shows the token)."""
         return self._config
+
+    @property
+    def stats(self) -> Stats:
+        """A frozen snapshot of requests sent, 429s, retries and the request budget's pace.
+
+        It does not update itself: read ``client.stats`` again for fresh numbers.
+        """
+        from areplicate._stats import Stats
+
+        return Stats.of(self._session.counters, self._session.budget)
 
     async def __aenter__(self) -> Client:
         self._session._client()

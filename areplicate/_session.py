@@ -28,7 +28,7 @@ from aiohttp.connector import Connection
 from aiohttp.tracing import Trace
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from areplicate import _budget
+from areplicate import _budget, _logs
 from areplicate._config import Config
 from areplicate._core.problems import decode_json, error_for
 from areplicate._core.retry import MAX_RETRY_AFTER, maybe_processed, retry_decision
@@ -43,6 +43,7 @@ from areplicate._errors import (
     UnexpectedResponseError,
 )
 from areplicate._ledger import ledger_for
+from areplicate._stats import Counters, Stats
 
 __all__ = ["MAX_BODY", "MAX_ERROR_BODY", "Response", "Session", "connection_errors"]
 
@@ -218,6 +219,7 @@ class Session:
         # same account, so orphan clean-up never takes a sibling's prediction for its own.
         self.ledger = ledger_for(config.api_token)
         self._date: tuple[str | None, float] = (None, 0.0)  # the latest Date header, and when
+        self.counters = Counters()  # requests, 429s, retries: read through Client.stats
 
     def __repr__(self) -> str:
         return f"<Session {self.config.base_url} {'closed' if self._closed else 'open'}>"
@@ -258,6 +260,10 @@ class Session:
         while (pending := self._work | self._cleanup) and (left := deadline - time.monotonic()) > 0:
             await asyncio.wait(pending, timeout=left)
         self._closed = True
+        if self.counters.requests and logger.isEnabledFor(logging.DEBUG):
+            # What the client did, in one line (the CLI's --verbose shows it as a command ends).
+            stats = Stats.of(self.counters, self.budget)
+            logger.debug("client of %s closed: %s", self.config.base_url, stats.describe())
         await self.budget.aclose()
         if self._http is not None:
             await self._http.close()
@@ -359,19 +365,22 @@ class Session:
             # It failed in a way worth retrying: stamina takes over, its first attempt being the
             # one that just failed (replayed, not re-sent), so backoff, attempt counts and
             # stamina's testing mode all apply as if it had run from the start.
-            async for attempt in stamina.retry_context(
-                on=on_error,
-                attempts=self.config.max_retries + 1,
-                timeout=None,
-                wait_initial=_WAIT_INITIAL,
-                wait_max=_WAIT_MAX,
-                wait_jitter=_WAIT_JITTER,
-            ):
-                with attempt:
-                    if failed is not None:
-                        replay, failed = failed, None
-                        raise replay
-                    return await send()
+            attempts = self.config.max_retries + 1
+            with _logs.retrying(method, url, attempts):
+                async for attempt in stamina.retry_context(
+                    on=on_error,
+                    attempts=attempts,
+                    timeout=None,
+                    wait_initial=_WAIT_INITIAL,
+                    wait_max=_WAIT_MAX,
+                    wait_jitter=_WAIT_JITTER,
+                ):
+                    with attempt:
+                        if failed is not None:
+                            replay, failed = failed, None
+                            raise replay
+                        self.counters.retries += 1
+                        return await send()
             raise AssertionError("unreachable: stamina returns or raises")  # pragma: no cover
         except ReplicateError as exc:
             if create and maybe_processed(exc):
@@ -416,16 +425,12 @@ class Session:
             if response.status < 300:
                 return response
             error = _error_for(response)
+            if isinstance(error, RateLimitError):
+                self.counters.throttled += 1
             if isinstance(error, RateLimitError) and self.config.max_retries:
                 throttled += 1
                 pause = _429_pause(error.retry_after, throttled)
-                logger.info(
-                    "%s %s: 429 (%d in a row), asking again in %.2f s",
-                    method,
-                    url,
-                    throttled,
-                    pause,
-                )
+                _logs.log_throttled(method, url, error, throttled, pause)
                 self.budget.pause(pause)
                 if not paced:  # clean-up skips the budget, so it waits its own turn
                     await asyncio.sleep(pause)
@@ -460,6 +465,7 @@ class Session:
         sending = _Sending(seconds, bounded=data is None or isinstance(data, bytes), sent=sent)
         context = _SENDING.set(sending)
         started = time.perf_counter()
+        self.counters.requests += 1
         try:
             with connection_errors(method, url), sending.scope:
                 async with http.request(
@@ -486,7 +492,11 @@ class Session:
         self._date = (resp_headers.get("Date"), time.time())
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
-                "%s %s -> %d (%.1f ms)", method, url, status, (time.perf_counter() - started) * 1e3
+                "%s %s -> %d (%.1f ms)",
+                method,
+                _logs.shown_url(url),
+                status,
+                (time.perf_counter() - started) * 1e3,
             )
         if expect_json and status < 300 and body:
             return Response(status, resp_headers, body, url, decode_body(body, status))
@@ -511,6 +521,7 @@ class Session:
             await self.budget.acquire(create=False)
         seconds = read_timeout if read_timeout is not None else self.config.timeout
         timeout = self._timeout_for(seconds)
+        self.counters.requests += 1
         try:
             with connection_errors("GET", url):
                 async with http.get(
