@@ -42,6 +42,8 @@ class Client:
     One Client holds one connection pool and one request budget: share it across your app (for
     example, create it in a FastAPI lifespan) rather than making one per request. A closed Client
     cannot be reopened. ``rate_limits=None`` turns pacing off (for a local fake server).
+    ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY`` (and ``~/.netrc``) are honoured unless
+    ``trust_env=False``.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class Client:
         rate_limits: RateLimits | None = DEFAULT_RATE_LIMITS,
         environ: Mapping[str, str] | None = None,
         file_encoding: Literal["auto", "upload", "data-uri"] = "auto",
+        trust_env: bool = True,
     ) -> None:
         self._config = Config.resolve(
             os.environ if environ is None else environ,
@@ -69,6 +72,7 @@ class Client:
             poll=poll,
             rate_limits=rate_limits,
             user_agent=f"areplicate/{_VERSION}",
+            trust_env=trust_env,
         )
         self._session = Session(self._config)
         if file_encoding not in ("auto", "upload", "data-uri"):

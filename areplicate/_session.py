@@ -43,6 +43,7 @@ from areplicate._errors import (
     UnexpectedResponseError,
 )
 from areplicate._ledger import ledger_for
+from areplicate._proxy import Proxies
 from areplicate._stats import Counters, Stats
 
 __all__ = ["MAX_BODY", "MAX_ERROR_BODY", "Response", "Session", "connection_errors"]
@@ -220,6 +221,7 @@ class Session:
         self.ledger = ledger_for(config.api_token)
         self._date: tuple[str | None, float] = (None, 0.0)  # the latest Date header, and when
         self.counters = Counters()  # requests, 429s, retries: read through Client.stats
+        self.proxies = Proxies(enabled=config.trust_env)
 
     def __repr__(self) -> str:
         return f"<Session {self.config.base_url} {'closed' if self._closed else 'open'}>"
@@ -466,6 +468,9 @@ class Session:
         context = _SENDING.set(sending)
         started = time.perf_counter()
         self.counters.requests += 1
+        route = self.proxies.route(url)
+        if route.request_headers:
+            request_headers.update(route.request_headers)
         try:
             with connection_errors(method, url), sending.scope:
                 async with http.request(
@@ -476,6 +481,8 @@ class Session:
                     headers=request_headers,
                     timeout=timeout,
                     allow_redirects=False,
+                    proxy=route.proxy,
+                    proxy_headers=route.connect_headers,
                 ) as resp:
                     status = resp.status
                     resp_headers: CIMultiDictProxy[str] = resp.headers
@@ -522,13 +529,19 @@ class Session:
         seconds = read_timeout if read_timeout is not None else self.config.timeout
         timeout = self._timeout_for(seconds)
         self.counters.requests += 1
+        route = self.proxies.route(url)
+        request_headers = self.headers_for(url, headers)
+        if route.request_headers:
+            request_headers.update(route.request_headers)
         try:
             with connection_errors("GET", url):
                 async with http.get(
                     url,
-                    headers=self.headers_for(url, headers),
+                    headers=request_headers,
                     timeout=timeout,
                     allow_redirects=not same_origin(url, self.config.base_url),
+                    proxy=route.proxy,
+                    proxy_headers=route.connect_headers,
                 ) as resp:
                     if resp.status >= 400:
                         body = await _read_body(resp)
