@@ -14,6 +14,7 @@ from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.retry import PollSchedule
 from areplicate._core.schema import InputCheck
 from areplicate._core.status import Status
+from areplicate._default import run
 from areplicate._errors import (
     APIConnectionError,
     APIError,
@@ -101,6 +102,7 @@ __all__ = [
     "gather_predictions",
     "output_files",
     "parse_ref",
+    "run",
     "save_outputs",
     "webhooks",
 ]

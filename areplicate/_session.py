@@ -74,6 +74,12 @@ _CLOSE_GRACE = 15.0
 
 _UNPARSED: Any = object()
 
+_OTHER_LOOP = (
+    "this areplicate Client was opened on another event loop (each asyncio.run() makes a new "
+    "one), and its connections belong to that loop: make one Client per event loop, inside the "
+    "coroutine that asyncio.run() runs (or use areplicate.run(), which keeps one per loop)"
+)
+
 
 @attrs.frozen
 class Response:
@@ -207,6 +213,7 @@ class Session:
         self.config = config
         self.budget = _budget.Budget(config.rate_limits, token=config.api_token)
         self._http: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop self._http belongs to
         self._closed = False
         self._auth = f"Bearer {config.api_token}"
         self._timeout = aiohttp.ClientTimeout(
@@ -241,7 +248,11 @@ class Session:
             raise RuntimeError(
                 "this areplicate Client is closed; create a new Client (or use `async with Client()`)"
             )
-        if self._http is None:
+        if self._http is not None:
+            if asyncio.get_running_loop() is not self._loop:
+                raise RuntimeError(_OTHER_LOOP)
+        else:
+            self._loop = asyncio.get_running_loop()
             connector = _Connector(
                 limit=self.config.max_connections, ttl_dns_cache=300, keepalive_timeout=30
             )
@@ -333,6 +344,7 @@ class Session:
         Unless ``headers`` names an ``Accept``, the body is decoded as JSON here (``.json()``), so
         an unreadable 2xx is retried like any other failed read.
         """
+        self._client()  # a closed client, or one from another event loop, says so before anything
         url = self.url(path)
         idempotent = not create
         send = functools.partial(
