@@ -53,6 +53,8 @@ from areplicate._models import (
     Training,
     Version,
 )
+from areplicate._stats import Stats
+from areplicate._summary import ModelSummary, Summary, Tally
 
 __version__ = "0.1.0"
 
@@ -77,6 +79,7 @@ __all__ = [
     "Model",
     "ModelHit",
     "ModelRef",
+    "ModelSummary",
     "NotFoundError",
     "Page",
     "PaymentRequiredError",
@@ -91,8 +94,11 @@ __all__ = [
     "ReplicateError",
     "SearchResults",
     "ServerError",
+    "Stats",
     "Status",
     "StreamEvent",
+    "Summary",
+    "Tally",
     "Training",
     "UnexpectedResponseError",
     "Version",

@@ -1,7 +1,5 @@
 """What a client has done so far and how its request budget stands: ``client.stats``."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING
 
 import attrs
@@ -51,7 +49,7 @@ class Stats:
     shared: bool = False
 
     @classmethod
-    def of(cls, counters: Counters, budget: Budget) -> Stats:
+    def of(cls, counters: Counters, budget: "Budget") -> "Stats":
         """The snapshot of ``counters`` and ``budget`` now."""
         creates = budget.rate(create=True)
         others = budget.rate(create=False)
@@ -65,7 +63,7 @@ class Stats:
             shared=budget.shared,
         )
 
-    def __sub__(self, earlier: Stats) -> Stats:
+    def __sub__(self, earlier: "Stats") -> "Stats":
         """The counts since ``earlier`` (the budget's state is this snapshot's)."""
         return attrs.evolve(
             self,

@@ -47,3 +47,21 @@ def test_quiet_runs_say_nothing_of_it(invoke: Any, tmp_path: Path) -> None:
     code, _, err = invoke("run", "demo/echo", "text=hi", cwd=tmp_path)
     assert code == 0, err
     assert " closed: " not in err
+
+
+def test_a_batch_ends_with_what_it_cost(invoke: Any, tmp_path: Path) -> None:
+    lines = [json.dumps({"seed": n}) for n in range(1, 11)] + ["{not json"]
+    (tmp_path / "in.jsonl").write_text("".join(line + "\n" for line in lines))
+    code, _, err = invoke("batch", "demo/flaky", "in.jsonl", "--out", "r.jsonl", cwd=tmp_path)
+    assert code == 1, err  # seeds 5 and 10 fail
+    tail = err.splitlines()
+    start = next(i for i, line in enumerate(tail) if line.startswith("Cost: "))
+    model, total = tail[start], tail[start + 1]
+    assert re.fullmatch(
+        r"Cost: demo/flaky: 11 \(8 succeeded, 2 failed, 1 invalid\); predict_time [\d.]+ s "
+        r"total, p50 [\d.]+ s, p95 [\d.]+ s",
+        model,
+    ), model
+    assert re.fullmatch(
+        r"Wall time [\d.]+ s; \d+ requests \([\d.]+ per prediction\), 0 retries, 0 429s\.", total
+    ), total
