@@ -18,6 +18,7 @@ from typing import cast
 
 from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_retry_hooks
 
+from areplicate import _otel
 from areplicate._errors import APIConnectionError, APIError
 
 __all__ = ["log_throttled", "reason", "retrying", "shown_url"]
@@ -70,11 +71,13 @@ class _Gate:
     def __call__(self, details: RetryDetails) -> contextlib.AbstractContextManager[None] | None:
         ours = _RETRYING.get()
         if ours is not None:
+            why = reason(details.caused_by)
+            _otel.retried(why, details.retry_num + 1, details.wait_for)
             logger.warning(
                 "%s %s: %s; retrying in %.2f s (attempt %d of %d)",
                 ours.method,
                 shown_url(ours.url),
-                reason(details.caused_by),
+                why,
                 details.wait_for,
                 details.retry_num + 1,
                 ours.attempts,
@@ -109,6 +112,7 @@ def retrying(method: str, url: str, attempts: int) -> Iterator[None]:
 
 def log_throttled(method: str, url: str, error: APIError, in_a_row: int, pause: float) -> None:
     """The line for a 429 that is waited out (it uses up no retry, so it is INFO, not WARNING)."""
+    _otel.throttled(pause)
     logger.info(
         "%s %s: %s (%d in a row); asking again in %.2f s (a 429 uses up no retry)",
         method,

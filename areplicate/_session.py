@@ -28,7 +28,7 @@ from aiohttp.connector import Connection
 from aiohttp.tracing import Trace
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from areplicate import _budget, _logs
+from areplicate import _budget, _logs, _otel
 from areplicate._config import Config
 from areplicate._core.problems import decode_json, error_for
 from areplicate._core.retry import MAX_RETRY_AFTER, maybe_processed, retry_decision
@@ -316,6 +316,7 @@ class Session:
             headers["Authorization"] = self._auth
         return headers
 
+    @_otel.traced_request
     async def request(
         self,
         method: str,

@@ -1,5 +1,6 @@
 """``import areplicate`` loads only what every use needs: jsonschema (input validation), rich and
-the CLI, redis (a shared budget) and the testing fake wait until they are used."""
+the CLI, redis (a shared budget), opentelemetry (tracing, looked up at the first request) and the
+testing fake wait until they are used."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import json
 import subprocess
 import sys
 
-LAZY = ["jsonschema", "referencing", "rich", "redis", "areplicate._cli", "areplicate.testing"]
+LAZY = [
+    "jsonschema",
+    "referencing",
+    "rich",
+    "redis",
+    "opentelemetry",
+    "areplicate._cli",
+    "areplicate.testing",
+]
 
 
 def _loaded_after(code: str) -> dict[str, bool]:
@@ -37,3 +46,14 @@ def test_validation_still_loads_jsonschema_when_used() -> None:
     loaded = _loaded_after(code)
     assert loaded["jsonschema"]
     assert not loaded["rich"]
+
+
+def test_without_opentelemetry_tracing_is_simply_off() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['opentelemetry'] = None  # as if not installed\n"
+        "from areplicate import _otel\n"
+        "assert _otel.tracer() is None"
+    )
+    loaded = _loaded_after(code)
+    assert not loaded["jsonschema"]

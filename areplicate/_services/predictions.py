@@ -16,6 +16,7 @@ from urllib.parse import quote
 import anyio
 import attrs
 
+from areplicate import _otel
 from areplicate._convert import structure, structure_created
 from areplicate._core.options import cancel_after, check_webhook, wait_seconds
 from areplicate._core.refs import ModelRef, parse_ref
@@ -418,6 +419,7 @@ class Predictions:
             raise PredictionCanceledError(prediction)
         raise PredictionFailedError(prediction)
 
+    @_otel.traced_prediction
     async def settle(
         self,
         ref: str,
