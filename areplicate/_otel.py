@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["route_template", "throttled", "traced_prediction", "traced_request", "tracer"]
 
-_VERSION = "0.1.0"
 _UNRESOLVED: Any = object()
 _tracer: Any = _UNRESOLVED
 _trace: Any = None  # the opentelemetry.trace module, once imported
@@ -44,7 +43,9 @@ def tracer() -> Any:
         else:
             _trace = trace
             # A ProxyTracer until an SDK provider is set, then that provider's: safe to keep.
-            _tracer = trace.get_tracer("areplicate", _VERSION)
+            from areplicate._version import package_version
+
+            _tracer = trace.get_tracer("areplicate", package_version())
     return _tracer
 
 

@@ -2,7 +2,7 @@
 
 Wire them into the app with :func:`extra_table` beside ``Api.table()`` (see ``build_app``). They
 follow the same rules as every other route: counted under a key like ``"GET /v1/collections"``,
-token required, problem+json errors (shared/replicate-api.md sections 1 and 4).
+token required, problem+json errors (docs/api-notes.md#endpoints, #errors).
 
 - ``QUERY /models`` (text/plain body) and ``GET /search?query=&limit=`` match the query,
   case-insensitively, against each model's ``owner/name`` and description.

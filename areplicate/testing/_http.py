@@ -1,5 +1,5 @@
 """The fake's aiohttp application: one middleware (counting, auth, rate limits, faults, errors)
-and one handler per route. Every error is problem+json (shared/replicate-api.md section 4).
+and one handler per route. Every error is problem+json (docs/api-notes.md#errors).
 
 Route keys are prefix-independent (``"GET /v1/predictions/{id}"``) whatever path the API is
 served under. SSE streams (``/streams/{id}``) and file deliveries (``/delivery/{token}/{name}``)

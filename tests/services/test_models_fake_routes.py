@@ -9,21 +9,7 @@ import pytest
 import areplicate
 from areplicate import PollSchedule, Status
 from areplicate.testing import FakeReplicate
-from areplicate.testing._extra_routes import add_collection, extra_table
-from areplicate.testing._http import Api, _Handler
-
-
-@pytest.fixture(autouse=True)
-def _extra_routes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Serve the extra routes (a no-op once ``Api.table`` includes them itself)."""
-    original = Api.table
-
-    def table(self: Api) -> list[tuple[str, str, _Handler, str]]:
-        base = original(self)
-        have = {(method, path) for method, path, _, _ in base}
-        return [*base, *(r for r in extra_table(self) if (r[0], r[1]) not in have)]
-
-    monkeypatch.setattr(Api, "table", table)
+from areplicate.testing._extra_routes import add_collection
 
 
 def paint(prompt: str, width: int = 512) -> str:
