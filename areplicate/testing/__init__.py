@@ -1,6 +1,6 @@
 """areplicate.testing: a fake Replicate API server for tests, demos and benchmarks.
 
-It behaves like the real API (shared/replicate-api.md): the three create routes, get, list with
+It behaves like the real API: the three create routes, get, list with
 cursor pages, cancel, ``Prefer: wait``, ``Cancel-After`` deadlines, SSE streams, signed webhooks,
 files, models and versions, 422 input validation, 401 without a token, problem+json errors, and
 optionally real rate limits and injected faults. Models are plain Python callables::
@@ -26,6 +26,7 @@ The pytest plugin provides the ``fake_replicate`` and ``fake_replicate_url`` fix
 
 from contextlib import suppress as _suppress
 
+from areplicate.testing._clock import Clock, InstantClock, SystemClock
 from areplicate.testing._demo import add_demo_models
 from areplicate.testing._fake import FakeDeployment, FakeReplicate
 from areplicate.testing._limits import FakeRateLimits, Fault, Faults, TokenBucket
@@ -33,6 +34,7 @@ from areplicate.testing._model import FakeModel, FileOut, InvalidField, log
 from areplicate.testing._records import RequestRecord, WebhookDelivery
 
 __all__ = [
+    "Clock",
     "FakeDeployment",
     "FakeModel",
     "FakeRateLimits",
@@ -40,8 +42,10 @@ __all__ = [
     "Fault",
     "Faults",
     "FileOut",
+    "InstantClock",
     "InvalidField",
     "RequestRecord",
+    "SystemClock",
     "TokenBucket",
     "WebhookDelivery",
     "add_demo_models",

@@ -9,21 +9,6 @@ import pytest
 import areplicate
 from areplicate import PollSchedule, Status
 from areplicate.testing import FakeReplicate
-from areplicate.testing._extra_routes import add_collection, extra_table
-from areplicate.testing._http import Api, _Handler
-
-
-@pytest.fixture(autouse=True)
-def _extra_routes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Serve the extra routes (a no-op once ``Api.table`` includes them itself)."""
-    original = Api.table
-
-    def table(self: Api) -> list[tuple[str, str, _Handler, str]]:
-        base = original(self)
-        have = {(method, path) for method, path, _, _ in base}
-        return [*base, *(r for r in extra_table(self) if (r[0], r[1]) not in have)]
-
-    monkeypatch.setattr(Api, "table", table)
 
 
 def paint(prompt: str, width: int = 512) -> str:
@@ -36,7 +21,7 @@ def fake() -> FakeReplicate:
     fake.add_model("acme/paint", paint, description="Paints pictures from prompts")
     fake.add_model("acme/sing", lambda text="": text, description="Sings")
     fake.add_model("fake-user/paint-me", paint, description="My own painter")
-    add_collection(fake, "art", name="Art", description="Art models", models=["acme/paint"])
+    fake.add_collection("art", name="Art", description="Art models", models=["acme/paint"])
     return fake
 
 

@@ -336,12 +336,11 @@ def test_record_validation_rejects_a_bad_body(
 async def test_the_extra_routes_are_served_and_conform(
     fake: FakeReplicate, base_url: str, http: Any
 ) -> None:
-    """Search, collections, deployments and trainings (``_extra_routes``) are part of the app."""
-    from areplicate.testing._extra_routes import add_collection
+    """Search, collections, deployments and trainings are part of the app."""
 
     model = fake.add_model("acme/paint", lambda prompt="": prompt, description="Paints")
     fake.add_model("fake-user/mine", lambda prompt="": prompt)
-    add_collection(fake, "art", models=["acme/paint"])
+    fake.add_collection("art", models=["acme/paint"])
     assert (await http.get(f"{base_url}/collections")).status == 200
     assert (await http.get(f"{base_url}/collections/art")).json["models"][0]["name"] == "paint"
     assert (await http.get(f"{base_url}/search", params={"query": "paint"})).status == 200
