@@ -197,7 +197,7 @@ class Api(
             "counts": dict(fake.counts),
             "statuses": {str(k): v for k, v in sorted(fake.status_counts.items())},
             "predictions": len(fake._order),
-            "running": fake.running(),
+            "running": fake.running,
         }
         return _json(dumps(body))
 

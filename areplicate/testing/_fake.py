@@ -54,7 +54,8 @@ class FakeReplicate(FakeState):
     Keyword-only extras: ``webhook_backoff`` (delays between retries of the final webhook),
     ``webhook_timeout`` (seconds per delivery), ``record_requests`` (keep ``requests``; switch off
     for long benchmark runs), ``record_bodies`` (keep each response body in its record, for
-    schema checks), ``max_upload_size`` (bytes; larger uploads get the API's 413).
+    schema checks), ``max_upload_size`` (bytes; larger uploads get the API's 413), ``clock``
+    (a :class:`Clock` for every timer of the fake; :class:`InstantClock` makes them instant).
 
     Gotcha: model callables run on the serving loop. A sync callable blocks every other request
     while it runs; use ``async def`` (or ``asyncio.to_thread``) for anything slow. With

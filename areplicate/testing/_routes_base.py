@@ -7,7 +7,6 @@ from typing import Any
 
 from aiohttp import web
 
-from areplicate.testing._records import timestamp
 from areplicate.testing._responses import (
     NOT_FOUND,
     Problem,
@@ -45,19 +44,4 @@ class RoutesBase:
         return entry
 
     def _model_json(self, entry: _ModelEntry) -> dict[str, Any]:
-        return {
-            "url": f"https://replicate.com/{entry.owner}/{entry.name}",
-            "owner": entry.owner,
-            "name": entry.name,
-            "description": entry.description,
-            "visibility": "public",
-            "github_url": None,
-            "paper_url": None,
-            "license_url": None,
-            "cover_image_url": None,
-            "run_count": entry.run_count,
-            "is_official": entry.official,
-            "default_example": None,
-            "latest_version": entry.latest.version_json(),
-            "created_at": timestamp(entry.created_at.timestamp()),
-        }
+        return entry.json()

@@ -30,24 +30,8 @@ class DeploymentRoutes(RoutesBase):
     """Deployment CRUD; each deployment's release (number, hardware, instances) lives in the state."""
 
     async def get_deployment(self, request: web.Request) -> web.StreamResponse:
-        """GET /deployments/{owner}/{name}."""
-        name = f"{request.match_info['owner']}/{request.match_info['name']}"
-        deployment = self.fake._deployments.get(name)
-        if deployment is None:
-            raise Problem(404, NOT_FOUND)
-        body = {
-            "owner": deployment.owner,
-            "name": deployment.name,
-            "current_release": {
-                "number": 1,
-                "model": deployment.model.model,
-                "version": deployment.model.version_id,
-                "created_at": timestamp(deployment.created_at.timestamp()),
-                "created_by": {"type": _ACCOUNT["type"], "username": _ACCOUNT["username"]},
-                "configuration": {"hardware": "cpu", "min_instances": 0, "max_instances": 1},
-            },
-        }
-        return _json(dumps(body))
+        """GET /deployments/{owner}/{name}: the current release, as list and PATCH show it."""
+        return _json(dumps(self._deployment_json(self._deployment(request))))
 
     def _deployment_json(self, deployment: FakeDeployment) -> dict[str, Any]:
         config = self.fake._deployment_configs.get(

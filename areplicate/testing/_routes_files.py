@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -9,9 +10,11 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from areplicate._core.files_sign import sign_download
 from areplicate.testing._model import InvalidField
 from areplicate.testing._records import dumps
 from areplicate.testing._responses import (
+    _ACCOUNT,
     OTHER,
     PAGE_SIZE,
     Problem,
@@ -113,8 +116,35 @@ class FileRoutes(RoutesBase):
         return web.Response(status=204, content_type="text/plain")
 
     async def download_file(self, request: web.Request) -> web.StreamResponse:
-        """GET /files/{id}/download: the bytes."""
+        """GET /files/{id}/download?owner=&expiry=&signature=: the bytes, if the URL is signed.
+
+        ``signature`` must be ``sign_download(fake.files_signing_secret, owner, id, expiry)``
+        (``FakeReplicate.file_download_url`` builds such a URL), ``owner`` the file's owner (the
+        fake's account, ``fake-user``) and ``expiry`` a Unix time still ahead of the fake's clock.
+        """
         rec = self._file(request)
+        query = request.query
+        missing = [name for name in ("owner", "expiry", "signature") if not query.get(name)]
+        if missing:
+            raise Problem(
+                400,
+                f"Missing query parameter(s): {', '.join(missing)} "
+                "(a download URL carries owner, expiry and signature)",
+            )
+        owner, signature = query["owner"], query["signature"]
+        try:
+            expiry = int(query["expiry"])
+        except ValueError:
+            raise Problem(
+                400, f"expiry must be a Unix time in seconds, got {query['expiry']!r}"
+            ) from None
+        expected = sign_download(self.fake.files_signing_secret, owner, rec.id, expiry)
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
+            raise Problem(403, "Invalid signature for this file, owner and expiry")
+        if owner != _ACCOUNT["username"]:
+            raise Problem(404, "File not found")
+        if expiry <= self.fake.clock.time():
+            raise Problem(403, f"This download URL expired at {expiry}")
         return web.Response(
             body=rec.data,
             content_type="application/octet-stream",

@@ -168,7 +168,7 @@ class PredictionRoutes(RoutesBase):
                 raise invalid
             return model, model.version_id
         entry = fake._models.get(ref.model or "")
-        if entry is None or not entry.official:
+        if entry is None or not entry.official or not entry.versions:
             raise invalid
         return entry.latest, "hidden"
 
@@ -188,7 +188,7 @@ class PredictionRoutes(RoutesBase):
     async def create_model_prediction(self, request: web.Request) -> web.StreamResponse:
         """POST /models/{owner}/{name}/predictions: official models only, else 404."""
         entry = self._model_entry(request)
-        if not entry.official:
+        if not entry.official or not entry.versions:
             raise Problem(404, NOT_FOUND)
         body = await self._read_json(request)
         self._check_body(body, _MODEL_KEYS, ("input",))

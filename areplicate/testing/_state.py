@@ -21,10 +21,11 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
 import attrs
 
+from areplicate._core.files_sign import sign_download
 from areplicate._core.refs import parse_ref
 from areplicate.testing._clock import Clock, SystemClock, call_later
 from areplicate.testing._limits import FakeRateLimits, FaultDice, Faults, TokenBucket
@@ -50,9 +51,9 @@ _CANCEL_GRACE = 1.0
 class FakeDeployment:
     """A deployment registered with :meth:`FakeReplicate.add_deployment`: a name pinned to a version.
 
-    Its predictions carry ``deployment: "owner/name"`` and the pinned ``version`` id. Gotcha: the
-    fake serves only ``GET /deployments/{owner}/{name}`` and the create route, not the management
-    routes (list, create, update, delete).
+    Its predictions carry ``deployment: "owner/name"`` and the pinned ``version`` id. Gotcha: a
+    ``PATCH`` with a new version replaces this object in the fake (it is frozen), so read the
+    current one back through ``GET /deployments/{owner}/{name}``.
     """
 
     owner: str
@@ -75,10 +76,47 @@ class _ModelEntry:
     created_at: dt.datetime
     versions: list[FakeModel] = attrs.Factory(list)
     run_count: int = 0
+    visibility: str = "public"
+    hardware: str | None = None
+    github_url: str | None = None
+    paper_url: str | None = None
+    license_url: str | None = None
+    cover_image_url: str | None = None
+    weights_url: str | None = None
+    readme: str | None = None
+    #: Prediction ids shown by ``GET /models/{owner}/{name}/examples``, oldest first.
+    examples: list[str] = attrs.Factory(list)
 
     @property
     def latest(self) -> FakeModel:
         return self.versions[-1]
+
+    @property
+    def latest_or_none(self) -> FakeModel | None:
+        return self.versions[-1] if self.versions else None
+
+    def json(self) -> dict[str, Any]:
+        """The API's model object."""
+        latest = self.latest_or_none
+        body: dict[str, Any] = {
+            "url": f"https://replicate.com/{self.owner}/{self.name}",
+            "owner": self.owner,
+            "name": self.name,
+            "description": self.description,
+            "visibility": self.visibility,
+            "github_url": self.github_url,
+            "paper_url": self.paper_url,
+            "license_url": self.license_url,
+            "cover_image_url": self.cover_image_url,
+            "run_count": self.run_count,
+            "is_official": self.official,
+            "default_example": None,
+            "latest_version": latest.version_json() if latest is not None else None,
+            "created_at": timestamp(self.created_at.timestamp()),
+        }
+        if self.weights_url is not None:
+            body["weights_url"] = self.weights_url
+        return body
 
 
 @attrs.define
@@ -133,6 +171,9 @@ class _Sink:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
 
+    def read_file(self, url: str) -> bytes | None:
+        return self._fake._read_own_file(url)
+
     def write_log(self, text: str) -> None:
         if threading.get_ident() == self._thread:
             self._fake._append_log(self._rec, text)
@@ -172,7 +213,8 @@ class FakeState:
             raise ValueError(f"data_ttl must be >= 0 seconds or None, got {data_ttl}")
         self.token = token
         self.rate_limits: FakeRateLimits | None = rate_limits
-        self.faults = faults
+        self._dice: FaultDice | None = None
+        self.faults = faults  # the property builds the fault dice
         self.data_ttl = data_ttl
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self.stream_base_url = stream_base_url.rstrip("/") if stream_base_url else None
@@ -183,6 +225,8 @@ class FakeState:
         self.max_upload_size = max_upload_size
         #: The signing secret webhooks are signed with (``GET /webhooks/default/secret``).
         self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        #: The Files API signing secret download URLs are signed with (see ``file_download_url``).
+        self.files_signing_secret = secrets.token_urlsafe(32)
         #: Requests per route key, e.g. ``counts["POST /v1/predictions"]``.
         self.counts: collections.Counter[str] = collections.Counter()
         #: Responses per HTTP status (e.g. ``status_counts[429]``).
@@ -204,7 +248,6 @@ class FakeState:
         self._file_seq = 0
         self._deliveries: dict[str, FileOut] = {}
         self._webhooks = WebhookSender(self)
-        self._dice = FaultDice(faults) if faults is not None else None
         # Per credential (an account): (creates, others), made on the token's first request.
         self._buckets: dict[str, tuple[TokenBucket, TokenBucket]] = {}
         self._served: str | None = None
@@ -230,6 +273,7 @@ class FakeState:
         official: bool = True,
         boot_delay: float = 0.0,
         description: str | None = None,
+        readme: str | None = None,
     ) -> FakeModel:
         """Register ``predict`` as a new version of model ``name`` (``owner/name``).
 
@@ -241,7 +285,8 @@ class FakeState:
         one it is read from the signature (a parameter without a default is required).
         ``official=False`` models are reachable only by version, like community models.
         ``boot_delay`` keeps predictions ``starting`` that many seconds. Gotcha: a sync function
-        runs inline on the server's loop; make slow models ``async``.
+        runs inline on the server's loop; make slow models ``async``. ``readme`` is the Markdown
+        ``GET /models/{owner}/{name}/readme`` answers (404 without one).
         """
         ref = parse_ref(name)
         if ref.owner is None or ref.name is None or ref.version is not None:
@@ -249,11 +294,13 @@ class FakeState:
         now = dt.datetime.now(dt.timezone.utc)
         entry = self._models.get(ref.model or "")
         if entry is None:
-            entry = _ModelEntry(ref.owner, ref.name, official, description, now)
+            entry = _ModelEntry(ref.owner, ref.name, official, description, now, readme=readme)
             self._models[f"{ref.owner}/{ref.name}"] = entry
         else:
             entry.official = official
             entry.description = description if description is not None else entry.description
+        if readme is not None:
+            entry.readme = readme
         model = FakeModel(
             ref.owner,
             ref.name,
@@ -288,6 +335,8 @@ class FakeState:
             entry = self._models.get(model)
             if entry is None:
                 raise KeyError(f"no model {model!r}; add it with add_model() first")
+            if not entry.versions:
+                raise KeyError(f"model {model!r} has no versions to deploy")
             target = entry.latest
         if version is not None:
             target = self._versions[version]
@@ -315,6 +364,47 @@ class FakeState:
             "models": list(models),
         }
 
+    def add_example(self, model: str, prediction_id: str) -> None:
+        """Show prediction ``prediction_id`` in ``GET /models/{model}/examples`` (oldest first).
+
+        KeyError if the model or the prediction is unknown. Gotcha: the example is the live
+        prediction, so it shows its current state (run it to the end first).
+        """
+        if prediction_id not in self._preds:
+            raise KeyError(f"no prediction {prediction_id!r}")
+        entry = self._models.get(model)
+        if entry is None:
+            raise KeyError(f"no model {model!r}; add it with add_model() first")
+        entry.examples.append(prediction_id)
+
+    def file_download_url(self, file_id: str, *, expires_in: float = 3600.0) -> str:
+        """A signed ``GET /files/{id}/download`` URL for an uploaded file, valid ``expires_in`` s.
+
+        Signed with ``files_signing_secret`` for the fake's account (``fake-user``), as the API
+        signs them. Gotcha: it holds the served address, so get it while the fake is serving.
+        """
+        if file_id not in self._files:
+            raise KeyError(f"no file {file_id!r}")
+        owner = "fake-user"
+        expiry = int(self.clock.time() + expires_in)
+        signature = sign_download(self.files_signing_secret, owner, file_id, expiry)
+        query = urlencode({"owner": owner, "expiry": expiry, "signature": signature})
+        return f"{self._public_base()}/files/{file_id}/download?{query}"
+
+    def _read_own_file(self, url: str) -> bytes | None:
+        """The bytes behind one of this fake's file URLs (``urls.get``, a download or delivery)."""
+        path = urlsplit(url).path
+        for base in {self._public_base(), self._served or ""}:
+            prefix = urlsplit(base).path if base else None
+            if prefix is None or not path.startswith(prefix + "/"):
+                continue
+            parts = path[len(prefix) + 1 :].split("/")
+            if len(parts) >= 2 and parts[0] == "files" and parts[1] in self._files:
+                return self._files[parts[1]].data
+            if len(parts) == 3 and parts[0] == "delivery" and parts[1] in self._deliveries:
+                return self._deliveries[parts[1]].data
+        return None
+
     def _matching_models(self, query: str) -> list[_ModelEntry]:
         return [e for e in self._models.values() if _matches(e, query)]
 
@@ -337,9 +427,25 @@ class FakeState:
         """The JSON of every prediction, oldest first (fresh copies)."""
         return [json.loads(rec.body()) for rec in self._order]
 
+    @property
     def running(self) -> int:
         """How many prediction callables are still running (their tasks not yet finished)."""
         return len(self._active)
+
+    @property
+    def faults(self) -> Faults | None:
+        """The injected faults (None: none). Settable at any time, also while serving.
+
+        Setting it starts a fresh random source (seeded from the new ``Faults.seed``), so the
+        same seed gives the same faults from that request on.
+        """
+        return self._dice.faults if self._dice is not None else None
+
+    @faults.setter
+    def faults(self, faults: Faults | None) -> None:
+        if faults is not None and not isinstance(faults, Faults):
+            raise TypeError(f"faults must be a Faults or None, got {type(faults).__name__}")
+        self._dice = FaultDice(faults) if faults is not None else None
 
     async def wait_idle(self, timeout: float = 5.0) -> None:
         """Wait until no prediction callable runs and no webhook delivery is pending.

@@ -40,7 +40,7 @@ class TestFiles:
         assert body["urls"]["get"] == f"{base_url}/files/{body['id']}"
         assert (await http.get(body["urls"]["get"])).json == body
         assert (await http.get(f"{base_url}/files")).json["results"] == [body]
-        download = await http.get(f"{body['urls']['get']}/download")
+        download = await http.get(fake.file_download_url(body["id"]))
         assert (download.body, download.content_type) == (b"hello", "application/octet-stream")
         deleted = await http.delete(body["urls"]["get"])
         assert (deleted.status, deleted.body) == (204, b"")

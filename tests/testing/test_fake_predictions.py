@@ -282,7 +282,7 @@ class TestLifecycle:
         assert running["logs"] == "working\n"
         assert running["output"] is None
         assert "completed_at" not in running
-        assert fake.running() == 1
+        assert fake.running == 1
         gate.release.set()
         await fake.wait_idle()
         done = (await http.get(created["urls"]["get"])).json
@@ -293,7 +293,7 @@ class TestLifecycle:
         assert done["metrics"]["total_time"] >= done["metrics"]["predict_time"] >= 0
         assert seconds_between(done["created_at"], done["started_at"]) >= 0
         assert seconds_between(done["started_at"], done["completed_at"]) >= 0
-        assert fake.running() == 0
+        assert fake.running == 0
         assert fake.prediction(created["id"]) == done
 
     async def test_an_exception_fails_the_prediction(
@@ -530,7 +530,7 @@ class TestCancel:
         assert "completed_at" in body
         assert set(body["metrics"]) == {"predict_time", "total_time"}
         assert gate.cancelled.is_set(), "the model saw CancelledError before the answer"
-        assert fake.running() == 0
+        assert fake.running == 0
         again = await http.post(created["urls"]["cancel"])
         assert (again.status, again.json) == (200, body)
 

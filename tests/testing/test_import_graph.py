@@ -111,21 +111,6 @@ def test_the_fake_has_no_import_cycle() -> None:
     assert inside == []
 
 
-def test_the_fake_imports_only_the_core_of_the_client() -> None:
-    graph = import_graph()
-    for name, targets in graph.items():
-        if name.startswith("areplicate.testing"):
-            outside = {
-                t
-                for t in targets
-                # _errors too: the core raises its exceptions (parse_ref's InvalidReferenceError)
-                if not t.startswith(
-                    ("areplicate.testing", "areplicate._core", "areplicate._errors")
-                )
-            }
-            assert outside == set(), f"{name} imports {sorted(outside)}"
-
-
 def test_no_new_import_cycle_in_the_package() -> None:
     found = cycles(import_graph())
     new = found - KNOWN_CYCLES
