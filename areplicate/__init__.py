@@ -6,8 +6,9 @@ fan out with :func:`gather_predictions` / :func:`as_completed`; test offline wit
 """
 
 from contextlib import suppress as _suppress
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from areplicate import webhooks
+from areplicate import web, webhooks
 from areplicate._client import Client
 from areplicate._config import RateLimits
 from areplicate._core.refs import ModelRef, parse_ref
@@ -34,7 +35,6 @@ from areplicate._errors import (
     WebhookVerificationError,
 )
 from areplicate._fanout import Completed, Progress, as_completed, gather_predictions
-from areplicate._files import FileOutput, output_files, save_outputs
 from areplicate._models import (
     Account,
     Collection,
@@ -52,8 +52,20 @@ from areplicate._models import (
     Training,
     Version,
 )
+from areplicate._outputs import FileOutput, output_files, save_outputs
 
-__version__ = "0.1.0"
+if _TYPE_CHECKING:
+    __version__: str
+
+
+def __getattr__(name: str) -> str:
+    """``areplicate.__version__``, read lazily from the installed package's metadata."""
+    if name == "__version__":
+        from areplicate._version import package_version
+
+        return package_version()
+    raise AttributeError(f"module 'areplicate' has no attribute {name!r}")
+
 
 __all__ = [
     "APIConnectionError",
@@ -102,6 +114,7 @@ __all__ = [
     "output_files",
     "parse_ref",
     "save_outputs",
+    "web",
     "webhooks",
 ]
 

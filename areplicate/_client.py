@@ -21,14 +21,17 @@ from areplicate._config import (
     RateLimits,
 )
 from areplicate._core.retry import PollSchedule
+from areplicate._inputs import prepare_input
+from areplicate._services.files import Files
 from areplicate._session import Session
+from areplicate._version import package_version
+from areplicate._webhooks import Receiver
 
 if TYPE_CHECKING:
+    from areplicate._redis_relay import Relay
     from areplicate._services.predictions import Predictions
 
 __all__ = ["Client"]
-
-_VERSION = "0.1.0"
 
 
 class Client:
@@ -56,6 +59,7 @@ class Client:
         rate_limits: RateLimits | None = DEFAULT_RATE_LIMITS,
         environ: Mapping[str, str] | None = None,
         file_encoding: Literal["auto", "upload", "data-uri"] = "auto",
+        webhooks: Receiver | None = None,
     ) -> None:
         self._config = Config.resolve(
             os.environ if environ is None else environ,
@@ -67,7 +71,7 @@ class Client:
             max_connections=max_connections,
             poll=poll,
             rate_limits=rate_limits,
-            user_agent=f"areplicate/{_VERSION}",
+            user_agent=f"areplicate/{package_version()}",
         )
         self._session = Session(self._config)
         if file_encoding not in ("auto", "upload", "data-uri"):
@@ -76,6 +80,22 @@ class Client:
             )
         #: How file inputs are sent: uploaded, inlined as data URIs, or by size ("auto").
         self._file_encoding = file_encoding
+        self._receiver = webhooks
+        self._relay: Relay | None = None
+        self._listening = False
+        if webhooks is not None:
+            if not isinstance(webhooks, Receiver):
+                raise TypeError(
+                    "webhooks= takes an areplicate.webhooks.Receiver, "
+                    f"not {type(webhooks).__name__}"
+                )
+            webhooks.bind(lambda: self.webhooks.default_secret())
+            limits = self._config.rate_limits
+            if limits is not None and limits.shared is not None:
+                from areplicate._redis_relay import Relay
+
+                self._relay = Relay(limits.shared, self._config.api_token)
+                webhooks.relay(self._relay.publish)
 
     def __repr__(self) -> str:
         state = "closed" if self._session.closed else "open"
@@ -106,6 +126,8 @@ class Client:
     async def aclose(self) -> None:
         """Close the connection pool. Further requests raise RuntimeError."""
         await self._session.close()
+        if self._relay is not None:
+            await self._relay.aclose()
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         session = getattr(self, "_session", None)
@@ -123,18 +145,30 @@ class Client:
         from areplicate._services.predictions import Predictions
 
         return Predictions(
-            self._session, input_hook=self._prepare_input, validator=self._validate_input
+            self._session,
+            input_hook=self._prepare_input,
+            validator=self._validate_input,
+            receiver=self._receiver,
+            listen=self._listen if self._relay is not None else None,
         )
+
+    def _listen(self) -> None:
+        """Start taking the other workers' relayed deliveries (once; stopped by close())."""
+        relay, receiver = self._relay, self._receiver
+        if relay is None or receiver is None or self._listening:
+            return
+        self._listening = True
+        self._session.spawn(relay.listen(receiver.deliver_relayed), work=True)
 
     async def _validate_input(self, ref: str, input: Mapping[str, Any]) -> None:
         await self.models.validate_input(ref, input)
 
     async def _prepare_input(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        from areplicate._files import prepare_input
+        return await prepare_input(
+            input, encoding=self._file_encoding, upload=self.files._upload_url
+        )
 
-        return await prepare_input(self, input)
-
-    # --- services owned by other modules: add cached properties below, one per service ---
+    # The services: one cached property each, imported lazily.
 
     if TYPE_CHECKING:
         from areplicate._services.deployments import Deployments
@@ -161,7 +195,7 @@ class Client:
         """Trainings: create, get, list, cancel, wait."""
         from areplicate._services.trainings import Trainings
 
-        return Trainings(self._session)
+        return Trainings(self._session, input_hook=self._prepare_input)
 
     @cached_property
     def collections(self) -> Collections:
@@ -185,15 +219,12 @@ class Client:
         return Accounts(self._session)
 
     if TYPE_CHECKING:
-        from areplicate._services.files import Files
         from areplicate._services.webhooks import Webhooks
 
     @cached_property
     def files(self) -> Files:
         """Upload, get, list and delete files; ``outputs(p)`` wraps a prediction's file outputs."""
-        from areplicate._services.files import Files
-
-        return Files(self)
+        return Files(self._session)
 
     @cached_property
     def webhooks(self) -> Webhooks:
@@ -201,8 +232,6 @@ class Client:
         from areplicate._services.webhooks import Webhooks
 
         return Webhooks(self._session)
-
-    # --- end of services ---
 
     async def run(
         self,

@@ -29,7 +29,7 @@ from aiohttp.tracing import Trace
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from areplicate import _budget
-from areplicate._config import Config
+from areplicate._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Config
 from areplicate._core.problems import decode_json, error_for
 from areplicate._core.retry import MAX_RETRY_AFTER, maybe_processed, retry_decision
 from areplicate._core.times import date_offset
@@ -44,7 +44,14 @@ from areplicate._errors import (
 )
 from areplicate._ledger import ledger_for
 
-__all__ = ["MAX_BODY", "MAX_ERROR_BODY", "Response", "Session", "connection_errors"]
+__all__ = [
+    "MAX_BODY",
+    "MAX_ERROR_BODY",
+    "Response",
+    "Session",
+    "connection_errors",
+    "download_unbound",
+]
 
 logger = logging.getLogger("areplicate")
 
@@ -528,6 +535,63 @@ class Session:
         except (APIError, APIConnectionError) as exc:
             _detach(exc)  # the same error, without aiohttp's (which hold the request's headers)
             raise
+
+    @contextlib.asynccontextmanager
+    async def download(
+        self, url: str, *, read_timeout: float | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Open a GET of a file on another host (``replicate.delivery``), never with the token.
+
+        It shares the client's connection pool but not its request budget (file hosts have their
+        own limits) and follows up to 5 redirects, which is safe because nothing secret goes along.
+        The gotcha: it sends no token even to the API's own origin; use :meth:`stream` there. An
+        error status raises the mapped APIError (NotFoundError for a 404); no retries.
+        """
+        seconds = read_timeout if read_timeout is not None else self.config.timeout
+        async with _plain_get(self._client(), url, self._timeout_for(seconds)) as resp:
+            yield resp
+
+
+# Redirects followed by downloads that carry no credentials.
+_DOWNLOAD_REDIRECTS = 5
+
+
+@contextlib.asynccontextmanager
+async def _plain_get(
+    http: aiohttp.ClientSession, url: str, timeout: aiohttp.ClientTimeout
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """A GET without credentials that yields a response below 400 (errors raised mapped)."""
+    try:
+        with connection_errors("GET", url):
+            async with http.get(
+                url, timeout=timeout, allow_redirects=True, max_redirects=_DOWNLOAD_REDIRECTS
+            ) as resp:
+                if resp.status >= 400:
+                    body = await _read_body(resp)
+                    error = error_for(resp.status, resp.headers, body, now=time.time())
+                    if error is not None:
+                        raise error
+                yield resp
+    except (APIError, APIConnectionError) as exc:
+        _detach(exc)
+        raise
+
+
+@contextlib.asynccontextmanager
+async def download_unbound(url: str) -> AsyncIterator[aiohttp.ClientResponse]:
+    """:meth:`Session.download` for code that has no Client: on a short-lived pool of its own.
+
+    The default timeouts apply (connect and per-read, none on the whole download). Each call opens
+    and closes its own connections, so prefer a Client's session for many files.
+    """
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=DEFAULT_CONNECT_TIMEOUT, sock_read=DEFAULT_TIMEOUT
+    )
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as http,
+        _plain_get(http, url, timeout) as resp,
+    ):
+        yield resp
 
 
 async def _read_body(resp: aiohttp.ClientResponse) -> bytes:

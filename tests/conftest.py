@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Iterator
 
 import pytest
 import stamina
 from stamina.instrumentation import get_on_retry_hooks, set_on_retry_hooks
+
+if sys.version_info < (3, 11):
+    # Tests bound their waits with `async with asyncio.timeout(...)`, new in 3.11; on 3.10 (which the
+    # package supports, and CI runs) the async-timeout backport provides the same context manager.
+    import async_timeout
+
+    asyncio.timeout = async_timeout.timeout  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)

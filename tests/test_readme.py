@@ -1,8 +1,9 @@
-"""Every ```python block in README.md runs as written against areplicate.testing.
+"""Every Python block in README.md is checked: ```python blocks run, ```py blocks compile.
 
-Blocks run in order, sharing one namespace, with top-level ``await`` allowed; ``REPLICATE_API_TOKEN``
-and ``REPLICATE_BASE_URL`` point at a fake that serves the models the README names. Illustrations
-that are not meant to run use ```py fences instead.
+```python blocks run in order, sharing one namespace, with top-level ``await`` allowed;
+``REPLICATE_API_TOKEN`` and ``REPLICATE_BASE_URL`` point at a fake that serves the models the README
+names. Illustrations that need what the README cannot provide (a web framework, your files) use
+```py fences: they are compiled the same way, so they cannot drift into invalid Python.
 """
 
 from __future__ import annotations
@@ -18,10 +19,23 @@ from areplicate.testing import FakeReplicate
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+ILLUSTRATION = re.compile(r"^```py\n(.*?)^```", re.S | re.M)
+# any other fence that could hold Python and would escape both checks
+OTHER_PYTHON = re.compile(r"^```(?:python3|py3|pycon|ipython)\b", re.M)
 
 
-def blocks() -> list[str]:
-    return BLOCK.findall(README.read_text(encoding="utf-8"))
+def blocks(fence: re.Pattern[str] = BLOCK) -> list[str]:
+    return fence.findall(README.read_text(encoding="utf-8"))
+
+
+def test_readme_illustrations_compile() -> None:
+    found = blocks(ILLUSTRATION)
+    assert len(found) >= 3
+    for number, source in enumerate(found, 1):
+        compile(
+            source, f"README.md py block {number}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        )
+    assert OTHER_PYTHON.findall(README.read_text(encoding="utf-8")) == []
 
 
 def test_readme_starts_with_the_two_commands() -> None:

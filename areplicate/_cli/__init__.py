@@ -22,10 +22,9 @@ from areplicate._cli._common import (
     print_error,
 )
 from areplicate._errors import ReplicateError
+from areplicate._version import package_version
 
 __all__ = ["build_parser", "main"]
-
-_VERSION = "0.1.0"
 
 _DESCRIPTION = """\
 An asyncio client for the Replicate API, from the shell.
@@ -47,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"areplicate {_VERSION}")
+    parser.add_argument("--version", action="version", version=f"areplicate {package_version()}")
     parser.add_argument(
         "--verbose",
         "-v",

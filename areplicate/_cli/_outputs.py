@@ -1,7 +1,7 @@
 """Showing a prediction's output in a terminal, and saving its files.
 
 File outputs are URL strings (``https:`` on replicate.delivery, or ``data:`` URIs) anywhere in the
-output; ``areplicate._files`` finds and downloads them.
+output; ``areplicate._outputs`` finds and downloads them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from areplicate._client import Client
-from areplicate._files import _is_output_url, output_files, safe_filename
+from areplicate._outputs import is_output_url, output_files, safe_filename
 
 __all__ = ["render_output", "save_files"]
 
@@ -25,7 +25,7 @@ def render_output(output: Any) -> str:
     if isinstance(output, str):
         return output
     if isinstance(output, list) and all(isinstance(item, str) for item in output):
-        if output and all(_is_output_url(item) for item in output):
+        if output and all(is_output_url(item) for item in output):
             return "\n".join(output)
         return "".join(output)  # an iterator model's tokens
     return json.dumps(output, indent=2, ensure_ascii=False)
@@ -50,7 +50,7 @@ async def save_files(
     Names come from the URL (``out-0.png``), made safe and short as the library's own downloads
     are, with ``prefix`` in front; ``-1``, ``-2`` … tell apart files of one output of the same
     name, and are added rather than overwriting an existing file unless ``overwrite`` (a retry
-    of the same downloads). Downloads go through :class:`areplicate._files.FileOutput` (the
+    of the same downloads). Downloads go through :class:`areplicate._outputs.FileOutput` (the
     token stays on the API's origin; a failed download leaves no partial file).
     """
     files = output_files(output, client)

@@ -29,6 +29,7 @@ from areplicate._client import Client
 from areplicate._core.status import Status
 from areplicate._errors import PredictionFailedError
 from areplicate._models import Prediction
+from areplicate._outputs import is_output_url
 
 __all__ = ["execute", "register"]
 
@@ -155,7 +156,7 @@ async def _print_events(client: Client, prediction: Prediction, *, echo: bool) -
         async for event in client.predictions.stream(prediction):
             if event.event == "output" and echo:
                 text = event.data
-                if text.startswith(("https://", "http://", "data:")):
+                if is_output_url(text):
                     text += "\n"  # a file model streams URLs: one per line
                 sys.stdout.write(text)
                 sys.stdout.flush()

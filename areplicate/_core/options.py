@@ -1,4 +1,4 @@
-"""Checks on create options, made before anything is sent (shared/replicate-api.md section 3).
+"""Checks on create options, made before anything is sent (docs/api-notes.md#creating-predictions).
 
 Pure: each raises ValueError saying what was wrong and what is accepted.
 """

@@ -1,4 +1,4 @@
-"""HTTP error responses → areplicate exceptions (shared/replicate-api.md section 4).
+"""HTTP error responses → areplicate exceptions (docs/api-notes.md#errors).
 
 ``error_for(status, headers, body)`` is the whole mapping: the session raises what it returns. It
 reads RFC 7807 problem+json bodies (``title``, ``detail``, ``status``, ``invalid_fields``), the older

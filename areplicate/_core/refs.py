@@ -1,6 +1,6 @@
 """Model references: ``owner/name``, ``owner/name:<version>`` or a bare 64-hex version id.
 
-See shared/replicate-api.md section 1 (``version`` in ``POST /predictions``).
+See docs/api-notes.md#model-references (``version`` in ``POST /predictions``).
 """
 
 from __future__ import annotations

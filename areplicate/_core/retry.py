@@ -1,4 +1,4 @@
-"""When to retry, how long to wait, and how often to poll (shared/replicate-api.md section 4).
+"""When to retry, how long to wait, and how often to poll (docs/api-notes.md#retries).
 
 Reads, deletes and cancels are retried on connection errors, 429, 5xx and a 2xx body that cannot
 be read. A create is retried only when it provably was not processed: a 429, or a connection that
@@ -8,14 +8,13 @@ failed before the request was sent. Anything ambiguous (a 5xx, a timeout after s
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from areplicate._core.times import parse_http_date
 from areplicate._errors import (
     APIConnectionError,
     APIError,
@@ -65,13 +64,10 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     try:
         seconds = float(text)
     except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
+        when = parse_http_date(text)
+        if when is None:
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.timezone.utc)
-        seconds = when.timestamp() - now
+        seconds = when - now
     if seconds != seconds or seconds in (float("inf"), float("-inf")):
         return None
     return max(0.0, seconds)

@@ -1,7 +1,7 @@
 """Check a prediction's input against a model version's input schema, before anything is sent.
 
 A version's ``openapi_schema`` is Cog's whole OpenAPI document; the inputs are the object schema at
-``components.schemas.Input`` (shared/replicate-api.md section 1, "Version object"). Cog writes an
+``components.schemas.Input`` (docs/api-notes.md#versions-and-input-schemas). Cog writes an
 enum input as ``{"allOf": [{"$ref": "#/components/schemas/scheduler"}]}``, so ``$ref`` is resolved
 inside the document (with ``referencing``), never fetched.
 

@@ -5,7 +5,7 @@ events out, any chunking. It follows the WHATWG "event stream interpretation" ru
 line ends; one leading space after the colon dropped; ``data`` lines joined with ``\\n``; comments
 ignored; the last event id carried forward) with one deliberate difference: an event that named
 itself but carried no ``data`` line is still delivered (with data ``""``), so a bare ``event: done``
-ends a Replicate stream instead of vanishing. See shared/replicate-api.md section 6.
+ends a Replicate stream instead of vanishing. See docs/api-notes.md#server-sent-events.
 
 Decoding is linear in the bytes fed, however they are cut: the unfinished line is kept as a list
 of chunks and each chunk is scanned once. One event (its lines so far, the unfinished one

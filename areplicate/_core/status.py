@@ -1,4 +1,4 @@
-"""The prediction status machine (shared/replicate-api.md section 2, "Lifecycle").
+"""The prediction status machine (docs/api-notes.md#lifecycle).
 
 ``starting`` → ``processing`` → ``succeeded`` | ``failed`` | ``canceled``; ``aborted`` when a deadline
 passes before the prediction started. An unknown status string is kept as it is and treated as not

@@ -2,7 +2,7 @@
 
 The API writes UTC timestamps with ``Z`` and 0 to 9 fractional digits (``2023-08-16T18:57:08.36078514Z``);
 Python 3.10's ``fromisoformat`` takes neither, so we parse them here. ``Cancel-After`` durations are
-``30s``, ``5m``, ``1h30m45s`` or a bare number of seconds (shared/replicate-api.md section 3).
+``30s``, ``5m``, ``1h30m45s`` or a bare number of seconds (docs/api-notes.md#cancel-after).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ __all__ = [
     "date_offset",
     "format_duration",
     "format_timestamp",
+    "parse_http_date",
     "parse_duration",
     "parse_timestamp",
 ]
@@ -108,17 +109,24 @@ def format_duration(seconds: float) -> str:
 DATE_SLACK = 2.0
 
 
-def date_offset(date_header: str | None, received_at: float) -> tuple[float, float] | None:
-    """Bounds ``(low, high)`` on the API's clock minus ours, from a response's ``Date`` header
-    read at Unix time ``received_at``; None when there is no usable header."""
-    if not date_header:
-        return None
+def parse_http_date(text: str) -> float | None:
+    """The Unix time of an HTTP date (``Date``, ``Retry-After``); None when it is not one. A date
+    without a zone is read as UTC, as HTTP dates always are."""
     try:
-        when = email.utils.parsedate_to_datetime(date_header)
+        when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.timezone.utc)
-    base = when.timestamp() - received_at
+    return when.timestamp()
+
+
+def date_offset(date_header: str | None, received_at: float) -> tuple[float, float] | None:
+    """Bounds ``(low, high)`` on the API's clock minus ours, from a response's ``Date`` header
+    read at Unix time ``received_at``; None when there is no usable header."""
+    when = parse_http_date(date_header) if date_header else None
+    if when is None:
+        return None
+    base = when - received_at
     # The header truncates to the second and was stamped before we read it, within the round trip.
     return base, base + DATE_SLACK

@@ -1,4 +1,4 @@
-"""Follow-up URLs that keep the token on the configured API host (shared/replicate-api.md section 10).
+"""Follow-up URLs that keep the token on the configured API host (docs/api-notes.md#proxies-and-follow-up-urls).
 
 A prediction's ``urls.*`` and a page's ``next`` link may name another host (a proxy like CometAPI
 returns ``api.replicate.com`` links). We never follow them as given: the path after ``/v1/`` is

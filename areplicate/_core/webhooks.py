@@ -1,4 +1,4 @@
-"""Webhook signatures, the Standard Webhooks (Svix) way (shared/replicate-api.md section 7).
+"""Webhook signatures, the Standard Webhooks (Svix) way (docs/api-notes.md#webhooks).
 
 Signed content is ``f"{webhook-id}.{webhook-timestamp}.{raw body}"``; the key is the base64 text after
 ``whsec_``; each signature is ``v1,<base64 HMAC-SHA256>`` and a header may carry several, separated by

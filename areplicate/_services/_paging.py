@@ -1,4 +1,4 @@
-"""Cursor pagination shared by every listing (shared/replicate-api.md section 5).
+"""Cursor pagination shared by every listing (docs/api-notes.md#listing-and-pagination).
 
 A listing must end even when the API's ``next`` links do not. It stops cleanly (logging a
 warning) at a link it has already followed, and after a few pages in a row that bring nothing new
@@ -64,7 +64,7 @@ async def paginate(
     """Yield pages of ``cls`` from ``path``, following ``next`` links on the session's base URL.
 
     A ``next`` link is never requested as given: its path is rebased onto our own base URL, so the
-    token stays on the configured host (shared/replicate-api.md section 10). Endless links end as
+    token stays on the configured host (docs/api-notes.md#proxies-and-follow-up-urls). Endless links end as
     the module docstring says.
     """
     url: str = path

@@ -67,12 +67,16 @@ async def wait_until_done(
     timeout: float | None,
     cancel_on_exit: bool,
     elapsed: float = 0.0,
+    delivered: Callable[[str, float], Awaitable[Prediction | None]] | None = None,
 ) -> P:
     """Poll ``get(pid)`` until it returns a terminal ``cls``, by the module docstring's rules.
 
     ``current`` is the last state known (None: read it first). ``cancel`` is the shielded remote
     cancel, run on the caller's cancellation or on ``timeout`` when ``cancel_on_exit``. ``elapsed``
-    is time already spent (by a create), which the schedule counts from.
+    is time already spent (by a create), which the schedule counts from. ``delivered(pid, s)``,
+    when given (a webhook Receiver's), is awaited instead of each sleep between polls: a terminal
+    state it returns within ``s`` seconds ends the wait at once, and the polls become the slow
+    fallback for a lost delivery.
     """
     if current is not None and current.is_terminal:
         return current
@@ -84,7 +88,12 @@ async def wait_until_done(
         with anyio.move_on_after(timeout) as scope:
             while current is None or not current.is_terminal:
                 if current is not None or failures:
-                    await asyncio.sleep(poll_delay(schedule, loop.time() - began, failures, error))
+                    delay = poll_delay(schedule, loop.time() - began, failures, error)
+                    if delivered is None:
+                        await asyncio.sleep(delay)
+                    elif (got := await delivered(pid, delay)) is not None and isinstance(got, cls):
+                        current = got
+                        break
                 try:
                     current = await get(pid)
                 except TRANSIENT as exc:

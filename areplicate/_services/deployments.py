@@ -1,6 +1,6 @@
 """Deployments: a fixed model version on chosen hardware, and predictions made through one.
 
-See shared/replicate-api.md section 1 (the deployments rows and ``POST /deployments/{o}/{n}/predictions``).
+See docs/api-notes.md#endpoints (the deployments rows and ``POST /deployments/{o}/{n}/predictions``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The account, hardware and collections: small read-only corners of the API.
 
-See shared/replicate-api.md section 1 (``GET /account``, ``GET /hardware``, ``GET /collections``).
+See docs/api-notes.md#endpoints (``GET /account``, ``GET /hardware``, ``GET /collections``).
 """
 
 from __future__ import annotations

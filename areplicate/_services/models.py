@@ -1,7 +1,7 @@
 """Models and versions: get, list, search, create; and each version's input schema, for validation.
 
-See shared/replicate-api.md section 1 (models, versions, ``QUERY /models``, ``GET /search``) and
-section 5 (pagination). Input checks are pure (``_core/schema.py``); this module fetches and caches
+See docs/api-notes.md#endpoints (models, versions, ``QUERY /models``, ``GET /search``) and
+#listing-and-pagination. Input checks are pure (``_core/schema.py``); this module fetches and caches
 the schemas they run on.
 """
 

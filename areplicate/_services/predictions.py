@@ -1,6 +1,6 @@
 """Predictions: create, get, list, cancel, wait, stream, run.
 
-See shared/replicate-api.md sections 1–6.
+See docs/api-notes.md (creating, waiting, errors, listing, streaming).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +17,7 @@ import anyio
 import attrs
 
 from areplicate._convert import structure, structure_created
+from areplicate._core.ids import object_id
 from areplicate._core.options import cancel_after, check_webhook, wait_seconds
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.sse import SSEDecoder
@@ -36,6 +37,7 @@ from areplicate._services._orphans import Reaper
 from areplicate._services._paging import paginate
 from areplicate._services._waiting import wait_until_done
 from areplicate._session import Session
+from areplicate._webhooks import Receiver
 
 __all__ = ["Predictions", "mark_unknown_target", "unknown_target"]
 
@@ -74,13 +76,6 @@ def _aware(when: dt.datetime) -> dt.datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
-def _prediction_id(prediction: PredictionLike) -> str:
-    pid = prediction.id if isinstance(prediction, Prediction) else prediction
-    if not isinstance(pid, str) or not pid or "/" in pid or pid.strip() != pid:
-        raise ValueError(f"not a prediction id: {pid!r}; pass a Prediction or its id string")
-    return pid
-
-
 class Predictions:
     """Everything you do with one prediction. Reached as ``client.predictions``."""
 
@@ -90,8 +85,13 @@ class Predictions:
         *,
         validator: Validator | None = None,
         input_hook: InputHook | None = None,
+        receiver: Receiver | None = None,
+        listen: Callable[[], None] | None = None,
     ) -> None:
         self._session = session
+        # Webhook-driven waits: creates carry the receiver's URL, waits end at its delivery.
+        self._receiver = receiver
+        self._listen = listen
         self._validator = validator
         self._input_hook = input_hook
         self._reaper = Reaper(
@@ -170,6 +170,8 @@ class Predictions:
             )
         seconds = wait_seconds(wait)
         deadline = cancel_after(lifetime)
+        if webhook is None and self._receiver is not None:
+            webhook, webhook_events_filter = self._receiver.url, self._receiver.events
         check_webhook(webhook, webhook_events_filter)
         if ref_for_validation is not None and self._validator is not None:
             try:
@@ -250,7 +252,7 @@ class Predictions:
 
     async def get(self, prediction: PredictionLike) -> Prediction:
         """The prediction's current state. NotFoundError if there is no such prediction."""
-        pid = _prediction_id(prediction)
+        pid = object_id(prediction, "prediction")
         response = await self._session.request("GET", f"predictions/{quote(pid, safe='')}")
         return structure(response.json(), Prediction, what=f"prediction {pid}")
 
@@ -259,7 +261,7 @@ class Predictions:
 
         Cancelling one that already ended is harmless and returns it unchanged.
         """
-        pid = _prediction_id(prediction)
+        pid = object_id(prediction, "prediction")
         response = await self._session.request("POST", f"predictions/{quote(pid, safe='')}/cancel")
         return structure(response.json(), Prediction, what=f"prediction {pid}")
 
@@ -341,16 +343,23 @@ class Predictions:
         cancel_on_exit: bool,
         elapsed: float = 0.0,
     ) -> Prediction:
+        current = prediction if isinstance(prediction, Prediction) else None
+        receiver = self._receiver
+        if receiver is not None and (current is None or current.webhook != receiver.url):
+            receiver = None  # a prediction that does not deliver to us: poll it as usual
+        if receiver is not None and self._listen is not None:
+            self._listen()
         return await wait_until_done(
             self.get,
             self._cancel_shielded,
             Prediction,
-            _prediction_id(prediction),
-            prediction if isinstance(prediction, Prediction) else None,
-            schedule=self._session.config.poll,
+            object_id(prediction, "prediction"),
+            current,
+            schedule=self._session.config.poll if receiver is None else receiver.fallback,
             timeout=timeout,
             cancel_on_exit=cancel_on_exit,
             elapsed=elapsed,
+            delivered=None if receiver is None else receiver.result,
         )
 
     async def _cancel_shielded(self, pid: str) -> None:
@@ -461,7 +470,9 @@ class Predictions:
 
     # -- stream -----------------------------------------------------------------------------------
 
-    async def stream(self, prediction: PredictionLike) -> AsyncIterator[StreamEvent]:
+    async def stream(
+        self, prediction: PredictionLike, *, cancel_on_exit: bool = True
+    ) -> AsyncIterator[StreamEvent]:
         """Server-sent events of a running prediction: ``output`` tokens, ``logs``, then ``done``.
 
         Reconnects with ``Last-Event-ID`` if the connection drops, ends or stays silent for the
@@ -471,6 +482,12 @@ class Predictions:
         PredictionFailedError. A model that cannot stream has no stream URL: that raises
         ReplicateError at once. The token is sent along only when the stream is served from the
         API's own host.
+
+        A consumer that stops before ``done`` (``break``, an exception in its loop, a cancelled
+        task, a web client that went away) cancels the remote prediction, shielded from the
+        cancellation that caused it, unless ``cancel_on_exit=False``. Gotcha: after a bare
+        ``break`` that happens when the generator is closed, at once with
+        ``contextlib.aclosing(...)``, else when it is garbage-collected.
         """
         current = prediction if isinstance(prediction, Prediction) else await self.get(prediction)
         url = current.urls.stream
@@ -479,6 +496,21 @@ class Predictions:
                 f"prediction {current.id} has no stream URL: its model does not stream output "
                 "(use wait() or run() instead)"
             )
+        ended = False
+        try:
+            async with contextlib.aclosing(self._events(current, url)) as events:
+                async for event in events:
+                    ended = event.event == "done"
+                    yield event
+            ended = True
+        except (GeneratorExit, asyncio.CancelledError):
+            # The consumer gave up (or was cancelled) with the prediction still running.
+            if cancel_on_exit and not ended:
+                await self._cancel_shielded(current.id)
+            raise
+
+    async def _events(self, current: Prediction, url: str) -> AsyncGenerator[StreamEvent, None]:
+        """The stream's events, reconnecting as :meth:`stream` describes."""
         decoder = SSEDecoder()
         # Events delivered per id. Events without an id line carry the previous one forward, so
         # one id may cover several events (and events before the first id have none: None is a

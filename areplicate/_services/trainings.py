@@ -1,6 +1,6 @@
 """Trainings: fine-tune a model version into a new version of a destination model.
 
-See shared/replicate-api.md section 1 (the trainings row): ``POST
+See docs/api-notes.md#endpoints (the trainings row): ``POST
 /models/{o}/{n}/versions/{id}/trainings``, ``GET /trainings``, ``GET /trainings/{id}``, ``POST
 /trainings/{id}/cancel``. Trainings are shaped like predictions.
 """
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import anyio
 
 from areplicate._convert import structure, structure_created
+from areplicate._core.ids import object_id
 from areplicate._core.options import check_webhook
 from areplicate._core.refs import parse_ref
 from areplicate._errors import (
@@ -37,18 +38,19 @@ _CANCEL_TIMEOUT = 10.0
 TrainingLike = Training | str
 
 
-def _training_id(training: TrainingLike) -> str:
-    tid = training.id if isinstance(training, Training) else training
-    if not isinstance(tid, str) or not tid or "/" in tid or tid.strip() != tid:
-        raise ValueError(f"not a training id: {tid!r}; pass a Training or its id string")
-    return tid
-
-
 class Trainings:
     """Create, get, list, cancel and wait for trainings. Reached as ``client.trainings``."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        input_hook: Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]] | None = None,
+    ) -> None:
         self._session = session
+        # Turns file values (paths, bytes, file objects, FileOutputs) into what the API accepts,
+        # as for predictions; without it the input must already be plain JSON.
+        self._input_hook = input_hook
 
     def __repr__(self) -> str:
         return f"<Trainings {self._session.config.base_url}>"
@@ -65,6 +67,8 @@ class Trainings:
         """Start training ``ref`` (``owner/name:<version>``: trainings always start from a
         version) into ``destination`` (``owner/name``, a model you own that must already exist).
 
+        File values in ``input`` (a ``Path`` to a zip archive, bytes, a file object, a FileOutput)
+        are sent as for predictions: uploaded or inlined (see ``Client(file_encoding=)``).
         Billed like a prediction, so never retried after an ambiguous failure. A destination that
         does not exist gives NotFoundError ("The specified training destination does not exist").
         """
@@ -81,7 +85,8 @@ class Trainings:
         if not isinstance(input, Mapping):
             raise TypeError(f"input must be a mapping, not {type(input).__name__}")
         check_webhook(webhook, webhook_events_filter)
-        body: dict[str, Any] = {"destination": target.model, "input": dict(input)}
+        prepared = await self._input_hook(input) if self._input_hook else dict(input)
+        body: dict[str, Any] = {"destination": target.model, "input": prepared}
         if webhook is not None:
             body["webhook"] = webhook
         if webhook_events_filter is not None:
@@ -96,13 +101,13 @@ class Trainings:
 
     async def get(self, training: TrainingLike) -> Training:
         """The training as it is now. NotFoundError if there is no such training."""
-        tid = _training_id(training)
+        tid = object_id(training, "training")
         response = await self._session.request("GET", f"trainings/{quote(tid, safe='')}")
         return structure(response.json(), Training, what=f"training {tid}")
 
     async def cancel(self, training: TrainingLike) -> Training:
         """Ask the API to stop the training; returns it as the API then describes it."""
-        tid = _training_id(training)
+        tid = object_id(training, "training")
         response = await self._session.request("POST", f"trainings/{quote(tid, safe='')}/cancel")
         return structure(response.json(), Training, what=f"training {tid}")
 
@@ -137,7 +142,7 @@ class Trainings:
             self.get,
             self._cancel_shielded,
             Training,
-            _training_id(training),
+            object_id(training, "training"),
             training if isinstance(training, Training) else None,
             schedule=self._session.config.poll,
             timeout=timeout,

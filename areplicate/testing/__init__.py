@@ -1,6 +1,6 @@
 """areplicate.testing: a fake Replicate API server for tests, demos and benchmarks.
 
-It behaves like the real API: the three create routes, get, list with
+It behaves like the real API (docs/api-notes.md): the three create routes, get, list with
 cursor pages, cancel, ``Prefer: wait``, ``Cancel-After`` deadlines, SSE streams, signed webhooks,
 files, models and versions, 422 input validation, 401 without a token, problem+json errors, and
 optionally real rate limits and injected faults. Models are plain Python callables::

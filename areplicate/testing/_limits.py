@@ -1,7 +1,7 @@
 """Rate limits (token buckets) and injected faults for the fake server.
 
 Replicate allows 600 prediction creates a minute and 3000 other requests a minute, "with short
-bursts" (shared/replicate-api.md section 4). The burst sizes are not published; the fake's
+bursts" (docs/api-notes.md#rate-limits). The burst sizes are not published; the fake's
 ``FakeRateLimits.real()`` chooses 100 creates and 500 other requests: a bucket that starts full,
 refills continuously at the per-minute rate and rejects a request when less than one token is left.
 """

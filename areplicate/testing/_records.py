@@ -1,6 +1,6 @@
 """The fake's stored objects: predictions, uploaded files, and the request and webhook logs.
 
-Each record builds its own JSON (shared/replicate-api.md sections 2 and 8); nothing here knows the
+Each record builds its own JSON (docs/api-notes.md#the-prediction-object, #files); nothing here knows the
 client's models or converter. A prediction caches its encoded body until it changes, so thousands
 of polls cost one ``json.dumps`` per state change, not per request.
 """
@@ -337,7 +337,7 @@ class FileRecord:
         self.expires = self.created + 24 * 3600
 
     def to_json(self) -> dict[str, Any]:
-        """The API's file object (shared/replicate-api.md section 8)."""
+        """The API's file object (docs/api-notes.md#files)."""
         return {
             "id": self.id,
             "name": self.name,

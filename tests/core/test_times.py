@@ -35,7 +35,7 @@ class TestParseTimestamp:
     @pytest.mark.parametrize(
         ("text", "expected"),
         [
-            # both seen in real traffic (shared/replicate-api.md section 0)
+            # both seen in real traffic (docs/api-notes.md#conventions)
             ("2023-08-16T18:57:08.36078514Z", dt.datetime(2023, 8, 16, 18, 57, 8, 360785, UTC)),
             ("2024-10-04T18:14:55.674Z", dt.datetime(2024, 10, 4, 18, 14, 55, 674000, UTC)),
             ("2024-10-04T18:14:55Z", dt.datetime(2024, 10, 4, 18, 14, 55, tzinfo=UTC)),

@@ -21,7 +21,7 @@ import uvicorn
 
 import areplicate
 from areplicate import webhooks
-from areplicate._files import save_outputs
+from areplicate._outputs import save_outputs
 from areplicate.testing import FakeReplicate, FileOut
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fastapi_app.py"
@@ -49,8 +49,19 @@ def fake() -> FakeReplicate:
     def pixel(prompt: str = "") -> list[FileOut]:
         return [FileOut(PIXEL, "out-0.png")]
 
+    async def slow(text: str = "") -> str:
+        await asyncio.sleep(60)
+        return text
+
+    async def chat(prompt: str = "") -> AsyncIterator[str]:
+        for i in range(1000):
+            yield f"token{i} "
+            await asyncio.sleep(0.02)
+
     fake.add_model("acme/upper", upper)
     fake.add_model("acme/pixel", pixel)
+    fake.add_model("acme/slow", slow)
+    fake.add_model("acme/chat", chat)
     return fake
 
 
@@ -108,7 +119,9 @@ async def app(
         monkeypatch.setenv("REPLICATE_BASE_URL", base_url)
         monkeypatch.setenv("PUBLIC_URL", url)
         monkeypatch.setenv("OUTPUT_DIR", str(tmp_path / "outputs"))
+        monkeypatch.setenv("CHAT_MODEL", "acme/chat")
         monkeypatch.delenv("REPLICATE_WEBHOOK_SECRET", raising=False)
+        monkeypatch.delenv("AREPLICATE_REDIS_URL", raising=False)
         server = uvicorn.Server(
             uvicorn.Config(module.app, lifespan="on", ws="none", log_level="warning")
         )
@@ -132,8 +145,7 @@ async def test_a_prediction_started_by_the_app_comes_back_by_webhook(
     pid = await app.start("acme/upper", {"text": "hello"})
     body = await app.until(pid, lambda b: b["status"] == "succeeded")
     assert body["output"] == "HELLO"
-    # the app fetched the secret once, at startup, and it is the one the fake signs with
-    assert app.state.secret == fake.webhook_secret
+    # the receiver fetched the secret once, and it is the one the fake signs with
     assert fake.counts["GET /v1/webhooks/default/secret"] == 1
     # both requested events arrived over HTTP, were verified and accepted
     mine = [d for d in fake.webhook_deliveries if d.prediction_id == pid]
@@ -198,4 +210,63 @@ async def test_a_repeated_delivery_is_recorded_once(app: App, fake: FakeReplicat
     assert await app.deliver(earlier, signed(fake.webhook_secret, earlier, "msg_0")) == 200
     status, body = await app.shown("forged")
     assert (status, body["status"], body["output"]) == (200, "succeeded", "pwned")
-    assert app.state.deliveries.webhook_ids == {"msg_1", "msg_0"}
+    assert app.state.receiver.duplicates == 1
+
+
+async def test_run_answers_with_the_output_and_never_polls(app: App, fake: FakeReplicate) -> None:
+    async with app.http.post(
+        f"{app.url}/run", json={"model": "acme/upper", "input": {"text": "hi"}}
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        assert await resp.json() == {"output": "HI"}
+    assert fake.counts["GET /v1/predictions/{id}"] == 0  # the delivery ended the wait
+
+
+async def until_canceled(fake: FakeReplicate, model: str, within: float) -> None:
+    """The one prediction of ``model`` on the fake is canceled ``within`` seconds."""
+    with anyio.fail_after(within):
+        while True:
+            mine = [p for p in fake.predictions if p.get("model") == model]
+            if mine and mine[0]["status"] == "canceled":
+                return
+            await asyncio.sleep(0.02)
+
+
+async def until_running(fake: FakeReplicate, model: str) -> None:
+    with anyio.fail_after(10):
+        while not any(  # noqa: ASYNC110 - polling the fake's state
+            p.get("model") == model and p["status"] == "processing" for p in fake.predictions
+        ):
+            await asyncio.sleep(0.02)
+
+
+async def test_a_client_that_disconnects_from_run_cancels_its_prediction(
+    app: App, fake: FakeReplicate
+) -> None:
+    host, port = app.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    body = json.dumps({"model": "acme/slow", "input": {"text": "x"}}).encode()
+    writer.write(
+        b"POST /run HTTP/1.1\r\nHost: app\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    await until_running(fake, "acme/slow")
+    writer.close()  # the user closed the tab
+    await writer.wait_closed()
+    await until_canceled(fake, "acme/slow", within=1.0)
+
+
+async def test_a_browser_that_leaves_the_sse_proxy_cancels_the_prediction(
+    app: App, fake: FakeReplicate
+) -> None:
+    async with app.http.get(f"{app.url}/stream", params={"prompt": "hello"}) as resp:
+        assert resp.status == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        seen = b""
+        with anyio.fail_after(10):
+            while seen.count(b"event: output") < 2:
+                seen += await resp.content.readany()
+        resp.close()  # the browser went away after two tokens
+    await until_canceled(fake, "acme/chat", within=1.0)

@@ -16,9 +16,9 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import areplicate
-from areplicate._files import (
+from areplicate._core.data_uri import check_data_uris
+from areplicate._outputs import (
     FileOutput,
-    _check_data_uris,
     _id_part,
     output_files,
     safe_filename,
@@ -206,4 +206,4 @@ class TestDataURIInputs:
         deep: object = "data:,ok"
         for _ in range(100_000):
             deep = [deep]
-        _check_data_uris({"x": deep})
+        check_data_uris({"x": deep})

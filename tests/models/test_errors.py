@@ -1,4 +1,4 @@
-"""The exception tree of DESIGN section 3, its drawing in ``_errors``' docstring, and pickling."""
+"""The public exception tree, its drawing in ``_errors``' docstring, and pickling."""
 
 from __future__ import annotations
 

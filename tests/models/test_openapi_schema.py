@@ -50,8 +50,7 @@ COVERED: list[tuple[str, Any]] = [
 ]
 
 
-# Properties the document leaves as a free-form ``object`` but documents elsewhere (shared/replicate-api.md
-# section 1, "Model object").
+# Properties the document leaves as a free-form ``object`` but documents elsewhere (docs/api-notes.md#model-object).
 SHAPES = {
     "default_example": {
         "$ref": "#/components/schemas/schemas_prediction_response",

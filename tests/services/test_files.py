@@ -12,7 +12,8 @@ import anyio
 import pytest
 
 import areplicate
-from areplicate._files import DATA_URI_THRESHOLD, output_files, save_outputs
+from areplicate._inputs import DATA_URI_THRESHOLD
+from areplicate._outputs import output_files, save_outputs
 from areplicate.testing import FakeReplicate, Faults, FileOut
 
 UPLOAD = "POST /v1/files"

@@ -14,7 +14,7 @@ import json
 import os
 import time
 import types
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,14 @@ import stamina
 from aiohttp import web
 
 import areplicate
-from areplicate._files import DATA_URI_BUDGET, DATA_URI_THRESHOLD, prepare_input
+from areplicate._inputs import DATA_URI_BUDGET, DATA_URI_THRESHOLD, prepare_input
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+def _prepare(client: areplicate.Client, input: Mapping[str, Any]) -> Awaitable[dict[str, Any]]:
+    """What the client does to an input before a create."""
+    return prepare_input(input, encoding=client._file_encoding, upload=client.files._upload_url)
 
 
 @attrs.define
@@ -172,7 +177,7 @@ class TestPassThrough:
             "x": None,
             "l": [1, {"a": "b"}],
         }
-        out = await prepare_input(client, value)
+        out = await _prepare(client, value)
         assert out == value
         assert out is not value
         assert api.requests == []
@@ -181,7 +186,7 @@ class TestPassThrough:
         self, client: areplicate.Client, api: FilesAPI
     ) -> None:
         value = {"image": "https://example.com/a.png", "mask": "data:image/png;base64,AAAA"}
-        assert await prepare_input(client, value) == value
+        assert await _prepare(client, value) == value
         assert api.requests == []
 
     def test_unknown_file_encoding_is_refused(self) -> None:
@@ -193,7 +198,7 @@ class TestAuto:
     async def test_small_bytes_become_a_data_uri_with_sniffed_type(
         self, client: areplicate.Client, api: FilesAPI
     ) -> None:
-        out = await prepare_input(client, {"image": PNG})
+        out = await _prepare(client, {"image": PNG})
         content_type, data = data_uri_bytes(out["image"])
         assert (content_type, data) == ("image/png", PNG)
         assert api.requests == []
@@ -203,7 +208,7 @@ class TestAuto:
     ) -> None:
         path = tmp_path / "photo.jpg"
         path.write_bytes(b"\xff\xd8\xff" + b"1" * DATA_URI_THRESHOLD)
-        out = await prepare_input(client, {"image": path, "prompt": "hi"})
+        out = await _prepare(client, {"image": path, "prompt": "hi"})
         assert out == {"image": "https://api.replicate.com/v1/files/f1", "prompt": "hi"}
         [upload] = api.uploads
         assert upload.filename == "photo.jpg"
@@ -215,7 +220,7 @@ class TestAuto:
     async def test_exactly_the_threshold_is_still_inlined(
         self, client: areplicate.Client, api: FilesAPI
     ) -> None:
-        out = await prepare_input(client, {"a": b"x" * DATA_URI_THRESHOLD})
+        out = await _prepare(client, {"a": b"x" * DATA_URI_THRESHOLD})
         assert out["a"].startswith("data:application/octet-stream;base64,")
         assert api.uploads == []
 
@@ -224,7 +229,7 @@ class TestAuto:
     ) -> None:
         size = 250 * 1024
         files = [bytes([i]) * size for i in range(5)]
-        out = await prepare_input(client, {"frames": files})
+        out = await _prepare(client, {"frames": files})
         inline = [v for v in out["frames"] if v.startswith("data:")]
         assert len(inline) == DATA_URI_BUDGET // size == 4
         assert out["frames"][4] == "https://api.replicate.com/v1/files/f1"
@@ -236,7 +241,7 @@ class TestAuto:
         path = tmp_path / "clip.wav"
         path.write_bytes(b"RIFF\x00\x00\x00\x00WAVE" + b"a" * 10)
         value = {"a": [{"b": path}, ("t", io.BytesIO(b"raw"))], "c": {"d": {"e": bytearray(b"ba")}}}
-        out = await prepare_input(client, value)
+        out = await _prepare(client, value)
         assert data_uri_bytes(out["a"][0]["b"])[0] in ("audio/wav", "audio/x-wav")
         assert out["a"][1][0] == "t"
         assert data_uri_bytes(out["a"][1][1])[1] == b"raw"
@@ -249,7 +254,7 @@ class TestAuto:
             pass
 
         value = {"m": types.MappingProxyType({"a": PNG}), "f": Frames([b"ab"])}
-        out = await prepare_input(client, value)
+        out = await _prepare(client, value)
         assert data_uri_bytes(out["m"]["a"])[1] == PNG
         assert data_uri_bytes(out["f"][0])[1] == b"ab"
 
@@ -260,7 +265,7 @@ class TestAuto:
         path.write_bytes(b"skip:keep")
         with path.open("rb") as handle:
             handle.seek(5)
-            out = await prepare_input(client, {"doc": handle})
+            out = await _prepare(client, {"doc": handle})
         assert data_uri_bytes(out["doc"]) == ("text/plain", b"keep")
 
     async def test_text_mode_file_is_refused_with_advice(
@@ -269,7 +274,7 @@ class TestAuto:
         path = tmp_path / "notes.txt"
         path.write_text("hello")
         with path.open() as handle, pytest.raises(TypeError, match=r"binary mode \('rb'\)"):
-            await prepare_input(client, {"doc": handle})
+            await _prepare(client, {"doc": handle})
 
     async def test_one_object_used_twice_is_uploaded_once(
         self, base_url: str, api: FilesAPI
@@ -278,7 +283,7 @@ class TestAuto:
             api_token="r8_test", base_url=base_url, rate_limits=None, file_encoding="upload"
         ) as client:
             blob = b"same"
-            out = await prepare_input(client, {"a": blob, "b": [blob]})
+            out = await _prepare(client, {"a": blob, "b": [blob]})
         assert out == {"a": out["b"][0], "b": [out["a"]]}
         assert len(api.uploads) == 1
 
@@ -288,7 +293,7 @@ class TestModes:
         async with areplicate.Client(
             api_token="r8_test", base_url=base_url, rate_limits=None, file_encoding="upload"
         ) as client:
-            out = await prepare_input(client, {"a": PNG})
+            out = await _prepare(client, {"a": PNG})
         assert out["a"].startswith("https://")
         assert api.uploads[0].filename == "file.png"
         assert api.uploads[0].content_type == "image/png"
@@ -298,7 +303,7 @@ class TestModes:
         async with areplicate.Client(
             api_token="r8_test", base_url=base_url, rate_limits=None, file_encoding="data-uri"
         ) as client:
-            out = await prepare_input(client, {"a": big})
+            out = await _prepare(client, {"a": big})
         assert data_uri_bytes(out["a"])[1] == big
         assert api.requests == []
 
@@ -307,7 +312,7 @@ class TestModes:
             api_token="r8_test", base_url=base_url, rate_limits=None, file_encoding="data-uri"
         ) as client:
             with pytest.raises(ValueError, match="file_encoding='upload'"):
-                await prepare_input(client, {"a": [b"1" * 6_000_000, b"2" * 6_000_000]})
+                await _prepare(client, {"a": [b"1" * 6_000_000, b"2" * 6_000_000]})
 
 
 class TestUploadRequests:
@@ -316,7 +321,7 @@ class TestUploadRequests:
     ) -> None:
         api.hold, api.expect_held = asyncio.Event(), 3
         task = asyncio.create_task(
-            prepare_input(client, {"x": [bytes([i]) * (DATA_URI_THRESHOLD + 1) for i in range(3)]})
+            _prepare(client, {"x": [bytes([i]) * (DATA_URI_THRESHOLD + 1) for i in range(3)]})
         )
         with anyio.fail_after(10):  # all three reach the server before any is answered
             await api.all_held.wait()
@@ -340,7 +345,7 @@ class TestUploadRequests:
     ) -> None:
         api.fail_next = [413]
         with pytest.raises(areplicate.APIError) as info:
-            await prepare_input(client, {"a": b"q" * (DATA_URI_THRESHOLD + 1)})
+            await _prepare(client, {"a": b"q" * (DATA_URI_THRESHOLD + 1)})
         assert info.value.status == 413
 
 
@@ -399,7 +404,7 @@ class TestNeverBlocksTheLoop:
     ) -> None:
         path = tmp_path / "big.bin"
         path.write_bytes(os.urandom(self.SIZE))
-        out, gaps = await tick_while(prepare_input(client, {"video": path}))
+        out, gaps = await tick_while(_prepare(client, {"video": path}))
         assert out["video"].startswith("https://")
         assert api.uploads[0].size == self.SIZE
         assert len(gaps) >= 5

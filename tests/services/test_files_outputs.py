@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 import areplicate
-from areplicate._files import FileOutput, output_files, save_outputs
+from areplicate._outputs import FileOutput, output_files, save_outputs
 
 
 @attrs.define
@@ -149,7 +149,7 @@ class TestFinding:
     def test_client_files_outputs_binds_the_client(self, client: areplicate.Client) -> None:
         p = areplicate.Prediction(id="p", output=["https://replicate.delivery/x/o.png"])
         assert client.files.outputs(p) == output_files(p)
-        assert client.files.outputs(p)[0]._client is client
+        assert client.files.outputs(p)[0]._session is client._session
 
     @pytest.mark.parametrize(
         ("url", "name"),

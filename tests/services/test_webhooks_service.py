@@ -30,7 +30,7 @@ import areplicate
 from areplicate import WebhookVerificationError, webhooks
 from areplicate.testing import FakeReplicate
 
-# The Standard Webhooks (Svix) test vector, shared/replicate-api.md section 7.
+# The Standard Webhooks (Svix) test vector (docs/api-notes.md#webhooks).
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 MSG_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
 TIMESTAMP = 1614265330

@@ -10,7 +10,7 @@ shape. Two repairs to the document, both where it cannot mean what it literally 
 - the prediction's ``version`` is a ``oneOf`` of "any string" and "the string ``hidden``", which
   no value can satisfy when it is ``hidden`` (it matches both); it is read as ``anyOf``.
 
-And one where real traffic disagrees with it (a recording wins, shared/replicate-api.md): the
+And one where real traffic disagrees with it (a recording wins, docs/api-notes.md): the
 recorded trainings (cassettes ``trainings-create.yaml``, ``trainings-get.yaml``) carry
 ``"output": null`` and ``"completed_at": null``, so the training's ``output``, ``started_at`` and
 ``completed_at`` may be null.

@@ -1,5 +1,5 @@
 """Rate limits and injected faults: counters, and 429/5xx bodies and headers in the real API's forms
-(shared/replicate-api.md section 4)."""
+(docs/api-notes.md#rate-limits)."""
 
 from __future__ import annotations
 

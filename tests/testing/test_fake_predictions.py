@@ -1,4 +1,4 @@
-"""The fake's prediction routes behave like Replicate's (shared/replicate-api.md sections 1-5)."""
+"""The fake's prediction routes behave like Replicate's (docs/api-notes.md)."""
 
 from __future__ import annotations
 

@@ -331,3 +331,20 @@ def test_download_url_query_is_signed_for_the_account(fake: FakeReplicate) -> No
     assert query["signature"] == [
         sign_download(fake.files_signing_secret, "fake-user", file_id, expiry)
     ]
+
+
+async def test_the_clients_download_works_against_the_fake(
+    fake: FakeReplicate, base_url: str, tmp_path: pathlib.Path
+) -> None:
+    import areplicate
+
+    async with areplicate.Client("r8_test", base_url=base_url) as client:
+        file = await client.files.create(b"zip bytes", filename="data.zip")
+        expiry = int(fake.clock.time()) + 60
+        signature = client.files.sign(
+            file, owner="fake-user", expiry=expiry, secret=fake.files_signing_secret
+        )
+        path = await client.files.download(
+            file, tmp_path, owner="fake-user", expiry=expiry, signature=signature
+        )
+    assert path.read_bytes() == b"zip bytes"

@@ -1,4 +1,4 @@
-"""SSE on ``urls.stream`` (shared/replicate-api.md section 6): every event has ``event``, ``id``
+"""SSE on ``urls.stream`` (docs/api-notes.md#server-sent-events): every event has ``event``, ``id``
 and ``data``, the stream ends with ``done``, and ``Last-Event-ID`` resumes without duplicates."""
 
 from __future__ import annotations

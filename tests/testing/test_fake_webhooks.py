@@ -1,4 +1,4 @@
-"""Webhooks (shared/replicate-api.md section 7): signed so an independent Standard Webhooks
+"""Webhooks (docs/api-notes.md#webhooks): signed so an independent Standard Webhooks
 implementation verifies them, filtered, throttled, and only the final one retried."""
 
 from __future__ import annotations
