@@ -22,9 +22,12 @@ ROOT = pathlib.Path(areplicate.__file__).parent
 KNOWN_CYCLES: set[frozenset[str]] = {
     # The budget and its Redis sharing refer to each other (one lazily).
     frozenset({"areplicate._budget", "areplicate._redis_budget"}),
-    # The client, file inputs and the files service (lazy and TYPE_CHECKING imports).
-    frozenset({"areplicate._client", "areplicate._files", "areplicate._services.files"}),
 }
+
+
+def test_every_known_cycle_still_exists() -> None:
+    """A fixed cycle leaves the list, so it cannot come back unnoticed."""
+    assert cycles(import_graph()) >= KNOWN_CYCLES
 
 
 def _module_name(path: pathlib.Path) -> str:
