@@ -15,6 +15,7 @@ from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.retry import PollSchedule
 from areplicate._core.schema import InputCheck
 from areplicate._core.status import Status
+from areplicate._default import run
 from areplicate._errors import (
     APIConnectionError,
     APIError,
@@ -56,6 +57,8 @@ from areplicate._models import (
 )
 from areplicate._options import Lifetime, RunOptions
 from areplicate._outputs import FileOutput, output_files, save_outputs
+from areplicate._stats import Stats
+from areplicate._summary import ModelSummary, Summary, Tally
 
 if _TYPE_CHECKING:
     __version__: str
@@ -96,6 +99,7 @@ __all__ = [
     "Model",
     "ModelHit",
     "ModelRef",
+    "ModelSummary",
     "NotFoundError",
     "Page",
     "PaymentRequiredError",
@@ -111,8 +115,11 @@ __all__ = [
     "RunOptions",
     "SearchResults",
     "ServerError",
+    "Stats",
     "Status",
     "StreamEvent",
+    "Summary",
+    "Tally",
     "Training",
     "UnexpectedResponseError",
     "Version",
@@ -123,6 +130,7 @@ __all__ = [
     "output_files",
     "parse_ref",
     "resources",
+    "run",
     "save_outputs",
     "web",
     "webhooks",

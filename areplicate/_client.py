@@ -32,6 +32,7 @@ from areplicate._webhooks import Receiver
 if TYPE_CHECKING:
     from areplicate._redis_relay import Relay
     from areplicate._services.predictions import Predictions
+    from areplicate._stats import Stats
 
 __all__ = ["Client"]
 
@@ -46,6 +47,8 @@ class Client:
     One Client holds one connection pool and one request budget: share it across your app (for
     example, create it in a FastAPI lifespan) rather than making one per request. A closed Client
     cannot be reopened. ``rate_limits=None`` turns pacing off (for a local fake server).
+    ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY`` (and ``~/.netrc``) are honoured unless
+    ``trust_env=False``.
 
     ``request_timeout`` is the deadline of each HTTP request (seconds for its whole response;
     ``connect_timeout`` for opening a connection). It is not how long a prediction may take: that
@@ -66,6 +69,7 @@ class Client:
         rate_limits: RateLimits | None = DEFAULT_RATE_LIMITS,
         environ: Mapping[str, str] | None = None,
         file_encoding: Literal["auto", "upload", "data-uri"] = "auto",
+        trust_env: bool = True,
         webhooks: Receiver | None = None,
     ) -> None:
         self._config = Config.resolve(
@@ -79,6 +83,7 @@ class Client:
             poll=poll,
             rate_limits=rate_limits,
             user_agent=f"areplicate/{package_version()}",
+            trust_env=trust_env,
         )
         self._session = Session(self._config)
         if file_encoding not in ("auto", "upload", "data-uri"):
@@ -147,6 +152,16 @@ class Client:
         view._listening = False
         view._parent = self._parent or self
         return view
+
+    @property
+    def stats(self) -> Stats:
+        """A frozen snapshot of requests sent, 429s, retries and the request budget's pace.
+
+        It does not update itself: read ``client.stats`` again for fresh numbers.
+        """
+        from areplicate._stats import Stats
+
+        return Stats.of(self._session.counters, self._session.budget)
 
     async def __aenter__(self) -> Client:
         self._session._client()

@@ -114,6 +114,8 @@ class Config:
     poll: PollSchedule = DEFAULT_POLL
     rate_limits: RateLimits | None = DEFAULT_RATE_LIMITS
     user_agent: str = "areplicate"
+    #: Honour HTTP(S)_PROXY / NO_PROXY from the environment (aiohttp's ``trust_env``).
+    trust_env: bool = True
 
     def __attrs_post_init__(self) -> None:
         if not self.request_timeout > 0 or not self.connect_timeout > 0:
@@ -150,6 +152,7 @@ class Config:
         poll: PollSchedule = DEFAULT_POLL,
         rate_limits: RateLimits | None = DEFAULT_RATE_LIMITS,
         user_agent: str = "areplicate",
+        trust_env: bool = True,
     ) -> Config:
         """Build a Config from arguments, falling back to ``environ`` (pure: pass ``os.environ``).
 
@@ -181,4 +184,5 @@ class Config:
             poll=poll,
             rate_limits=rate_limits,
             user_agent=user_agent,
+            trust_env=trust_env,
         )

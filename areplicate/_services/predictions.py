@@ -16,6 +16,7 @@ from urllib.parse import quote
 import anyio
 import attrs
 
+from areplicate import _otel
 from areplicate._convert import structure, structure_created
 from areplicate._core.ids import object_id
 from areplicate._core.refs import ModelRef, parse_ref
@@ -449,6 +450,7 @@ class Predictions:
         )
         return await self._create_and_wait(ref, input, options)
 
+    @_otel.traced_prediction
     async def _create_and_wait(
         self, ref: str, input: Mapping[str, Any], options: RunOptions
     ) -> Prediction:
