@@ -26,13 +26,10 @@ from areplicate._errors import (
     InvalidRequestError,
     NotFoundError,
     PaymentRequiredError,
-    PredictionCanceledError,
-    PredictionFailedError,
     RateLimitError,
     ReplicateError,
     ServerError,
     UnexpectedResponseError,
-    WaitTimeoutError,
     WebhookVerificationError,
 )
 from areplicate._fanout import Completed, FanOut, Progress, as_completed, gather_predictions
@@ -49,11 +46,14 @@ from areplicate._models import (
     ModelHit,
     Page,
     Prediction,
+    PredictionCanceledError,
+    PredictionFailedError,
     PredictionURLs,
     SearchResults,
     StreamEvent,
     Training,
     Version,
+    WaitTimeoutError,
 )
 from areplicate._options import Lifetime, RunOptions
 from areplicate._outputs import FileOutput, output_files, save_outputs

@@ -20,6 +20,10 @@
     ├── InvalidReferenceError         a model reference that is none of the accepted forms (also a ValueError)
     └── WebhookVerificationError      a webhook delivery whose signature does not check out
 
+The three that carry a prediction (PredictionFailedError, PredictionCanceledError,
+WaitTimeoutError) are defined beside Prediction in ``areplicate._models``, so that
+``Prediction.raise_for_status`` and these errors need no import of each other's module.
+
 The API token never appears in any of these: messages are built from the API's own ``title`` and
 ``detail`` and from URLs, which never carry it.
 """
@@ -27,10 +31,7 @@ The API token never appears in any of these: messages are built from the API's o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from areplicate._models import Prediction
+from typing import Any
 
 __all__ = [
     "APIConnectionError",
@@ -42,13 +43,10 @@ __all__ = [
     "InvalidRequestError",
     "NotFoundError",
     "PaymentRequiredError",
-    "PredictionCanceledError",
-    "PredictionFailedError",
     "RateLimitError",
     "ReplicateError",
     "ServerError",
     "UnexpectedResponseError",
-    "WaitTimeoutError",
     "WebhookVerificationError",
 ]
 
@@ -133,11 +131,11 @@ class APIError(ReplicateError):
                 self.body,
                 self.retry_after,
             ),
-            _state(self),
+            state_of(self),
         )
 
 
-def _state(error: ReplicateError) -> dict[str, Any]:
+def state_of(error: ReplicateError) -> dict[str, Any]:
     """Pickle state beyond the constructor's arguments: ``maybe_created``, a 404's ``target``."""
     state: dict[str, Any] = {"maybe_created": True} if error.maybe_created else {}
     target = getattr(error, "target", None)
@@ -233,7 +231,7 @@ class APIConnectionError(ReplicateError):
         self.sent = sent
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_connection_error, (type(self), self.args[0], self.sent), _state(self))
+        return (_rebuild_connection_error, (type(self), self.args[0], self.sent), state_of(self))
 
 
 def _rebuild_connection_error(
@@ -244,58 +242,6 @@ def _rebuild_connection_error(
 
 class APITimeoutError(APIConnectionError):
     """The API did not answer in time (connect or read timeout, see ``Client(request_timeout=…)``)."""
-
-
-class PredictionFailedError(ReplicateError):
-    """The prediction ended without succeeding. ``prediction`` holds its final state.
-
-    A failed prediction is the model's failure, not the API's: it is not retried.
-    """
-
-    def __init__(self, prediction: Prediction, message: str | None = None) -> None:
-        self.prediction = prediction
-        if message is None:
-            error = prediction.error or "no error message"
-            message = f"prediction {prediction.id} failed: {error}"
-        super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.prediction, self.args[0]), _state(self))
-
-
-class PredictionCanceledError(PredictionFailedError):
-    """The prediction was canceled (by someone, or by its deadline) or aborted before it started."""
-
-    def __init__(self, prediction: Prediction, message: str | None = None) -> None:
-        if message is None:
-            message = (
-                f"prediction {prediction.id} ended {prediction.status} before producing output"
-            )
-        super().__init__(prediction, message)
-
-
-class WaitTimeoutError(ReplicateError, TimeoutError):
-    """The ``timeout=`` of ``run``, ``wait`` or ``create_and_wait`` ran out before the prediction
-    ended. ``prediction`` is the last state seen; ``timeout`` the seconds the caller gave. When the
-    time ran out during the create itself, ``prediction.id`` is empty (there was none to read).
-
-    Unless ``cancel_on_exit=False`` was given, the remote prediction has been asked to cancel.
-    """
-
-    def __init__(self, prediction: Prediction, timeout: float) -> None:
-        self.prediction = prediction
-        self.timeout = timeout
-        if prediction.id:
-            message = f"prediction {prediction.id} still {prediction.status} after {timeout:g}s"
-        else:  # the time ran out before the create answered: there is no id to name yet
-            message = (
-                f"no prediction after {timeout:g}s: the create had not answered yet (if it reached "
-                "the API, the prediction it started is looked up and cancelled in the background)"
-            )
-        super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.prediction, self.timeout), _state(self))
 
 
 class InputValidationError(ReplicateError, ValueError):
@@ -310,7 +256,7 @@ class InputValidationError(ReplicateError, ValueError):
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.ref, self.problems), _state(self))
+        return (type(self), (self.ref, self.problems), state_of(self))
 
 
 class InvalidReferenceError(ReplicateError, ValueError):

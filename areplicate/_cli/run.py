@@ -27,8 +27,7 @@ from areplicate._cli._common import (
 from areplicate._cli._outputs import render_output, save_files
 from areplicate._client import Client
 from areplicate._core.status import Status
-from areplicate._errors import PredictionFailedError
-from areplicate._models import Prediction
+from areplicate._models import Prediction, PredictionFailedError
 from areplicate._outputs import is_output_url
 
 __all__ = ["execute", "register"]

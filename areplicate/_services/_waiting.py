@@ -25,9 +25,8 @@ from areplicate._errors import (
     RateLimitError,
     ServerError,
     UnexpectedResponseError,
-    WaitTimeoutError,
 )
-from areplicate._models import Prediction
+from areplicate._models import Prediction, WaitTimeoutError
 
 __all__ = ["TRANSIENT", "poll_delay", "wait_until_done"]
 

@@ -23,15 +23,15 @@ from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.sse import SSEDecoder
 from areplicate._core.status import Status
 from areplicate._core.times import format_timestamp
-from areplicate._errors import (
-    APIConnectionError,
-    NotFoundError,
+from areplicate._errors import APIConnectionError, NotFoundError, ReplicateError
+from areplicate._ledger import matches
+from areplicate._models import (
+    Page,
+    Prediction,
     PredictionFailedError,
-    ReplicateError,
+    StreamEvent,
     WaitTimeoutError,
 )
-from areplicate._ledger import matches
-from areplicate._models import Page, Prediction, StreamEvent
 from areplicate._options import Lifetime, RunOptions
 from areplicate._services._orphans import Reaper
 from areplicate._services._paging import paginate
