@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from areplicate._core.problems import request_id as _request_id
+
 if TYPE_CHECKING:
     from areplicate._models import Prediction
 
@@ -128,6 +130,9 @@ def _error_status(span: Any, exc: BaseException) -> None:
     status = getattr(exc, "status", None)
     if isinstance(status, int):
         span.set_attribute("http.response.status_code", status)
+    request_id = getattr(exc, "request_id", None)
+    if isinstance(request_id, str):
+        span.set_attribute("areplicate.request_id", request_id)
     span.set_attribute("error.type", str(status) if isinstance(status, int) else type(exc).__name__)
     # Only the class name: messages may quote an input or the API's detail text.
     span.set_status(_trace.Status(_trace.StatusCode.ERROR, type(exc).__name__))
@@ -164,6 +169,8 @@ def traced_request(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
                 raise
             else:
                 span.set_attribute("http.response.status_code", response.status)
+                if (request_id := _request_id(response.headers)) is not None:
+                    span.set_attribute("areplicate.request_id", request_id)
                 return response  # type: ignore[no-any-return]
             finally:
                 _REQUEST.reset(token)
