@@ -163,6 +163,11 @@ class SharedPaces:
     )
 
     def __init__(self, limits: RateLimits, url: str, token: str) -> None:
+        """Prepare the keys and pace parameters; no connection is made until the first request.
+
+        ``token`` is used only to derive the two keys (creates and other requests have separate
+        paces, as in the in-process budget); it is not kept.
+        """
         from areplicate._budget import pace_params
 
         self.where = redis_location(url)
@@ -176,6 +181,11 @@ class SharedPaces:
         return f"<SharedPaces {self.where}>"
 
     def _connection(self) -> Any:
+        """The registered script, connecting on first use.
+
+        Timeouts are short on purpose (``REDIS_TIMEOUT``): when Redis is slow the budget falls back
+        to pacing in this process, which beats stalling every request on a shared dependency.
+        """
         if self._redis is None:
             self._redis = aioredis.Redis.from_url(
                 self._url,
@@ -197,6 +207,7 @@ class SharedPaces:
         ]  # fmt: skip
 
     async def _run(self, create: bool, op: str, a: object = "", b: object = "") -> Any:
+        """Run the script once for ``op`` on the key of one class of request; returns its reply."""
         script = self._connection()
         return await script(keys=[self._keys[create]], args=self.args(create, op, a, b))
 
