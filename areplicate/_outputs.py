@@ -75,6 +75,11 @@ class SessionOwner(Protocol):
 
 
 def _session_of(client: SessionOwner | Session | None) -> Session | None:
+    """The session behind ``client=``: a Client's ``_session``, a Session as is, or ``None``.
+
+    It is the ``FileOutput`` field converter, so a wrong object fails at construction with a
+    clear ``TypeError`` rather than at the first download with an ``AttributeError``.
+    """
     if client is None or isinstance(client, Session):
         return client
     session = getattr(client, "_session", None)
@@ -133,6 +138,11 @@ async def stream_to_file(chunks: AsyncIterator[bytes], target: Path) -> Path:
 
 
 def _gone(url: str, exc: APIError) -> NotFoundError:
+    """The error for a file output the delivery host no longer serves (404/410).
+
+    Replaces a bare "not found" with the cause nearly every such download has: outputs of API
+    predictions are deleted an hour after they finish. Status, request id and body are kept.
+    """
     return NotFoundError(
         exc.status,
         "Output file not available",
@@ -168,12 +178,14 @@ class FileOutput:
     )
 
     def __attrs_post_init__(self) -> None:
+        """Refuse anything that is not a downloadable URL, at construction rather than at download."""
         if not isinstance(self.url, str) or not self.url.startswith(_URL_PREFIXES):
             raise ValueError(f"a file output is an http(s):// or data: URL, got {self.url!r}")
         if self.url.startswith("data:") and "," not in self.url:
             raise bad_data_uri(self.url, "it has no ',' before the data")
 
     def __str__(self) -> str:
+        """The URL, so a FileOutput can go wherever a URL string is expected (f-strings, inputs)."""
         return self.url
 
     @property
@@ -255,6 +267,10 @@ class FileOutput:
 
 
 def _walk_urls(value: Any, out: list[str]) -> None:
+    """Append every file URL inside ``value`` to ``out``, depth first, in the output's order.
+
+    Only a dict's values are searched, never its keys; scalars other than strings are ignored.
+    """
     if isinstance(value, str):
         if is_output_url(value):
             out.append(value)
@@ -321,6 +337,7 @@ async def _pool(jobs: Sequence[T], worker: Callable[[T], Awaitable[object]], siz
     items = iter(jobs)
 
     async def drain() -> None:
+        """One worker: take jobs from the shared iterator until it is empty."""
         for job in items:
             await worker(job)
 

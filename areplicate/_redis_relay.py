@@ -53,6 +53,12 @@ class Relay:
         return f"<Relay {self.where}>"
 
     def _connection(self) -> Any:
+        """The Redis client, made on first use.
+
+        Only the connect is bounded by ``REDIS_TIMEOUT``: a subscriber waits on its socket for as long
+        as no delivery comes, so a read timeout would turn quiet periods into errors. ``publish``
+        bounds itself with ``wait_for`` instead.
+        """
         if self._redis is None:
             self._redis = aioredis.Redis.from_url(
                 self._url, socket_connect_timeout=REDIS_TIMEOUT, health_check_interval=30

@@ -275,6 +275,11 @@ class Receiver:
     # -- internals ------------------------------------------------------------------------------
 
     async def _get_secret(self) -> str:
+        """The signing secret: the one given, else fetched once through the Client and kept.
+
+        The lock makes a burst of first deliveries share one fetch. A failed fetch is not cached, so
+        the next delivery tries again (the API answers it with a 500 meanwhile, and Replicate retries).
+        """
         if self._secret is not None:
             return self._secret
         async with self._secret_lock:
@@ -288,6 +293,12 @@ class Receiver:
         return self._secret
 
     def _keep_early(self, prediction: Prediction) -> None:
+        """Keep a terminal delivery that no wait has claimed yet, for a wait that is about to start.
+
+        A fast prediction can finish, and its webhook arrive, before ``create`` has returned and the
+        caller begun to wait. Entries are dropped oldest first past ``_EARLY_MAX`` or ``_EARLY_TTL``
+        seconds (monotonic clock), so deliveries for predictions nobody waits on cannot grow memory.
+        """
         now = time.monotonic()
         early = self._early
         early[prediction.id] = (now, prediction)
@@ -298,6 +309,11 @@ class Receiver:
             early.popitem(last=False)
 
     def _remember(self, webhook_id: str) -> None:
+        """Note a delivery's ``webhook-id`` so a redelivery of it counts as a duplicate.
+
+        Bounded to ``_SEEN_MAX`` ids, oldest forgotten first; deliveries without an id cannot be
+        de-duplicated and are not recorded.
+        """
         if not webhook_id:
             return
         self._seen[webhook_id] = None
