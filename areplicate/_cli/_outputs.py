@@ -32,6 +32,12 @@ def render_output(output: Any) -> str:
 
 
 def _unique(directory: Path, name: str, taken: set[Path], *, overwrite: bool) -> Path:
+    """A path in ``directory`` for ``name`` that no earlier file of this save has taken.
+
+    ``taken`` spans one call, so two outputs both named ``out.png`` become ``out.png`` and
+    ``out-1.png``. Without ``overwrite`` an existing file is also skipped over, so a second run into
+    the same folder adds files instead of replacing the first run's.
+    """
     path = directory / name
     stem, suffix = path.stem, path.suffix
     n = 1

@@ -103,6 +103,13 @@ def paused(pace: Pace, until: float) -> Pace:
 
 
 def _cut(pace: Pace, params: PaceParams, now: float, rate: float) -> Pace:
+    """Cut the rate to ``rate`` and start additive recovery from there.
+
+    The cut rate becomes the ``threshold`` (leaving slow start for good), and ``step`` is set so
+    that the rate lost is regained over ``params.recover`` seconds: a deep cut recovers faster in
+    absolute terms than a shallow one. Both clocks restart now. The Lua script in the shared budget
+    mirrors this function line for line; change both together.
+    """
     rate = min(params.ceiling, max(params.lowest, rate))
     regain = max(pace.rate - rate, params.lowest)
     return attrs.evolve(
