@@ -90,8 +90,8 @@ def _structure_status(value: Any, _: Any) -> Status | str:
 def _structure_text(value: Any, _: Any) -> str:
     """Any JSON value for a ``str`` field: strings as they are, containers as JSON, others via ``str``.
 
-    Lenient on purpose: fields such as ``error`` or ``logs`` are documented as strings, but some
-    models put an object there, and losing the prediction over it would hide the real error.
+    Lenient on purpose: fields such as ``error`` or ``logs`` are documented as strings, but when a
+    model puts an object there, losing the prediction over it would hide the real error.
     """
     if isinstance(value, str):
         return value
@@ -158,8 +158,8 @@ def _lenient_attrs_factory(conv: cattrs.Converter) -> Callable[[type[Any]], Any]
 def _make_converter() -> cattrs.Converter:
     """The converter with our hooks; simple types are registered before the attrs factory.
 
-    The order matters to cattrs: the factory's generated functions look up the hooks for each
-    field's type, so those must exist when a class is first structured.
+    The field hooks must be in place before any class is structured: the factory generates a
+    class's function on first use and binds the hooks of its fields' types then.
     """
     conv = cattrs.Converter()
     conv.register_structure_hook(dt.datetime, _structure_datetime)

@@ -117,7 +117,7 @@ def _sniff(data: bytes) -> tuple[str, str] | None:
     Used when the caller gave neither a type nor a name with an extension (raw bytes, a
     ``BytesIO``). The ``RIFF`` check keeps offset-8 magics (WEBP, WAVE) from matching any file
     that merely has those bytes there. ``ftyp`` says ISO media, which is reported as MP4 even for
-    a MOV or M4A: models read the bytes, so a near-miss type does no harm.
+    a MOV or M4A; a caller who needs the exact type passes ``content_type``.
     """
     for offset, magic, content_type, ext in _MAGIC:
         if data[offset : offset + len(magic)] == magic and (offset != 8 or data[:4] == b"RIFF"):
@@ -273,8 +273,8 @@ def _replace(value: Any, resolved: Mapping[int, str]) -> Any:
 async def _encode(blob: Blob) -> str:
     """The blob as a data URI, base64-encoding big ones in a worker thread.
 
-    Encoding 10 MB takes tens of milliseconds, long enough to stall every other request on the
-    loop; small files are cheaper to encode in place than to hand to a thread.
+    Encoding costs milliseconds per megabyte, long enough at 10 MB to stall every other request
+    on the loop; small files are cheaper to encode in place than to hand to a thread.
     """
     if blob.size > _ENCODE_IN_THREAD:
         return await asyncio.to_thread(blob.data_uri)

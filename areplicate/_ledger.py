@@ -139,9 +139,9 @@ class Ledger:
     def _wake(self) -> None:
         """Resolve every :meth:`changed` waiter, each on its own loop.
 
-        ``call_soon_threadsafe`` rather than ``set_result`` because a ledger is shared by clients
-        that may run on different event loops (one per thread in some hosts), and a future may only
-        be resolved from its own loop's thread.
+        Clients sharing a ledger may run on different event loops, so each waiter is resolved
+        through its own loop (``call_soon_threadsafe`` also wakes a loop idle in its selector)
+        rather than by ``set_result`` from whichever loop called :meth:`finish`.
         """
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:

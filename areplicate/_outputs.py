@@ -138,7 +138,7 @@ async def stream_to_file(chunks: AsyncIterator[bytes], target: Path) -> Path:
 
 
 def _gone(url: str, exc: APIError) -> NotFoundError:
-    """The error for a file output the delivery host no longer serves (404/410).
+    """The error for a file output the delivery host no longer serves (403, 404 or 410).
 
     Replaces a bare "not found" with the cause nearly every such download has: outputs of API
     predictions are deleted an hour after they finish. Status, request id and body are kept.

@@ -277,8 +277,8 @@ class Receiver:
     async def _get_secret(self) -> str:
         """The signing secret: the one given, else fetched once through the Client and kept.
 
-        The lock makes a burst of first deliveries share one fetch. A failed fetch is not cached, so
-        the next delivery tries again (the API answers it with a 500 meanwhile, and Replicate retries).
+        The lock makes a burst of first deliveries share one fetch. A failed fetch is not cached:
+        its error reaches the caller of :meth:`handle`, and the next delivery tries again.
         """
         if self._secret is not None:
             return self._secret

@@ -83,7 +83,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def execute(args: argparse.Namespace) -> int:
-    """Run the ``demo`` subcommand; returns the exit code."""
+    """Run the ``demo`` subcommand; returns the exit code.
+
+    Without ``--out`` the images go to a fresh temporary directory that is left in place (its
+    path is printed), so the files can be looked at after the demo ends.
+    """
     if args.count is not None and args.count < 1:
         raise CLIError(f"--count must be at least 1, got {args.count}")
     out: Path = (
@@ -112,7 +116,11 @@ class _Tally:
 
 
 def _on_progress(row: Row, tally: _Tally) -> Callable[[Progress], None]:
-    """Feed a ``gather_predictions`` progress callback into a progress row."""
+    """A ``gather_predictions`` progress callback that moves one row and its tally.
+
+    The tally is what the summary prints; the row only draws. Both are updated from the same
+    callback so the bar and the table can never disagree.
+    """
 
     def update(progress: Progress) -> None:
         """Turn the cumulative ``Progress`` into one row step.

@@ -64,8 +64,8 @@ async def _execute(args: argparse.Namespace) -> int:
     """Do one ``predictions`` action with a client that is open for exactly that action.
 
     ``list`` stops after ``--limit`` items and closes the listing at once, so no further page is
-    fetched behind the user's back. The output is printed after the client is closed: nothing
-    left to print needs the network.
+    fetched behind the user's back. ``get`` and ``cancel`` print after the client is closed, as
+    nothing left to print needs the network.
     """
     async with make_client() as client:
         if args.action == "list":

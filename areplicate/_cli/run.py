@@ -78,7 +78,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def execute(args: argparse.Namespace) -> int:
-    """Run the ``run`` subcommand; returns the exit code."""
+    """Run the ``run`` subcommand; returns the exit code.
+
+    Everything that can be checked without the network (the reference, ``--lifetime``, the
+    ``key=value`` inputs, conflicting flags) is checked here, before a client is made, so a typo
+    costs no request and no token.
+    """
     ref = str(parse_model_ref(args.ref))
     lifetime = parse_lifetime(args.lifetime)
     if args.no_wait and (args.stream or args.save):

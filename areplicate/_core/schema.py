@@ -174,9 +174,9 @@ _Validator: Any = _extend(
 def _pointer(document: Any, ref: str) -> Any:
     """Follow a local JSON pointer (``#/a/b~1c/0``) inside ``document``.
 
-    Raises ``LookupError`` for a non-local ref or a path that does not exist; callers treat that as
-    "leave the ``$ref`` alone" rather than as an error, because a broken schema must never block a
-    create.
+    Raises ``LookupError`` for a non-local ref or a path that does not exist. Callers treat that
+    as "nothing there" (:func:`inline_refs` leaves the ``$ref`` alone, a missing ``Input`` checks
+    nothing) rather than as an error, because a broken schema must never block a create.
     """
     if not ref.startswith("#"):
         raise LookupError(ref)
@@ -315,8 +315,8 @@ def _count_range(schema: Mapping[str, Any], low_key: str, high_key: str, unit: s
 def _choices(values: Sequence[Any]) -> str:
     """An enum's values for a message, the first ``_MAX_CHOICES`` then a count of the rest.
 
-    Some models have enums of hundreds of values (voices, LoRA names): all of them would bury the
-    actual complaint.
+    An enum can have hundreds of values (voices, styles): all of them would bury the actual
+    complaint.
     """
     shown = ", ".join(_show(v) for v in values[:_MAX_CHOICES])
     if len(values) > _MAX_CHOICES:
@@ -327,8 +327,8 @@ def _choices(values: Sequence[Any]) -> str:
 def _did_you_mean(value: Any, candidates: Sequence[Any]) -> str:
     """``"; did you mean X?"`` when ``value`` is close to one of ``candidates``, else ``""``.
 
-    A case-only difference wins over a fuzzy match, since ``"DPM"`` for ``"dpm"`` is the usual slip.
-    Non-string values never get a hint.
+    A case-only difference (``"DPM"`` for ``"dpm"``) wins over a fuzzy match. Non-string values
+    never get a hint.
     """
     if not isinstance(value, str):
         return ""
@@ -404,8 +404,8 @@ class InputSchema:
     def __init__(self, document: Mapping[str, Any] | None) -> None:
         """Compile the validator once; the registry holds the whole document so ``$ref`` resolves.
 
-        Nothing here raises on a malformed document: a missing or odd ``Input`` gives an unavailable
-        schema, so a model with a bad schema can still be run.
+        A missing or odd ``Input`` gives an unavailable schema (checking nothing, saying so), so a
+        model with a bad schema can still be run.
         """
         self._document: Mapping[str, Any] = document if isinstance(document, Mapping) else {}
         try:

@@ -70,9 +70,9 @@ class Reaper:
         """Wire the reaper to its ledger and to the client through callables, not the client itself.
 
         ``lister`` lists predictions created since a time, ``canceller`` cancels one by id (outside
-        the request budget), ``spawn`` starts the background task on the client's task group so it
-        is cancelled on close, and ``offset`` gives the bounds of our clock's skew from the API's, or
-        ``None`` before any response has carried a ``Date`` header.
+        the request budget, and never raising), ``spawn`` starts the background task as the
+        client's clean-up, which closing the client waits for, and ``offset`` gives the bounds of
+        the API's clock minus ours, or ``None`` before any response has carried a ``Date`` header.
         """
         self._ledger = ledger
         self._list = lister

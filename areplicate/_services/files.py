@@ -64,8 +64,8 @@ def _unix_seconds(expiry: Expiry) -> int:
 async def _chunks(resp: aiohttp.ClientResponse, what: str) -> AsyncIterator[bytes]:
     """A download's body in 1 MiB chunks, transport errors mapped to our exceptions.
 
-    The ``connection_errors`` block wraps the reading as well as the connecting: a connection
-    that drops mid-body must raise the same errors as one that never opened.
+    Reading the body fails the way connecting does (a connection dropped mid-body), so the read
+    is wrapped in ``connection_errors`` to raise the same exceptions as a failed request.
     """
     with connection_errors("GET", what):
         async for chunk in resp.content.iter_chunked(_SAVE_CHUNK):

@@ -356,7 +356,7 @@ class Models:
 
         The latest version moves when the owner pushes, so unlike a version's schema it is cached
         only briefly: long enough that a fan-out validating thousands of inputs fetches the model
-        once, short enough that a long-lived client notices a push within a minute. The TTL runs on
+        once, short enough that a long-lived client soon notices a push. The TTL runs on
         the event loop's clock, so it is immune to wall-clock jumps.
         """
         loop = asyncio.get_running_loop()
