@@ -201,7 +201,11 @@ def _structure_record(data: Any) -> Record:
 
 
 def encode_record(record: Record) -> bytes:
-    """One record as a journal line (compact JSON and a newline)."""
+    """One record as a journal line (compact JSON and a newline).
+
+    A line is written with a single ``write``, so a crash tears at most the last one; keeping
+    it compact keeps that write small. Non-ASCII text is written as UTF-8, not escaped.
+    """
     data = _converter.unstructure(record)
     return (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
@@ -296,7 +300,12 @@ def parse_results(data: bytes) -> tuple[dict[int, str], int]:
 
 
 def input_hash(value: Mapping[str, Any]) -> str:
-    """A stable digest of one input (canonical JSON), to notice an inputs file that changed."""
+    """A stable digest of one input (canonical JSON), to notice an inputs file that changed.
+
+    Key order and spacing do not change it; a change of JSON type does: ``1`` and ``1.0`` hash
+    differently, as they may mean different things to a model. The same function must be used
+    when writing and when comparing, or every line looks edited.
+    """
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 

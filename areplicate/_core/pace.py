@@ -46,6 +46,7 @@ class PaceParams:
     low: float = 1.0
 
     def __attrs_post_init__(self) -> None:
+        """Refuse a pace that could never send: a zero ceiling would also divide by zero in :func:`reserve`."""
         if not self.ceiling > 0 or not self.burst > 0:
             raise ValueError(f"a pace needs a positive ceiling and burst, got {self!r}")
 
