@@ -190,7 +190,12 @@ class FileOutput:
 
     @property
     def name(self) -> str:
-        """The file's name: the URL's last path segment (``out-0.png``), ``output.<ext>`` for data URIs."""
+        """The file's name: the URL's last path segment (``out-0.png``), ``output.<ext>`` for data URIs.
+
+        Two traps: it is not unique (``out-0.png`` is nearly every prediction's first file), and it
+        is URL-decoded but not sanitised, so ``%2F`` comes out as ``/``. Pass it through
+        :func:`safe_filename` before using it as a path, as :meth:`save` does.
+        """
         if self.url.startswith("data:"):
             media_type = self.url[5:].split(",", 1)[0].split(";", 1)[0]
             ext = mimetypes.guess_extension(media_type) if media_type else None
@@ -199,7 +204,11 @@ class FileOutput:
         return name or "output"
 
     async def read(self) -> bytes:
-        """The whole file, in memory."""
+        """The whole file, in memory.
+
+        Nothing bounds the size: for a video, prefer :meth:`save` or :meth:`iter_bytes`. A file
+        Replicate has already deleted raises NotFoundError.
+        """
         if self.url.startswith("data:"):
             return decode_data_uri(self.url)[0]
         async with self._open() as resp:
@@ -235,7 +244,13 @@ class FileOutput:
 
     @contextlib.asynccontextmanager
     async def _open(self) -> AsyncIterator[aiohttp.ClientResponse]:
-        """A GET response for the URL with a 2xx status (errors raised as areplicate errors)."""
+        """A GET response for the URL with a 2xx status (errors raised as areplicate errors).
+
+        Redirects are followed here, by hand, so that each hop decides afresh whether the token
+        may go along: only a URL on the API's own origin gets it, so a redirect from the API to a
+        storage host carries no credentials. 403/404/410 become the "deleted after an hour"
+        error.
+        """
         session = self._session
         url = self.url
         for _ in range(_MAX_REDIRECTS + 1):

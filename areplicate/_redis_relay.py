@@ -39,7 +39,12 @@ def channel_for(token: str) -> str:
 
 
 class Relay:
-    """Publishes verified deliveries and listens for the other processes' ones."""
+    """Publishes verified deliveries and listens for the other processes' ones.
+
+    Pub/sub, not a queue: a process that is not subscribed when a delivery is published never
+    sees it, and its waits fall back to their slow polls. Only bodies that passed verification
+    are published, and each listener still parses them as it would a delivery of its own.
+    """
 
     def __init__(self, url: str, token: str) -> None:
         self._url = url
@@ -72,7 +77,12 @@ class Relay:
         )
 
     async def listen(self, deliver: Callable[[bytes], object]) -> None:
-        """Hand every other process's delivery body to ``deliver``, until cancelled."""
+        """Hand every other process's delivery body to ``deliver``, until cancelled.
+
+        Redis failures never end it: it warns once, resubscribes every ``_RECONNECT`` seconds,
+        and says so when Redis answers again. Our own publications come back on the channel and
+        are skipped by their origin tag.
+        """
         warned = False
         while True:
             pubsub = self._connection().pubsub()

@@ -86,7 +86,12 @@ class Pace:
 
 
 def reserve(pace: Pace, params: PaceParams, now: float) -> tuple[Pace, float]:
-    """Take the next slot: the new pace and the time the request may go (>= ``now``)."""
+    """Take the next slot: the new pace and the time the request may go (>= ``now``).
+
+    A generic cell rate algorithm: ``tat`` is the theoretical arrival time of the next request,
+    and up to ``burst`` seconds' worth may go at once. The slot is taken on return, so a caller
+    that gives up before its time still used it (the pace errs slow, never fast).
+    """
     rate = min(params.ceiling, max(params.lowest, pace.rate))
     interval = 1.0 / rate
     tolerance = max(params.burst, interval)
@@ -141,7 +146,13 @@ def succeeded(
     remaining: float | None = None,
     reset: float | None = None,
 ) -> Pace:
-    """A request succeeded (with the account's ``ratelimit-*`` headers when it sent them)."""
+    """A request succeeded (with the account's ``ratelimit-*`` headers when it sent them).
+
+    Without headers the rate grows: doubling in slow start, additively after the first cut,
+    never by more than one second's worth per success (a quiet spell proves nothing). With
+    headers it also slows down *before* a 429 when ``remaining`` runs low, toward the refill
+    rate they imply. ``reset`` is in seconds, as the API sends it (docs/api-notes.md#rate-limits).
+    """
     peak = pace.peak
     cap = params.ceiling
     if remaining is not None:

@@ -103,7 +103,12 @@ class SSEDecoder:
         return self._last_id
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """Decode ``chunk`` and return the events it completes (possibly none)."""
+        """Decode ``chunk`` and return the events it completes (possibly none).
+
+        Chunks may split anywhere, a UTF-8 character or a ``\\r\\n`` included: the unfinished
+        line is kept until its end arrives. Once an event has overflowed ``max_event_size``
+        every later call raises the same error, so a caller cannot read on by mistake.
+        """
         if self._error is not None:
             raise self._error
         if not chunk:
