@@ -88,7 +88,11 @@ def parse(body: bytes | str) -> Prediction:
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
-    """The ``webhook-signature`` value for a delivery: for testing your own receiver."""
+    """The ``webhook-signature`` value for a delivery: for testing your own receiver.
+
+    ``timestamp`` is Unix seconds and must also be sent as ``webhook-timestamp``; ``body`` must be
+    the exact bytes the test then posts, since the signature covers them byte for byte.
+    """
     return _core.sign(secret, msg_id, timestamp, body)
 
 
@@ -179,7 +183,11 @@ class Receiver:
     # -- wiring (called by the Client) ------------------------------------------------------------
 
     def bind(self, secret_source: SecretSource) -> None:
-        """Where to fetch the signing secret when none was given (the client's webhooks service)."""
+        """Where to fetch the signing secret when none was given (the client's webhooks service).
+
+        The first binding wins: a Receiver shared by several clients keeps fetching through the
+        first, and a secret given to the constructor is never replaced by a fetched one.
+        """
         if self._secret_source is None:
             self._secret_source = secret_source
 
@@ -189,7 +197,12 @@ class Receiver:
         self._publish = publish
 
     def deliver_relayed(self, body: bytes) -> None:
-        """Act on a delivery another process verified and relayed (see :meth:`relay`)."""
+        """Act on a delivery another process verified and relayed (see :meth:`relay`).
+
+        Not verified again (the relay carries the body, not the headers), so it must only be fed
+        from the account's own relay channel. A body that does not parse is logged and dropped:
+        there is no sender to answer.
+        """
         try:
             prediction = parse(body)
         except WebhookVerificationError as exc:
@@ -254,7 +267,12 @@ class Receiver:
     # -- waiting --------------------------------------------------------------------------------
 
     async def result(self, prediction_id: str, timeout: float | None) -> Prediction | None:
-        """The terminal state of ``prediction_id`` once delivered, or None after ``timeout`` s."""
+        """The terminal state of ``prediction_id`` once delivered, or None after ``timeout`` s.
+
+        A delivery that came before the wait began is served from the early store at once. None
+        is not "not finished": the delivery may be lost or late, so the caller polls then. Any
+        number of waits on one id all get the same delivery.
+        """
         early = self._early.pop(prediction_id, None)
         if early is not None:
             return early[1]

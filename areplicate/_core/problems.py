@@ -71,7 +71,11 @@ def _excerpt(body: bytes | str) -> str:
 
 
 def request_id(headers: Mapping[str, str]) -> str | None:
-    """The API's request id from the response headers, if any."""
+    """The API's request id from the response headers, if any.
+
+    ``x-request-id`` first, then ``request-id``; Cloudflare's ``cf-ray`` last, since an error
+    made by the proxy in front of the API may carry only that.
+    """
     for name in _REQUEST_ID_HEADERS:
         if (value := header(headers, name)) is not None:
             return value

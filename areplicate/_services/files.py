@@ -132,7 +132,11 @@ class Files:
         return structure(response.json(), FileObject, what="upload response")
 
     async def _upload_url(self, blob: Blob) -> str:
-        """Upload a file input and return the URL to put in its place."""
+        """Upload a file input and return the URL to put in its place.
+
+        The ``upload`` callable :func:`prepare_input` is given. The file is not deleted after
+        the prediction: Replicate expires uploads itself.
+        """
         return file_url(await self._upload(blob))
 
     async def get(self, file: FileLike) -> FileObject:
