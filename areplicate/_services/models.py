@@ -266,7 +266,11 @@ class Models:
         weights_url: str | None = None,
         license_url: str | None = None,
     ) -> Model:
-        """Change some of a model's details; only the arguments you give are sent."""
+        """Change some of a model's details; only the arguments you give are sent.
+
+        ``None`` means "leave as is", so a field cannot be cleared to null this way. Calling it
+        with nothing to change raises ValueError rather than sending an empty PATCH.
+        """
         _, path = model_path(model)
         fields = {
             "description": description,
