@@ -15,6 +15,7 @@ from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.retry import PollSchedule
 from areplicate._core.schema import InputCheck
 from areplicate._core.status import Status
+from areplicate._default import run
 from areplicate._errors import (
     APIConnectionError,
     APIError,
@@ -55,6 +56,8 @@ from areplicate._models import (
     Version,
 )
 from areplicate._outputs import FileOutput, output_files, save_outputs
+from areplicate._stats import Stats
+from areplicate._summary import ModelSummary, Summary, Tally
 
 if _TYPE_CHECKING:
     __version__: str
@@ -92,6 +95,7 @@ __all__ = [
     "Model",
     "ModelHit",
     "ModelRef",
+    "ModelSummary",
     "NotFoundError",
     "Page",
     "PaymentRequiredError",
@@ -106,8 +110,11 @@ __all__ = [
     "ReplicateError",
     "SearchResults",
     "ServerError",
+    "Stats",
     "Status",
     "StreamEvent",
+    "Summary",
+    "Tally",
     "Training",
     "UnexpectedResponseError",
     "Version",
@@ -117,6 +124,7 @@ __all__ = [
     "gather_predictions",
     "output_files",
     "parse_ref",
+    "run",
     "save_outputs",
     "web",
     "webhooks",

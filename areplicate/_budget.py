@@ -238,3 +238,17 @@ class Budget:
         """This process's local pace (for tests and diagnostics); None when shared or off."""
         local = self._local
         return None if local is None else local.paces[create]
+
+    # -- read-only state, for Client.stats ------------------------------------------------
+
+    def rate(self, *, create: bool) -> float | None:
+        """This process's current pace (requests per second) for creates or the rest; None when
+        pacing is off or held in Redis (the shared pace lives there)."""
+        if self.limits is None or self.shared:
+            return None
+        local = self._local
+        return None if local is None else local.paces[create].rate
+
+    def paused_for(self) -> float:
+        """Seconds until this process's pause after a 429 ends (0.0: not paused)."""
+        return max(0.0, self._resume_at - self._clock())

@@ -30,6 +30,7 @@ from areplicate._webhooks import Receiver
 if TYPE_CHECKING:
     from areplicate._redis_relay import Relay
     from areplicate._services.predictions import Predictions
+    from areplicate._stats import Stats
 
 __all__ = ["Client"]
 
@@ -44,6 +45,8 @@ class Client:
     One Client holds one connection pool and one request budget: share it across your app (for
     example, create it in a FastAPI lifespan) rather than making one per request. A closed Client
     cannot be reopened. ``rate_limits=None`` turns pacing off (for a local fake server).
+    ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY`` (and ``~/.netrc``) are honoured unless
+    ``trust_env=False``.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class Client:
         rate_limits: RateLimits | None = DEFAULT_RATE_LIMITS,
         environ: Mapping[str, str] | None = None,
         file_encoding: Literal["auto", "upload", "data-uri"] = "auto",
+        trust_env: bool = True,
         webhooks: Receiver | None = None,
     ) -> None:
         self._config = Config.resolve(
@@ -72,6 +76,7 @@ class Client:
             poll=poll,
             rate_limits=rate_limits,
             user_agent=f"areplicate/{package_version()}",
+            trust_env=trust_env,
         )
         self._session = Session(self._config)
         if file_encoding not in ("auto", "upload", "data-uri"):
@@ -110,6 +115,16 @@ class Client:
     def config(self) -> Config:
         """The resolved configuration (its repr never shows the token)."""
         return self._config
+
+    @property
+    def stats(self) -> Stats:
+        """A frozen snapshot of requests sent, 429s, retries and the request budget's pace.
+
+        It does not update itself: read ``client.stats`` again for fresh numbers.
+        """
+        from areplicate._stats import Stats
+
+        return Stats.of(self._session.counters, self._session.budget)
 
     async def __aenter__(self) -> Client:
         self._session._client()

@@ -109,6 +109,8 @@ class Config:
     poll: PollSchedule = DEFAULT_POLL
     rate_limits: RateLimits | None = DEFAULT_RATE_LIMITS
     user_agent: str = "areplicate"
+    #: Honour HTTP(S)_PROXY / NO_PROXY from the environment (aiohttp's ``trust_env``).
+    trust_env: bool = True
 
     def __attrs_post_init__(self) -> None:
         if not self.timeout > 0 or not self.connect_timeout > 0:

@@ -28,7 +28,7 @@ from aiohttp.connector import Connection
 from aiohttp.tracing import Trace
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from areplicate import _budget
+from areplicate import _budget, _logs, _otel
 from areplicate._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Config
 from areplicate._core.problems import decode_json, error_for
 from areplicate._core.retry import MAX_RETRY_AFTER, maybe_processed, retry_decision
@@ -43,6 +43,8 @@ from areplicate._errors import (
     UnexpectedResponseError,
 )
 from areplicate._ledger import ledger_for
+from areplicate._proxy import DIRECT, Proxies, Route
+from areplicate._stats import Counters, Stats
 
 __all__ = [
     "MAX_BODY",
@@ -78,6 +80,12 @@ _CLOSE_GRACE = 15.0
 
 
 _UNPARSED: Any = object()
+
+_OTHER_LOOP = (
+    "this areplicate Client was opened on another event loop (each asyncio.run() makes a new "
+    "one), and its connections belong to that loop: make one Client per event loop, inside the "
+    "coroutine that asyncio.run() runs (or use areplicate.run(), which keeps one per loop)"
+)
 
 
 @attrs.frozen
@@ -212,6 +220,7 @@ class Session:
         self.config = config
         self.budget = _budget.Budget(config.rate_limits, token=config.api_token)
         self._http: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop self._http belongs to
         self._closed = False
         self._auth = f"Bearer {config.api_token}"
         self._timeout = aiohttp.ClientTimeout(
@@ -225,6 +234,8 @@ class Session:
         # same account, so orphan clean-up never takes a sibling's prediction for its own.
         self.ledger = ledger_for(config.api_token)
         self._date: tuple[str | None, float] = (None, 0.0)  # the latest Date header, and when
+        self.counters = Counters()  # requests, 429s, retries: read through Client.stats
+        self.proxies = Proxies(enabled=config.trust_env)
 
     def __repr__(self) -> str:
         return f"<Session {self.config.base_url} {'closed' if self._closed else 'open'}>"
@@ -244,7 +255,11 @@ class Session:
             raise RuntimeError(
                 "this areplicate Client is closed; create a new Client (or use `async with Client()`)"
             )
-        if self._http is None:
+        if self._http is not None:
+            if asyncio.get_running_loop() is not self._loop:
+                raise RuntimeError(_OTHER_LOOP)
+        else:
+            self._loop = asyncio.get_running_loop()
             connector = _Connector(
                 limit=self.config.max_connections, ttl_dns_cache=300, keepalive_timeout=30
             )
@@ -265,6 +280,10 @@ class Session:
         while (pending := self._work | self._cleanup) and (left := deadline - time.monotonic()) > 0:
             await asyncio.wait(pending, timeout=left)
         self._closed = True
+        if self.counters.requests and logger.isEnabledFor(logging.DEBUG):
+            # What the client did, in one line (the CLI's --verbose shows it as a command ends).
+            stats = Stats.of(self.counters, self.budget)
+            logger.debug("client of %s closed: %s", self.config.base_url, stats.describe())
         await self.budget.aclose()
         if self._http is not None:
             await self._http.close()
@@ -304,6 +323,7 @@ class Session:
             headers["Authorization"] = self._auth
         return headers
 
+    @_otel.traced_request
     async def request(
         self,
         method: str,
@@ -332,6 +352,7 @@ class Session:
         Unless ``headers`` names an ``Accept``, the body is decoded as JSON here (``.json()``), so
         an unreadable 2xx is retried like any other failed read.
         """
+        self._client()  # a closed client, or one from another event loop, says so before anything
         url = self.url(path)
         idempotent = not create
         send = functools.partial(
@@ -366,19 +387,22 @@ class Session:
             # It failed in a way worth retrying: stamina takes over, its first attempt being the
             # one that just failed (replayed, not re-sent), so backoff, attempt counts and
             # stamina's testing mode all apply as if it had run from the start.
-            async for attempt in stamina.retry_context(
-                on=on_error,
-                attempts=self.config.max_retries + 1,
-                timeout=None,
-                wait_initial=_WAIT_INITIAL,
-                wait_max=_WAIT_MAX,
-                wait_jitter=_WAIT_JITTER,
-            ):
-                with attempt:
-                    if failed is not None:
-                        replay, failed = failed, None
-                        raise replay
-                    return await send()
+            attempts = self.config.max_retries + 1
+            with _logs.retrying(method, url, attempts):
+                async for attempt in stamina.retry_context(
+                    on=on_error,
+                    attempts=attempts,
+                    timeout=None,
+                    wait_initial=_WAIT_INITIAL,
+                    wait_max=_WAIT_MAX,
+                    wait_jitter=_WAIT_JITTER,
+                ):
+                    with attempt:
+                        if failed is not None:
+                            replay, failed = failed, None
+                            raise replay
+                        self.counters.retries += 1
+                        return await send()
             raise AssertionError("unreachable: stamina returns or raises")  # pragma: no cover
         except ReplicateError as exc:
             if create and maybe_processed(exc):
@@ -423,16 +447,12 @@ class Session:
             if response.status < 300:
                 return response
             error = _error_for(response)
+            if isinstance(error, RateLimitError):
+                self.counters.throttled += 1
             if isinstance(error, RateLimitError) and self.config.max_retries:
                 throttled += 1
                 pause = _429_pause(error.retry_after, throttled)
-                logger.info(
-                    "%s %s: 429 (%d in a row), asking again in %.2f s",
-                    method,
-                    url,
-                    throttled,
-                    pause,
-                )
+                _logs.log_throttled(method, url, error, throttled, pause)
                 self.budget.pause(pause)
                 if not paced:  # clean-up skips the budget, so it waits its own turn
                     await asyncio.sleep(pause)
@@ -467,6 +487,10 @@ class Session:
         sending = _Sending(seconds, bounded=data is None or isinstance(data, bytes), sent=sent)
         context = _SENDING.set(sending)
         started = time.perf_counter()
+        self.counters.requests += 1
+        route = self.proxies.route(url)
+        if route.request_headers:
+            request_headers.update(route.request_headers)
         try:
             with connection_errors(method, url), sending.scope:
                 async with http.request(
@@ -480,6 +504,8 @@ class Session:
                     skip_auto_headers=("Content-Type",) if data is None else None,
                     timeout=timeout,
                     allow_redirects=False,
+                    proxy=route.proxy,
+                    proxy_headers=route.connect_headers,
                 ) as resp:
                     status = resp.status
                     resp_headers: CIMultiDictProxy[str] = resp.headers
@@ -496,7 +522,11 @@ class Session:
         self._date = (resp_headers.get("Date"), time.time())
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
-                "%s %s -> %d (%.1f ms)", method, url, status, (time.perf_counter() - started) * 1e3
+                "%s %s -> %d (%.1f ms)",
+                method,
+                _logs.shown_url(url),
+                status,
+                (time.perf_counter() - started) * 1e3,
             )
         if expect_json and status < 300 and body:
             return Response(status, resp_headers, body, url, decode_body(body, status))
@@ -521,13 +551,20 @@ class Session:
             await self.budget.acquire(create=False)
         seconds = read_timeout if read_timeout is not None else self.config.timeout
         timeout = self._timeout_for(seconds)
+        self.counters.requests += 1
+        route = self.proxies.route(url)
+        request_headers = self.headers_for(url, headers)
+        if route.request_headers:
+            request_headers.update(route.request_headers)
         try:
             with connection_errors("GET", url):
                 async with http.get(
                     url,
-                    headers=self.headers_for(url, headers),
+                    headers=request_headers,
                     timeout=timeout,
                     allow_redirects=not same_origin(url, self.config.base_url),
+                    proxy=route.proxy,
+                    proxy_headers=route.connect_headers,
                 ) as resp:
                     if resp.status >= 400:
                         body = await _read_body(resp)
@@ -551,7 +588,8 @@ class Session:
         error status raises the mapped APIError (NotFoundError for a 404); no retries.
         """
         seconds = read_timeout if read_timeout is not None else self.config.timeout
-        async with _plain_get(self._client(), url, self._timeout_for(seconds)) as resp:
+        route = self.proxies.route(url)
+        async with _plain_get(self._client(), url, self._timeout_for(seconds), route) as resp:
             yield resp
 
 
@@ -561,13 +599,19 @@ _DOWNLOAD_REDIRECTS = 5
 
 @contextlib.asynccontextmanager
 async def _plain_get(
-    http: aiohttp.ClientSession, url: str, timeout: aiohttp.ClientTimeout
+    http: aiohttp.ClientSession, url: str, timeout: aiohttp.ClientTimeout, route: Route = DIRECT
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """A GET without credentials that yields a response below 400 (errors raised mapped)."""
     try:
         with connection_errors("GET", url):
             async with http.get(
-                url, timeout=timeout, allow_redirects=True, max_redirects=_DOWNLOAD_REDIRECTS
+                url,
+                timeout=timeout,
+                allow_redirects=True,
+                max_redirects=_DOWNLOAD_REDIRECTS,
+                headers=route.request_headers,
+                proxy=route.proxy,
+                proxy_headers=route.connect_headers,
             ) as resp:
                 if resp.status >= 400:
                     body = await _read_body(resp)
@@ -592,7 +636,7 @@ async def download_unbound(url: str) -> AsyncIterator[aiohttp.ClientResponse]:
     )
     async with (
         aiohttp.ClientSession(timeout=timeout) as http,
-        _plain_get(http, url, timeout) as resp,
+        _plain_get(http, url, timeout, Proxies(enabled=True).route(url)) as resp,
     ):
         yield resp
 

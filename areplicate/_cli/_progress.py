@@ -16,6 +16,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from areplicate._summary import Summary
+
 __all__ = ["ProgressBoard", "Row"]
 
 
@@ -159,6 +161,11 @@ class ProgressBoard:
     def note(self, text: str) -> None:
         """Print a line (above the bars when they are live)."""
         self.console.print(text, markup=False, highlight=False)
+
+    def summary(self, summary: Summary) -> None:
+        """Print what the run cost: a line per model, then wall time, requests, retries, 429s."""
+        if summary.models:
+            self.note(f"Cost: {summary.describe()}")
 
     def __enter__(self) -> ProgressBoard:
         if self._progress is not None:

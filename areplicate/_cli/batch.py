@@ -92,6 +92,7 @@ from areplicate._journal import (
 )
 from areplicate._ledger import matches
 from areplicate._models import Prediction
+from areplicate._summary import Tally
 
 __all__ = ["CRASH_AFTER_CREATE", "CRASH_AFTER_INTENT", "execute", "register"]
 
@@ -459,6 +460,7 @@ class Batch:
         self._work: asyncio.Task[None] | None = None
         self._cancel_all = asyncio.Event()
         self._board = ProgressBoard(self.console)
+        self._tally = Tally(client, model=str(ref))  # what this run cost, printed at its end
         before_failed = sum(1 for s in self._finished.values() if s != Status.SUCCEEDED)
         self._row: Row = self._board.add(
             str(ref), self._total, done=len(self._finished), failed=before_failed
@@ -515,6 +517,7 @@ class Batch:
         finally:
             await self._journal.aclose()
             await self._results.aclose()
+        self._board.summary(self._tally.summary())
         if self._interrupts:
             return self._interrupted_hint()
         if self._halted is not None and error is None:
@@ -951,6 +954,7 @@ class Batch:
         }
         self._add_download(result, files, failure)
         await self._write_result(line, result, self._digests.pop(line, None))
+        self._tally.add(prediction)
         text = f"line {line}: {prediction.status} {prediction.id}"
         if prediction.error:
             text += f": {_short(prediction.error)}"
@@ -962,6 +966,7 @@ class Batch:
         await self._write_result(
             line, {"id": None, "status": "invalid", "output": None, "error": message}, digest
         )
+        self._tally.count(str(self.ref), "invalid")
         self._row.finished(False, f"line {line}: invalid: {message}", was_in_flight=False)
 
     async def _write_result(self, line: int, result: dict[str, Any], digest: str | None) -> None:

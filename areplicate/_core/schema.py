@@ -24,17 +24,16 @@ client uploads those before sending.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import attrs
-import jsonschema
-import jsonschema.validators
-import referencing
-import referencing.jsonschema
-from jsonschema.exceptions import ValidationError
+
+if TYPE_CHECKING:  # jsonschema is imported on first use: it is most of `import areplicate`'s time
+    from jsonschema.exceptions import ValidationError
 
 __all__ = ["InputCheck", "InputSchema", "check_input", "inline_refs", "input_schema"]
 
@@ -97,7 +96,7 @@ def _type_keyword(
     known = [n for n in names if n in _JSON_TYPES]
     if len(known) < len(names) or any(validator.is_type(instance, n) for n in known):
         return  # a match, or a type JSON Schema does not know: not ours to judge
-    yield ValidationError(f"{instance!r} is not of type {', '.join(map(repr, names))}")
+    yield _error(f"{instance!r} is not of type {', '.join(map(repr, names))}")
 
 
 def _required_keyword(
@@ -113,7 +112,7 @@ def _required_keyword(
     for name in required:
         if name not in instance:
             # Unlike jsonschema's own, this error's path names the missing property.
-            yield ValidationError(f"{name!r} is a required property", path=[name])
+            yield _error(f"{name!r} is a required property", path=[name])
 
 
 def _exclusive(lower: bool) -> Any:
@@ -138,7 +137,7 @@ def _exclusive(lower: bool) -> Any:
         if not isinstance(bound, (int, float)):
             return
         if (instance <= bound) if lower else (instance >= bound):
-            yield ValidationError(f"{instance!r} breaks {keyword} {bound!r}")
+            yield _error(f"{instance!r} breaks {keyword} {bound!r}")
 
     return check
 
@@ -153,19 +152,31 @@ def _is_object(_: Any, value: Any) -> bool:
     return isinstance(value, Mapping)
 
 
-_extend: Any = jsonschema.validators.extend
-_Validator: Any = _extend(
-    jsonschema.Draft202012Validator,
-    validators={
-        "type": _type_keyword,
-        "required": _required_keyword,
-        "exclusiveMinimum": _exclusive(lower=True),
-        "exclusiveMaximum": _exclusive(lower=False),
-    },
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
-        {"array": _is_array, "object": _is_object}
-    ),
-)
+def _error(message: str, **details: Any) -> ValidationError:
+    from jsonschema.exceptions import ValidationError
+
+    return ValidationError(message, **details)
+
+
+@functools.cache
+def _validator_class() -> Any:
+    """jsonschema's 2020-12 validator with the keywords above (built once, on first use)."""
+    import jsonschema
+    import jsonschema.validators
+
+    extend: Any = jsonschema.validators.extend
+    return extend(
+        jsonschema.Draft202012Validator,
+        validators={
+            "type": _type_keyword,
+            "required": _required_keyword,
+            "exclusiveMinimum": _exclusive(lower=True),
+            "exclusiveMaximum": _exclusive(lower=False),
+        },
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+            {"array": _is_array, "object": _is_object}
+        ),
+    )
 
 
 # -- resolving $ref -----------------------------------------------------------------------------
@@ -426,12 +437,15 @@ class InputSchema:
             else frozenset()
         )
         """Names of the inputs that must be given."""
+        import referencing
+        import referencing.jsonschema
+
         self._registry: Any = referencing.Registry().with_resource(
             _URI,
             referencing.jsonschema.DRAFT202012.create_resource(dict(self._document)),
         )
         self._validator: Any = (
-            _Validator({"$ref": _URI + _INPUT_POINTER}, registry=self._registry)
+            _validator_class()({"$ref": _URI + _INPUT_POINTER}, registry=self._registry)
             if self._raw is not None
             else None
         )
@@ -466,7 +480,8 @@ class InputSchema:
         pointer = "/".join(
             quote(p.replace("~", "~0").replace("/", "~1"), safe="") for p in ("properties", name)
         )
-        sub = _Validator({"$ref": f"{_URI}{_INPUT_POINTER}/{pointer}"}, registry=self._registry)
+        validator = _validator_class()
+        sub = validator({"$ref": f"{_URI}{_INPUT_POINTER}/{pointer}"}, registry=self._registry)
         return bool(sub.is_valid(None))
 
     def check(self, input: Any) -> InputCheck:

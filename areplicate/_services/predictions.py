@@ -16,6 +16,7 @@ from urllib.parse import quote
 import anyio
 import attrs
 
+from areplicate import _otel
 from areplicate._convert import structure, structure_created
 from areplicate._core.ids import object_id
 from areplicate._core.options import cancel_after, check_webhook, wait_seconds
@@ -439,6 +440,7 @@ class Predictions:
             raise PredictionCanceledError(prediction)
         raise PredictionFailedError(prediction)
 
+    @_otel.traced_prediction
     async def settle(
         self,
         ref: str,

@@ -21,18 +21,22 @@ optionally real rate limits and injected faults. Models are plain Python callabl
 
 It imports only ``areplicate._core`` from the client, so a serialization bug in the client cannot
 hide behind the same bug here. Run it standalone with ``python -m areplicate.testing --port 8000``.
-The pytest plugin provides the ``fake_replicate`` and ``fake_replicate_url`` fixtures.
+The pytest plugin provides the ``fake_replicate`` and ``fake_replicate_url`` fixtures (the latter
+works for sync tests too: it serves from a thread there). A model reads an uploaded file input with
+:func:`read_input`; ``FakeReplicate(clock=InstantClock())`` makes the fake's timers instant.
 """
 
 from contextlib import suppress as _suppress
 
+from areplicate.testing._clock import Clock, InstantClock, SystemClock
 from areplicate.testing._demo import add_demo_models
 from areplicate.testing._fake import FakeDeployment, FakeReplicate
 from areplicate.testing._limits import FakeRateLimits, Fault, Faults, TokenBucket
-from areplicate.testing._model import FakeModel, FileOut, InvalidField, log
+from areplicate.testing._model import FakeModel, FileOut, InvalidField, log, read_input
 from areplicate.testing._records import RequestRecord, WebhookDelivery
 
 __all__ = [
+    "Clock",
     "FakeDeployment",
     "FakeModel",
     "FakeRateLimits",
@@ -40,12 +44,15 @@ __all__ = [
     "Fault",
     "Faults",
     "FileOut",
+    "InstantClock",
     "InvalidField",
     "RequestRecord",
+    "SystemClock",
     "TokenBucket",
     "WebhookDelivery",
     "add_demo_models",
     "log",
+    "read_input",
 ]
 
 for _name in __all__:

@@ -1,5 +1,8 @@
 """``python -m areplicate.testing``: run the fake Replicate API standalone, with the demo models.
 
+``--models package.module:setup`` (repeatable) imports your module and calls ``setup(fake)`` with
+the FakeReplicate before it serves, so your own models (``fake.add_model``) are there too.
+
 It prints ``Fake Replicate API at <base_url>`` on one line once it is listening (``--port 0``
 picks a free port), then serves until SIGINT or SIGTERM. ``GET <base_url>/_fake/stats`` returns
 the request counters (``DELETE`` resets them), for benchmarks running the fake as a process.
@@ -10,11 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
+import inspect
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from areplicate.testing._demo import DEMO_MODELS, add_demo_models
+from areplicate.testing._demo import add_demo_models
 from areplicate.testing._fake import FakeReplicate
 from areplicate.testing._limits import FakeRateLimits, Faults
 
@@ -88,11 +95,44 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--public-base-url", default=None, help="base URL written into urls.* links")
     p.add_argument("--no-demo", action="store_true", help="start without the demo models")
     p.add_argument(
+        "--models",
+        action="append",
+        default=[],
+        metavar="PACKAGE.MODULE:FUNCTION",
+        help="your own models: import PACKAGE.MODULE (from the current directory too) and call "
+        "FUNCTION(fake) with the FakeReplicate before serving, e.g. --models myapp.fakes:setup "
+        "where setup calls fake.add_model(...); repeatable",
+    )
+    p.add_argument(
         "--record-requests",
         action="store_true",
         help="keep a log of every request in memory (off by default: it grows without bound)",
     )
     return p
+
+
+def load_setup(spec: str) -> Callable[[FakeReplicate], object]:
+    """The ``FUNCTION`` of a ``PACKAGE.MODULE:FUNCTION`` spec; ValueError saying what is wrong."""
+    module_name, colon, attr = spec.partition(":")
+    if not colon or not module_name or not attr:
+        raise ValueError(f"--models wants PACKAGE.MODULE:FUNCTION, got {spec!r}")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` would: the user's own package
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"--models {spec}: cannot import {module_name!r}: {exc}") from None
+    target: Any = getattr(module, attr, None)
+    if target is None or not callable(target):
+        raise ValueError(f"--models {spec}: {module_name} has no function {attr!r}")
+    return target  # type: ignore[no-any-return]
+
+
+def run_setups(fake: FakeReplicate, specs: Sequence[str]) -> None:
+    """Call each ``--models`` setup function with ``fake``; ValueError saying which one failed."""
+    for spec in specs:
+        if inspect.isawaitable(load_setup(spec)(fake)):
+            raise ValueError(f"--models {spec}: the setup function must not be async")
 
 
 def _faults(args: argparse.Namespace) -> Faults | None:
@@ -117,8 +157,9 @@ async def _serve(fake: FakeReplicate, args: argparse.Namespace) -> None:
             loop.add_signal_handler(sig, stop.set)
     async with fake.serve(args.host, args.port, args.prefix) as url:
         print(f"Fake Replicate API at {url}", flush=True)
-        if not args.no_demo:
-            print(f"models: {', '.join(DEMO_MODELS)}", flush=True)
+        names = sorted(fake._models)
+        if names:
+            print(f"models: {', '.join(names)}", flush=True)
         await stop.wait()
 
 
@@ -142,6 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.no_demo:
         add_demo_models(fake)
+    try:
+        run_setups(fake, args.models)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(_serve(fake, args))
     except KeyboardInterrupt:

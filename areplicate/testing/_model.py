@@ -9,6 +9,7 @@ Every schema is compiled into a jsonschema validator once, when the model is add
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import datetime as dt
 import enum
@@ -20,6 +21,7 @@ import mimetypes
 import pathlib
 import threading
 import typing
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -58,10 +60,40 @@ class FileOut:
 class _LogSink(typing.Protocol):
     def write_log(self, text: str) -> None: ...
 
+    def read_file(self, url: str) -> bytes | None: ...
+
 
 _CURRENT: contextvars.ContextVar[_LogSink | None] = contextvars.ContextVar(
     "areplicate_fake_prediction", default=None
 )
+
+
+def read_input(value: str) -> bytes:
+    """The bytes of a file input, for a model callable: what Cog would download for it.
+
+    ``value`` is what the model received for a file input: a URL of this fake's ``POST /files``
+    upload (``urls.get``, as the client sends it), a ``/files/{id}/download`` or output delivery
+    URL of this fake, or a ``data:`` URI. Reading such a URL over HTTP would need the API token
+    (the ``/files`` route answers 401 without one), which a model does not have; this reads the
+    fake's own copy. Gotcha: call it from inside the model call (it finds the fake through the
+    running prediction); anything else raises ValueError.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"read_input takes the input's URL string, got {type(value).__name__}")
+    if value.startswith("data:"):
+        header, comma, payload = value.partition(",")
+        if not comma:
+            raise ValueError("malformed data URI: no comma")
+        if header.endswith(";base64"):
+            return base64.b64decode(payload)
+        return urllib.parse.unquote_to_bytes(payload)
+    sink = _CURRENT.get()
+    if sink is None:
+        raise ValueError("read_input() works only inside a fake model call")
+    data = sink.read_file(value)
+    if data is None:
+        raise ValueError(f"{value!r} is not a file of this fake (upload it with POST /files)")
+    return data
 
 
 def log(text: str) -> None:

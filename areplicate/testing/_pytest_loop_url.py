@@ -1,4 +1,4 @@
-"""``fake_replicate_url`` on the test's event loop (loaded when pytest-asyncio is active)."""
+"""The async half of ``fake_replicate_url``: serving on the test's loop (with pytest-asyncio)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from areplicate.testing._pytest_plugin import check_server_errors
 if TYPE_CHECKING:
     from areplicate.testing import FakeReplicate
 
-__all__ = ["fake_replicate_url"]
+__all__ = ["_fake_replicate_loop_url"]
 
 
 @pytest_asyncio.fixture
-async def fake_replicate_url(fake_replicate: FakeReplicate) -> AsyncIterator[str]:
+async def _fake_replicate_loop_url(fake_replicate: FakeReplicate) -> AsyncIterator[str]:
     """``fake_replicate`` served on the test's loop; yields the base URL."""
     async with fake_replicate.serve() as url:
         yield url

@@ -103,7 +103,7 @@ class WebhookState:
 
     def __init__(self) -> None:
         self.last_intermediate = float("-inf")
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.Task[None] | None = None
         self.pending_event = "output"
         self.last_task: asyncio.Task[None] | None = None
 
@@ -193,8 +193,8 @@ class PredictionRecord:
         self.changed: asyncio.Event | None = None  # made when an SSE reader waits
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
-        self.deadline_handle: asyncio.TimerHandle | None = None
-        self.ttl_handle: asyncio.TimerHandle | None = None
+        self.deadline_handle: asyncio.Task[None] | None = None
+        self.ttl_handle: asyncio.Task[None] | None = None
         self.deliveries: list[str] = []
         self._body: bytes | None = None
 

@@ -10,16 +10,13 @@ same ``webhook-id``, on a connection error or a non-2xx answer (redirects are no
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import aiohttp
 
 from areplicate._core.webhooks import sign
+from areplicate.testing._clock import Clock, call_later
 from areplicate.testing._records import PredictionRecord, WebhookDelivery, new_id
-
-if TYPE_CHECKING:
-    from areplicate.testing._fake import FakeReplicate
 
 __all__ = ["DEFAULT_EVENTS", "EVENTS", "THROTTLE", "WebhookSender"]
 
@@ -31,14 +28,24 @@ DEFAULT_EVENTS = frozenset({"output", "completed"})
 THROTTLE = 0.5
 
 
-class WebhookSender:
-    """Sends the webhooks of one FakeReplicate while it is serving."""
+class WebhookHost(Protocol):
+    """What the sender reads from the fake it works for (its settings, clock and log)."""
 
-    def __init__(self, fake: FakeReplicate) -> None:
+    webhook_secret: str
+    webhook_backoff: tuple[float, ...]
+    webhook_timeout: float
+    webhook_deliveries: list[WebhookDelivery]
+    clock: Clock
+
+
+class WebhookSender:
+    """Sends the webhooks of one fake while it is serving."""
+
+    def __init__(self, fake: WebhookHost) -> None:
         self._fake = fake
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._timers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Open the HTTP session (called when the fake starts serving)."""
@@ -68,15 +75,15 @@ class WebhookSender:
         state = rec.webhook_state
         if state is None or event not in rec.webhook_filter or self._session is None:
             return
-        loop = asyncio.get_running_loop()
+        clock = self._fake.clock
         if event in ("output", "logs"):
             state.pending_event = event
             if state.timer is not None:
                 return  # a delayed delivery is due; it will carry this change too
-            now = loop.time()
+            now = clock.monotonic()
             wait = state.last_intermediate + THROTTLE - now
             if wait > 0:
-                state.timer = loop.call_later(wait, self._flush, rec)
+                state.timer = call_later(clock, wait, lambda: self._flush(rec))
                 self._timers.add(state.timer)
                 return
             state.last_intermediate = now
@@ -96,7 +103,7 @@ class WebhookSender:
         state.timer = None
         if rec.terminal:
             return  # the completed webhook supersedes it
-        state.last_intermediate = asyncio.get_running_loop().time()
+        state.last_intermediate = self._fake.clock.monotonic()
         self._enqueue(rec, state.pending_event, final=False)
 
     def _enqueue(self, rec: PredictionRecord, event: str, *, final: bool) -> None:
@@ -129,7 +136,7 @@ class WebhookSender:
             session = self._session
             if session is None:
                 return
-            sent_at = int(time.time())
+            sent_at = int(fake.clock.time())
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": "areplicate-fake-webhook/1",
@@ -149,10 +156,10 @@ class WebhookSender:
                 error = f"{type(exc).__name__}: {exc}"
             fake.webhook_deliveries.append(
                 WebhookDelivery(
-                    prediction_id, event, url, msg_id, attempt, status, error, time.time()
+                    prediction_id, event, url, msg_id, attempt, status, error, fake.clock.time()
                 )
             )
             if status is not None and 200 <= status < 300:
                 return
             if attempt <= len(delays):
-                await asyncio.sleep(delays[attempt - 1])
+                await fake.clock.sleep(delays[attempt - 1])

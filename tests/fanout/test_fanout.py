@@ -172,7 +172,7 @@ async def test_cancelling_the_caller_cancels_remote_predictions(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert fake.running() == 0
+    assert fake.running == 0
     assert {p["status"] for p in fake.predictions} == {"canceled"}
     assert len(fake.predictions) == gate.threshold
     assert our_tasks() == []
@@ -191,7 +191,7 @@ async def test_breaking_out_early_cancels_the_rest(
                 assert item.prediction is not None
                 break
         assert our_tasks() == []
-    assert fake.running() == 0
+    assert fake.running == 0
     statuses = [p["status"] for p in fake.predictions]
     # Only what was in flight when we broke out was ever started, and all of it has ended:
     # finished on its own, or cancelled by us.
@@ -216,7 +216,7 @@ async def test_breaking_without_async_with_still_cleans_up(
             break
         gc.collect()
     # Leaving the client waited for the abandoned workers to cancel their predictions.
-    assert fake.running() == 0
+    assert fake.running == 0
     assert our_tasks() == []
     statuses = [p["status"] for p in fake.predictions]
     assert len(statuses) <= 2 * 10

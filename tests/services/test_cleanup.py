@@ -140,7 +140,7 @@ async def test_closing_the_client_under_a_live_fan_out_handle_cancels_its_work(
             await consumer
         # `results` is still referenced here; leaving the client must stop its work anyway.
     assert asyncio.get_running_loop().time() - started < 10
-    assert fake.running() == 0
+    assert fake.running == 0
     assert set(statuses(fake).values()) == {"canceled"}
     assert len(fake.predictions) == 8
 
@@ -159,7 +159,7 @@ async def test_clean_up_does_not_queue_behind_a_tight_budget(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert fake.running() == 0
+    assert fake.running == 0
     assert set(statuses(fake).values()) == {"canceled"}
 
 

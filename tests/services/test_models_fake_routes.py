@@ -9,7 +9,6 @@ import pytest
 import areplicate
 from areplicate import PollSchedule, Status
 from areplicate.testing import FakeReplicate
-from areplicate.testing._extra_routes import add_collection
 
 
 def paint(prompt: str, width: int = 512) -> str:
@@ -22,7 +21,7 @@ def fake() -> FakeReplicate:
     fake.add_model("acme/paint", paint, description="Paints pictures from prompts")
     fake.add_model("acme/sing", lambda text="": text, description="Sings")
     fake.add_model("fake-user/paint-me", paint, description="My own painter")
-    add_collection(fake, "art", name="Art", description="Art models", models=["acme/paint"])
+    fake.add_collection("art", name="Art", description="Art models", models=["acme/paint"])
     return fake
 
 

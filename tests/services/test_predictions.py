@@ -124,7 +124,7 @@ class TestGetCancelList:
         await gate.started.wait()
         canceled = await client.predictions.cancel(p)
         assert canceled.status == Status.CANCELED
-        assert fake.running() == 0
+        assert fake.running == 0
         again = await client.predictions.cancel(p.id)
         assert again.status == Status.CANCELED
 
@@ -170,7 +170,7 @@ class TestWait:
         await client.predictions.cancel(p)
         done = await waiter
         assert done.status == Status.CANCELED
-        assert fake.running() == 0
+        assert fake.running == 0
 
     async def test_cancelled_task_cancels_remote_prediction(
         self, client: areplicate.Client, fake: FakeReplicate, gate: Gate
@@ -185,7 +185,7 @@ class TestWait:
         with pytest.raises(asyncio.CancelledError):
             await waiter
         assert fake.prediction(p.id)["status"] == "canceled"
-        assert fake.running() == 0
+        assert fake.running == 0
 
     async def test_timeout_raises_with_last_state_and_cancels(
         self, client: areplicate.Client, fake: FakeReplicate, gate: Gate
@@ -224,7 +224,7 @@ class TestWait:
         assert done.is_terminal
         assert isinstance(raised, areplicate.PredictionCanceledError)
         assert "aborted" in str(raised)
-        assert fake.running() == 0
+        assert fake.running == 0
 
 
 class TestRun:
@@ -244,7 +244,7 @@ class TestRun:
     ) -> None:
         with pytest.raises(areplicate.WaitTimeoutError):
             await client.run("acme/gated", {"text": "x"}, wait=False, timeout=0.5)
-        assert fake.running() == 0
+        assert fake.running == 0
         assert [p["status"] for p in fake.predictions] == ["canceled"]
 
     async def test_cancelled_during_blocking_create_is_cleaned_up(
@@ -259,7 +259,7 @@ class TestRun:
             with pytest.raises(asyncio.CancelledError):
                 await task
         # Leaving the client waited for the background clean-up of the abandoned create.
-        assert fake.running() == 0
+        assert fake.running == 0
         assert [p["status"] for p in fake.predictions] == ["canceled"]
 
 

@@ -40,7 +40,7 @@ class TestFiles:
         assert body["urls"]["get"] == f"{base_url}/files/{body['id']}"
         assert (await http.get(body["urls"]["get"])).json == body
         assert (await http.get(f"{base_url}/files")).json["results"] == [body]
-        download = await http.get(f"{body['urls']['get']}/download")
+        download = await http.get(fake.file_download_url(body["id"]))
         assert (download.body, download.content_type) == (b"hello", "application/octet-stream")
         deleted = await http.delete(body["urls"]["get"])
         assert (deleted.status, deleted.body) == (204, b"")
@@ -336,12 +336,11 @@ def test_record_validation_rejects_a_bad_body(
 async def test_the_extra_routes_are_served_and_conform(
     fake: FakeReplicate, base_url: str, http: Any
 ) -> None:
-    """Search, collections, deployments and trainings (``_extra_routes``) are part of the app."""
-    from areplicate.testing._extra_routes import add_collection
+    """Search, collections, deployments and trainings are part of the app."""
 
     model = fake.add_model("acme/paint", lambda prompt="": prompt, description="Paints")
     fake.add_model("fake-user/mine", lambda prompt="": prompt)
-    add_collection(fake, "art", models=["acme/paint"])
+    fake.add_collection("art", models=["acme/paint"])
     assert (await http.get(f"{base_url}/collections")).status == 200
     assert (await http.get(f"{base_url}/collections/art")).json["models"][0]["name"] == "paint"
     assert (await http.get(f"{base_url}/search", params={"query": "paint"})).status == 200

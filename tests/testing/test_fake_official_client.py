@@ -121,7 +121,7 @@ class TestSync:
         canceled = client.predictions.cancel(prediction.id)
         assert canceled.status == "canceled"
         assert canceled.completed_at is not None
-        assert fake.running() == 0
+        assert fake.running == 0
 
     def test_stream(self, official: tuple[FakeReplicate, Any]) -> None:
         _, client = official

@@ -8,10 +8,11 @@ import datetime as dt
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import anyio
 import pytest
 
 from areplicate._core.times import parse_timestamp
-from areplicate.testing import FakeReplicate, FileOut, log
+from areplicate.testing import FakeReplicate, FileOut, InstantClock, log
 
 OAS_REQUIRED = {
     "id",
@@ -281,7 +282,7 @@ class TestLifecycle:
         assert running["logs"] == "working\n"
         assert running["output"] is None
         assert "completed_at" not in running
-        assert fake.running() == 1
+        assert fake.running == 1
         gate.release.set()
         await fake.wait_idle()
         done = (await http.get(created["urls"]["get"])).json
@@ -292,7 +293,7 @@ class TestLifecycle:
         assert done["metrics"]["total_time"] >= done["metrics"]["predict_time"] >= 0
         assert seconds_between(done["created_at"], done["started_at"]) >= 0
         assert seconds_between(done["started_at"], done["completed_at"]) >= 0
-        assert fake.running() == 0
+        assert fake.running == 0
         assert fake.prediction(created["id"]) == done
 
     async def test_an_exception_fails_the_prediction(
@@ -529,7 +530,7 @@ class TestCancel:
         assert "completed_at" in body
         assert set(body["metrics"]) == {"predict_time", "total_time"}
         assert gate.cancelled.is_set(), "the model saw CancelledError before the answer"
-        assert fake.running() == 0
+        assert fake.running == 0
         again = await http.post(created["urls"]["cancel"])
         assert (again.status, again.json) == (200, body)
 
@@ -593,10 +594,11 @@ class TestCancelAfter:
         ).json
         assert seconds_between(body["created_at"], body["deadline"]) == pytest.approx(seconds)
 
-    @pytest.mark.slow
     async def test_deadline_aborts_before_start_and_cancels_after(
-        self, fake: FakeReplicate, base_url: str, http: Any, gate: Any
+        self, make_fake: Callable[..., FakeReplicate], http: Any, gate: Any
     ) -> None:
+        """On a test clock the 5 s deadline passes at once (and before the 30 s boot)."""
+        fake = make_fake(clock=InstantClock())
         calls: list[str] = []
 
         async def slow() -> str:
@@ -606,14 +608,20 @@ class TestCancelAfter:
         fake.add_model("acme/cold", lambda: calls.append("ran"), boot_delay=30)
         fake.add_model("acme/slow", slow)
         headers = {"Cancel-After": "5s", "Prefer": "wait=10"}
-        cold, warm = await asyncio.gather(
-            http.post(
-                f"{base_url}/models/acme/cold/predictions", json={"input": {}}, headers=headers
-            ),
-            http.post(
-                f"{base_url}/models/acme/slow/predictions", json={"input": {}}, headers=headers
-            ),
-        )
+        async with fake.serve() as base_url:
+            with anyio.fail_after(10):
+                cold, warm = await asyncio.gather(
+                    http.post(
+                        f"{base_url}/models/acme/cold/predictions",
+                        json={"input": {}},
+                        headers=headers,
+                    ),
+                    http.post(
+                        f"{base_url}/models/acme/slow/predictions",
+                        json={"input": {}},
+                        headers=headers,
+                    ),
+                )
         assert cold.json["status"] == "aborted"
         assert "started_at" not in cold.json
         assert calls == []

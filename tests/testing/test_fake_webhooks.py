@@ -13,7 +13,7 @@ import pytest
 import standardwebhooks
 from aiohttp import web
 
-from areplicate.testing import FakeReplicate, log
+from areplicate.testing import FakeReplicate, InstantClock, log
 
 
 @attrs.define
@@ -65,7 +65,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 def fast_fake(make_fake: Callable[..., FakeReplicate]) -> FakeReplicate:
-    return make_fake(webhook_backoff=(0.01, 0.01, 0.01))
+    """The fake on a test clock: the 500 ms throttle and the retry backoff take no wall time."""
+    return make_fake(clock=InstantClock(), webhook_backoff=(0.5, 1.0, 2.0))
 
 
 async def create(
@@ -152,7 +153,7 @@ async def test_a_throttled_output_is_sent_late_with_the_latest_state(
         yield "b"
         log("logged")
         yield "c"
-        await asyncio.sleep(0.6)  # past the 500 ms window: the delayed delivery goes first
+        await receiver.wait_for(2)  # the delayed delivery goes out before completion
 
     fast_fake.add_model("acme/paced", paced)
     async with fast_fake.serve() as base_url:

@@ -1,0 +1,219 @@
+"""OpenTelemetry spans, when ``opentelemetry-api`` is installed (``pip install 'areplicate[otel]'``).
+
+One CLIENT span per API request (``GET /v1/predictions/{prediction_id}``: method, route template,
+status, retries, 429s waited out) and one span per prediction's life (model, prediction id, final
+status, ``predict_time``, queue time), each a child of the caller's current span; a fan-out's
+predictions are children of the span current where the fan-out started (its tasks copy the
+context). Never the token, the inputs, the outputs, the query string or error details (they may
+quote an input): errors show as the span's status and ``error.type``.
+
+Without ``opentelemetry-api`` nothing is imported and each hook costs one check. The API's
+no-op tracer is used until the application installs an SDK tracer provider.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from areplicate._models import Prediction
+
+__all__ = ["route_template", "throttled", "traced_prediction", "traced_request", "tracer"]
+
+_UNRESOLVED: Any = object()
+_tracer: Any = _UNRESOLVED
+_trace: Any = None  # the opentelemetry.trace module, once imported
+
+T = TypeVar("T")
+
+
+def tracer() -> Any:
+    """areplicate's tracer, or None when opentelemetry-api is not installed (looked up once)."""
+    global _tracer, _trace
+    if _tracer is _UNRESOLVED:
+        try:
+            from opentelemetry import trace
+        except ImportError:
+            _tracer = None
+        else:
+            _trace = trace
+            # A ProxyTracer until an SDK provider is set, then that provider's: safe to keep.
+            from areplicate._version import package_version
+
+            _tracer = trace.get_tracer("areplicate", package_version())
+    return _tracer
+
+
+# -- route templates ----------------------------------------------------------------------------
+
+_ONE = {
+    "predictions": "{prediction_id}",
+    "trainings": "{training_id}",
+    "files": "{file_id}",
+    "collections": "{collection_slug}",
+    "versions": "{version_id}",
+}
+_OWNED = ("models", "deployments")
+_VERBS = frozenset({"cancel", "predictions", "versions", "trainings", "readme", "examples"})
+_PREFIX = re.compile(r"^https?://[^/]+")
+
+
+def route_template(url: str, base_url: str) -> str:
+    """The path of ``url`` with its ids replaced by placeholders: ``/v1/predictions/{prediction_id}``
+    (a span name must not grow with every prediction)."""
+    path = url[len(base_url) :] if url.startswith(base_url) else _PREFIX.sub("", url)
+    path = path.partition("?")[0]
+    segments = [s for s in path.split("/") if s]
+    out: list[str] = []
+    i = 0
+    while i < len(segments):
+        seg = segments[i]
+        out.append(seg)
+        rest = segments[i + 1 :]
+        if seg in _OWNED and len(rest) >= 2:
+            out += ["{owner}", "{name}"]
+            i += 3
+            continue
+        if seg in _ONE and rest and rest[0] not in _VERBS:
+            out.append(_ONE[seg])
+            i += 2
+            continue
+        i += 1
+    prefix = _PREFIX.sub("", base_url).rstrip("/")
+    return f"{prefix}/{'/'.join(out)}"
+
+
+# -- request spans ------------------------------------------------------------------------------
+
+
+class _Request:
+    __slots__ = ("retries", "span", "throttled")
+
+    def __init__(self, span: Any) -> None:
+        self.span = span
+        self.retries = 0
+        self.throttled = 0
+
+
+_REQUEST: contextvars.ContextVar[_Request | None] = contextvars.ContextVar(
+    "areplicate_otel_request", default=None
+)
+
+
+def retried(reason: str, attempt: int, delay: float) -> None:
+    """The current request is being retried (an event on its span, and the count)."""
+    current = _REQUEST.get()
+    if current is not None:
+        current.retries += 1
+        current.span.add_event(
+            "areplicate.retry",
+            {"areplicate.reason": reason, "areplicate.attempt": attempt, "areplicate.delay": delay},
+        )
+
+
+def throttled(pause: float) -> None:
+    """The current request got a 429 and waits ``pause`` seconds to ask again."""
+    current = _REQUEST.get()
+    if current is not None:
+        current.throttled += 1
+        current.span.add_event("areplicate.throttled", {"areplicate.delay": pause})
+
+
+def _error_status(span: Any, exc: BaseException) -> None:
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        span.set_attribute("http.response.status_code", status)
+    span.set_attribute("error.type", str(status) if isinstance(status, int) else type(exc).__name__)
+    # Only the class name: messages may quote an input or the API's detail text.
+    span.set_status(_trace.Status(_trace.StatusCode.ERROR, type(exc).__name__))
+
+
+def traced_request(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Wrap ``Session.request`` in a CLIENT span (when tracing is available)."""
+
+    @functools.wraps(fn)
+    async def wrapper(session: Any, method: str, path: str, *args: Any, **kwargs: Any) -> T:
+        tr = tracer()
+        if tr is None:
+            return await fn(session, method, path, *args, **kwargs)
+        base = session.config.base_url
+        route = route_template(session.url(path), base)
+        attributes = {
+            "http.request.method": method,
+            "url.template": route,
+            "server.address": urlsplit(base).hostname or "",
+        }
+        with tr.start_as_current_span(
+            f"{method} {route}",
+            kind=_trace.SpanKind.CLIENT,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            record = _Request(span)
+            token = _REQUEST.set(record)
+            try:
+                response: Any = await fn(session, method, path, *args, **kwargs)
+            except BaseException as exc:
+                _error_status(span, exc)
+                raise
+            else:
+                span.set_attribute("http.response.status_code", response.status)
+                return response  # type: ignore[no-any-return]
+            finally:
+                _REQUEST.reset(token)
+                span.set_attribute("areplicate.retries", record.retries)
+                span.set_attribute("areplicate.throttled", record.throttled)
+
+    return wrapper
+
+
+# -- prediction spans ---------------------------------------------------------------------------
+
+
+def _finished(span: Any, prediction: Prediction) -> None:
+    status: Any = prediction.status
+    span.set_attribute("areplicate.prediction.id", prediction.id)
+    span.set_attribute("areplicate.prediction.status", str(getattr(status, "value", status)))
+    predict_time = prediction.metrics.get("predict_time") if prediction.metrics else None
+    if isinstance(predict_time, (int, float)) and not isinstance(predict_time, bool):
+        span.set_attribute("areplicate.prediction.predict_time", float(predict_time))
+    if prediction.created_at is not None and prediction.started_at is not None:
+        queued = (prediction.started_at - prediction.created_at).total_seconds()
+        span.set_attribute("areplicate.prediction.queue_time", max(0.0, queued))
+    if str(getattr(status, "value", status)) != "succeeded":
+        span.set_status(_trace.Status(_trace.StatusCode.ERROR, f"prediction {status}"))
+
+
+def traced_prediction(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Wrap the create-and-wait of one prediction in a span (when tracing is available)."""
+
+    @functools.wraps(fn)
+    async def wrapper(service: Any, ref: str, *args: Any, **kwargs: Any) -> T:
+        tr = tracer()
+        if tr is None:
+            return await fn(service, ref, *args, **kwargs)
+        with tr.start_as_current_span(
+            "areplicate.prediction",
+            attributes={"areplicate.model": str(ref)},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                prediction: Any = await fn(service, ref, *args, **kwargs)
+            except BaseException as exc:
+                _error_status(span, exc)
+                found: Any = getattr(exc, "prediction", None)
+                pid: Any = getattr(found, "id", None)
+                if isinstance(pid, str) and pid:
+                    span.set_attribute("areplicate.prediction.id", pid)
+                raise
+            _finished(span, prediction)
+            return prediction  # type: ignore[no-any-return]
+
+    return wrapper
