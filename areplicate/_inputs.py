@@ -107,7 +107,11 @@ class Blob:
         return len(self.data)
 
     def data_uri(self) -> str:
-        """The file as ``data:<type>;base64,<...>`` (not stored by Replicate)."""
+        """The file as ``data:<type>;base64,<...>`` (not stored by Replicate).
+
+        The text is about 4/3 the file's size and travels in every create that carries it, and in
+        every retry of that create: worth it for small files only (see the module docstring).
+        """
         return f"data:{self.content_type};base64,{base64.b64encode(self.data).decode('ascii')}"
 
 

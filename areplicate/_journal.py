@@ -375,13 +375,22 @@ class JournalState:
             self.done[record.line] = record.input_sha256
 
     def forget(self, line: int) -> None:
-        """Treat ``line`` as never run (its input changed); its ids stay claimed."""
+        """Treat ``line`` as never run (its input changed); its ids stay claimed.
+
+        Only the in-memory state changes: the journal on disk forgets nothing until the line's
+        new intent is written, so a crash in between replays to the old state and is noticed
+        again as an edited line.
+        """
         self.intents.pop(line, None)
         self.created.pop(line, None)
         self.done.pop(line, None)
 
     def recorded_hash(self, line: int) -> str | None:
-        """The hash of the input ``line`` last ran with, if the journal knows it."""
+        """The hash of the input ``line`` last ran with, if the journal knows it.
+
+        The ``done`` record's hash when there is one, else the latest intent's: a line that was
+        started but never finished still counts as run with that input.
+        """
         digest = self.done.get(line)
         if digest is None and line in self.intents:
             digest = self.intents[line].input_sha256

@@ -33,7 +33,12 @@ _RECONNECT = 2.0
 
 
 def channel_for(token: str) -> str:
-    """The account's delivery channel: a hash of the token, so two accounts never share one."""
+    """The account's delivery channel: a hash of the token, so two accounts never share one.
+
+    Keyed by token, not by receiver URL: every process of the account hears every delivery and
+    hands it to its own receiver, so whichever worker behind a load balancer gets the webhook,
+    the worker that waits for it hears of it.
+    """
     digest = hashlib.sha256(token.encode()).hexdigest()[:32]
     return f"areplicate:{digest}:deliveries"
 
