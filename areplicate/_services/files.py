@@ -42,6 +42,11 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def _unix_seconds(expiry: Expiry) -> int:
+    """A download link's expiry as whole Unix seconds, the unit the signature covers.
+
+    A naive datetime is refused rather than read as local time: a link signed in the wrong zone
+    expires hours early or late, and nothing would say why.
+    """
     if isinstance(expiry, dt.datetime):
         if expiry.tzinfo is None:
             raise ValueError(
@@ -57,6 +62,11 @@ def _unix_seconds(expiry: Expiry) -> int:
 
 
 async def _chunks(resp: aiohttp.ClientResponse, what: str) -> AsyncIterator[bytes]:
+    """A download's body in 1 MiB chunks, transport errors mapped to our exceptions.
+
+    Reading the body fails the way connecting does (a connection dropped mid-body), so the read
+    is wrapped in ``connection_errors`` to raise the same exceptions as a failed request.
+    """
     with connection_errors("GET", what):
         async for chunk in resp.content.iter_chunked(_SAVE_CHUNK):
             yield chunk
@@ -96,9 +106,15 @@ class Files:
         return await self._upload(blob, metadata)
 
     async def _upload(self, blob: Blob, metadata: Mapping[str, Any] | None = None) -> FileObject:
+        """Send one ``POST /v1/files`` and read back the file object.
+
+        ``form`` is a factory, not a form, because aiohttp's ``FormData`` can be sent only once:
+        each retry of the request builds a fresh one, so a retried upload carries the whole file.
+        """
         meta = metadata_json(metadata)
 
         def form() -> aiohttp.FormData:
+            """A fresh multipart form for one attempt of the upload."""
             data = aiohttp.FormData()
             # A BytesIO, not bytes: aiohttp writes it in chunks (and warns on large raw bytes).
             data.add_field(
@@ -116,7 +132,11 @@ class Files:
         return structure(response.json(), FileObject, what="upload response")
 
     async def _upload_url(self, blob: Blob) -> str:
-        """Upload a file input and return the URL to put in its place."""
+        """Upload a file input and return the URL to put in its place.
+
+        The ``upload`` callable :func:`prepare_input` is given. The file is not deleted after
+        the prediction: Replicate expires uploads itself.
+        """
         return file_url(await self._upload(blob))
 
     async def get(self, file: FileLike) -> FileObject:
