@@ -24,11 +24,11 @@ import aiohttp
 from areplicate._convert import structure
 from areplicate._core.files_sign import sign_download
 from areplicate._core.ids import object_id
-from areplicate._core.urls import rebase
 from areplicate._errors import APIError
 from areplicate._inputs import Blob, FileSource, file_url, metadata_json, read_file
 from areplicate._models import FileObject, Page, Prediction
 from areplicate._outputs import FileOutput, output_files, safe_filename, stream_to_file
+from areplicate._services._paging import paginate
 from areplicate._session import Session, connection_errors
 
 __all__ = ["Files"]
@@ -146,15 +146,10 @@ class Files:
         return structure(response.json(), FileObject, what=f"file {fid}")
 
     async def pages(self) -> AsyncGenerator[Page[FileObject], None]:
-        """Whole pages of your files, newest first; ``next`` links followed on the client's host."""
-        path = "files"
-        while True:
-            response = await self._session.request("GET", path)
-            page = structure(response.json(), Page[FileObject], what="file page")
+        """Whole pages of your files, newest first; ``next`` links followed on the client's host,
+        and endless or looping links ended like every other listing's."""
+        async for page in paginate(self._session, "files", FileObject, what="file page"):
             yield page
-            if not page.next:
-                return
-            path = rebase(page.next, self._session.config.base_url)
 
     async def list(self) -> AsyncGenerator[FileObject, None]:
         """Every file you uploaded, following cursor pages as you iterate."""
