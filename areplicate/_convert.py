@@ -31,6 +31,11 @@ T = TypeVar("T")
 
 
 def _admits_none(tp: Any) -> bool:
+    """Whether a field of type ``tp`` may hold ``None`` (``X | None``, ``Optional[X]`` or ``Any``).
+
+    Both spellings of a union are checked: ``typing.Union`` for ``Optional[X]`` and
+    ``types.UnionType`` for ``X | None``, which ``get_origin`` reports differently.
+    """
     if tp is Any:
         return True
     origin = typing.get_origin(tp)
@@ -51,6 +56,7 @@ def _is_list(tp: Any) -> bool:
 
 
 def _structure_bool(value: Any, _: Any) -> bool:
+    """A JSON boolean as ``bool``; anything else is a type error rather than a guess."""
     # cattrs' default is bool(value), which reads the string "false" as True
     if not isinstance(value, bool):
         raise TypeError(f"expected true or false, got {type(value).__name__}")
@@ -58,6 +64,11 @@ def _structure_bool(value: Any, _: Any) -> bool:
 
 
 def _structure_datetime(value: Any, _: Any) -> dt.datetime:
+    """An ISO 8601 timestamp string as an aware ``datetime`` (see :func:`parse_timestamp`).
+
+    A ``datetime`` passes through untouched, so models built by hand (the fake, tests) need not
+    format their times first.
+    """
     if isinstance(value, dt.datetime):
         return value
     if not isinstance(value, str):
@@ -66,12 +77,22 @@ def _structure_datetime(value: Any, _: Any) -> dt.datetime:
 
 
 def _structure_status(value: Any, _: Any) -> Status | str:
+    """A status string as :class:`Status`, or kept as the string when the API invents a new one.
+
+    Keeping unknown statuses means a new lifecycle state on the API side shows up as an odd value
+    in ``prediction.status`` instead of failing every read of that prediction.
+    """
     if not isinstance(value, str):
         raise TypeError(f"expected a status string, got {type(value).__name__}")
     return parse_status(value)
 
 
 def _structure_text(value: Any, _: Any) -> str:
+    """Any JSON value for a ``str`` field: strings as they are, containers as JSON, others via ``str``.
+
+    Lenient on purpose: fields such as ``error`` or ``logs`` are documented as strings, but when a
+    model puts an object there, losing the prediction over it would hide the real error.
+    """
     if isinstance(value, str):
         return value
     if isinstance(value, (dict, list)):
@@ -82,13 +103,22 @@ def _structure_text(value: Any, _: Any) -> str:
 
 
 def _structure_dict(value: Any, _: Any) -> dict[str, Any]:
+    """A JSON object for a ``dict[str, Any]`` field, kept as it is (no copy, no key conversion)."""
     if not isinstance(value, dict):
         raise TypeError(f"expected a JSON object, got {type(value).__name__}")
     return value
 
 
 def _lenient_attrs_factory(conv: cattrs.Converter) -> Callable[[type[Any]], Any]:
+    """The structure hook factory for every attrs class: the leniency described in the module.
+
+    Per class it precomputes which fields reject ``None`` (so a ``null`` there falls back to the
+    default), which are lists (so a string is refused instead of becoming a list of characters),
+    and whether unknown keys have an ``extra`` field to go to; without one they are dropped.
+    """
+
     def factory(cl: type[Any]) -> Any:
+        """Build the structure function for one attrs class ``cl``, wrapping cattrs' generated one."""
         fields = attrs.fields(cl)
         names = {a.name for a in fields} - {"extra"}
         no_none = {a.name for a in fields if not _admits_none(a.type)}
@@ -98,6 +128,7 @@ def _lenient_attrs_factory(conv: cattrs.Converter) -> Callable[[type[Any]], Any]
         inner = make_dict_structure_fn(cl, conv)
 
         def structure(value: Any, _: Any) -> Any:
+            """Sort one JSON object's keys into known fields and ``extra``, then let cattrs build ``cl``."""
             if not isinstance(value, dict):
                 raise TypeError(
                     f"expected a JSON object for {cl.__name__}, got {type(value).__name__}"
@@ -125,6 +156,11 @@ def _lenient_attrs_factory(conv: cattrs.Converter) -> Callable[[type[Any]], Any]
 
 
 def _make_converter() -> cattrs.Converter:
+    """The converter with our hooks; simple types are registered before the attrs factory.
+
+    The field hooks must be in place before any class is structured: the factory generates a
+    class's function on first use and binds the hooks of its fields' types then.
+    """
     conv = cattrs.Converter()
     conv.register_structure_hook(dt.datetime, _structure_datetime)
     conv.register_structure_hook_func(lambda t: t == (Status | str), _structure_status)

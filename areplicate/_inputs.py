@@ -107,11 +107,22 @@ class Blob:
         return len(self.data)
 
     def data_uri(self) -> str:
-        """The file as ``data:<type>;base64,<...>`` (not stored by Replicate)."""
+        """The file as ``data:<type>;base64,<...>`` (not stored by Replicate).
+
+        The text is about 4/3 the file's size and travels in every create that carries it, and in
+        every retry of that create: worth it for small files only (see the module docstring).
+        """
         return f"data:{self.content_type};base64,{base64.b64encode(self.data).decode('ascii')}"
 
 
 def _sniff(data: bytes) -> tuple[str, str] | None:
+    """The content type and extension that a file's first bytes reveal, or ``None``.
+
+    Used when the caller gave neither a type nor a name with an extension (raw bytes, a
+    ``BytesIO``). The ``RIFF`` check keeps offset-8 magics (WEBP, WAVE) from matching any file
+    that merely has those bytes there. ``ftyp`` says ISO media, which is reported as MP4 even for
+    a MOV or M4A; a caller who needs the exact type passes ``content_type``.
+    """
     for offset, magic, content_type, ext in _MAGIC:
         if data[offset : offset + len(magic)] == magic and (offset != 8 or data[:4] == b"RIFF"):
             return content_type, ext
@@ -138,6 +149,11 @@ def _is_file(value: Any) -> bool:
 
 
 def _name_of(file: Any) -> str | None:
+    """The base name of a file object's ``name``, or ``None`` when it has no usable one.
+
+    Pseudo-names such as ``<stdin>`` and integer file descriptors are ignored: sending ``<stdin>``
+    as an upload's file name would only confuse the type guess.
+    """
     name = getattr(file, "name", None)
     if isinstance(name, (str, PurePath)) and str(name) and not str(name).startswith("<"):
         return PurePath(name).name
@@ -145,6 +161,11 @@ def _name_of(file: Any) -> str | None:
 
 
 def _read_object(file: Any) -> bytes:
+    """``file.read()`` as bytes, from the object's current position (it is not rewound).
+
+    A text-mode file is refused with the fix in the message rather than encoded with some guessed
+    charset, since a model expects the file's real bytes.
+    """
     data = file.read()
     if isinstance(data, str):
         raise TypeError(
@@ -221,6 +242,11 @@ def _has_files(value: Any) -> bool:
 
 
 def _collect(value: Any, found: dict[int, Any]) -> None:
+    """Record every file input inside ``value`` in ``found``, keyed by ``id()``.
+
+    Keying by identity means the same object used twice in one input is read and uploaded once,
+    and both places get the same URL. ``FileOutput`` values are skipped: they are already URLs.
+    """
     if isinstance(value, Mapping):
         for item in value.values():
             _collect(item, found)
@@ -234,6 +260,11 @@ def _collect(value: Any, found: dict[int, Any]) -> None:
 
 
 def _replace(value: Any, resolved: Mapping[int, str]) -> Any:
+    """A copy of ``value`` with each file input swapped for its URL from ``resolved``.
+
+    Tuples come back as lists (JSON has only arrays), and mappings as plain dicts, so the result
+    can go straight into the request body.
+    """
     if isinstance(value, Mapping):
         return {key: _replace(item, resolved) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -244,6 +275,11 @@ def _replace(value: Any, resolved: Mapping[int, str]) -> Any:
 
 
 async def _encode(blob: Blob) -> str:
+    """The blob as a data URI, base64-encoding big ones in a worker thread.
+
+    Encoding costs milliseconds per megabyte, long enough at 10 MB to stall every other request
+    on the loop; small files are cheaper to encode in place than to hand to a thread.
+    """
     if blob.size > _ENCODE_IN_THREAD:
         return await asyncio.to_thread(blob.data_uri)
     return blob.data_uri()

@@ -141,18 +141,21 @@ _RECORD_TYPES: dict[str, type[Any]] = {
 
 
 def _strict_int(value: Any, _: Any) -> int:
+    """An integer field of a record; ``true`` is refused although Python counts it as ``1``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"expected an integer, got {type(value).__name__}")
     return value
 
 
 def _strict_str(value: Any, _: Any) -> str:
+    """A string field of a record; no conversion, so a number where an id belongs is damage."""
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
     return value
 
 
 def _strict_time(value: Any, _: Any) -> dt.datetime:
+    """A record's timestamp: a string in the format :func:`format_timestamp` writes."""
     if not isinstance(value, str):
         raise TypeError(f"expected a timestamp string, got {type(value).__name__}")
     return parse_timestamp(value)
@@ -179,6 +182,11 @@ _converter = _make_strict_converter()
 
 
 def _structure_record(data: Any) -> Record:
+    """One parsed JSON line as the record its ``type`` names.
+
+    Errors are ``ValueError``/``TypeError`` with cattrs' paths flattened into one message, so
+    :func:`_replay` can tell a torn last line from damage and name the line.
+    """
     if not isinstance(data, dict):
         raise TypeError(f"expected a JSON object, got {type(data).__name__}")
     kind = data.get("type")
@@ -193,7 +201,11 @@ def _structure_record(data: Any) -> Record:
 
 
 def encode_record(record: Record) -> bytes:
-    """One record as a journal line (compact JSON and a newline)."""
+    """One record as a journal line (compact JSON and a newline).
+
+    A line is written with a single ``write``, so a crash tears at most the last one; keeping
+    it compact keeps that write small. Non-ASCII text is written as UTF-8, not escaped.
+    """
     data = _converter.unstructure(record)
     return (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
@@ -223,6 +235,7 @@ def _replay(data: bytes, parse: Callable[[bytes], T], what: str) -> tuple[list[T
 
 
 def _parse_record_line(line: bytes) -> Record:
+    """Parse one journal line (without its newline) into a record."""
     return _structure_record(json.loads(line))
 
 
@@ -237,6 +250,12 @@ def parse_records(data: bytes) -> tuple[list[Record], int]:
 
 
 def _parse_result_line(line: bytes) -> tuple[int, str, dict[str, Any] | None]:
+    """One results line as ``(input line, status, result to retry or None)``.
+
+    Only ``line`` and ``status`` are read strictly: the rest of a result is whatever the model
+    returned. A result is kept for retrying when its download failed for a reason other than the
+    file being gone (a 404/410 will not get better on a re-run).
+    """
     value = json.loads(line)
     number, status = value["line"], value["status"]
     if isinstance(number, bool) or not isinstance(number, int) or not isinstance(status, str):
@@ -281,7 +300,12 @@ def parse_results(data: bytes) -> tuple[dict[int, str], int]:
 
 
 def input_hash(value: Mapping[str, Any]) -> str:
-    """A stable digest of one input (canonical JSON), to notice an inputs file that changed."""
+    """A stable digest of one input (canonical JSON), to notice an inputs file that changed.
+
+    Key order and spacing do not change it; a change of JSON type does: ``1`` and ``1.0`` hash
+    differently, as they may mean different things to a model. The same function must be used
+    when writing and when comparing, or every line looks edited.
+    """
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -351,13 +375,22 @@ class JournalState:
             self.done[record.line] = record.input_sha256
 
     def forget(self, line: int) -> None:
-        """Treat ``line`` as never run (its input changed); its ids stay claimed."""
+        """Treat ``line`` as never run (its input changed); its ids stay claimed.
+
+        Only the in-memory state changes: the journal on disk forgets nothing until the line's
+        new intent is written, so a crash in between replays to the old state and is noticed
+        again as an edited line.
+        """
         self.intents.pop(line, None)
         self.created.pop(line, None)
         self.done.pop(line, None)
 
     def recorded_hash(self, line: int) -> str | None:
-        """The hash of the input ``line`` last ran with, if the journal knows it."""
+        """The hash of the input ``line`` last ran with, if the journal knows it.
+
+        The ``done`` record's hash when there is one, else the latest intent's: a line that was
+        started but never finished still counts as run with that input.
+        """
         digest = self.done.get(line)
         if digest is None and line in self.intents:
             digest = self.intents[line].input_sha256
@@ -386,6 +419,12 @@ class AppendOnlyFile:
     """
 
     def __init__(self, path: Path, *, truncate_at: int | None = None) -> None:
+        """Open (or create) ``path`` for appending, cutting it to ``truncate_at`` bytes first if given.
+
+        ``truncate_at`` is how a torn last line is removed before new records go after it. A newly
+        created file also has its directory fsynced: otherwise a power cut can lose the file itself
+        even though its contents were synced.
+        """
         self.path = path
         existed = path.exists()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -414,6 +453,11 @@ class AppendOnlyFile:
             await asyncio.shield(self._pending)
 
     async def _fsync(self, covers: int) -> None:
+        """One fsync in a worker thread, covering writes up to number ``covers``.
+
+        ``covers`` is taken when the fsync starts, not when it ends: writes made while it runs are
+        not known to be on disk and wait for the next one.
+        """
         try:
             await asyncio.to_thread(os.fsync, self._fd)
             self._synced = max(self._synced, covers)
@@ -458,6 +502,7 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def _utcnow() -> dt.datetime:
+    """The journal's default clock: now, timezone-aware in UTC (records store UTC timestamps)."""
     return dt.datetime.now(dt.timezone.utc)
 
 
@@ -469,6 +514,7 @@ class Journal:
     """
 
     def __init__(self, file: AppendOnlyFile, state: JournalState, clock: Callable[[], dt.datetime]):
+        """Wrap an open file and its replayed state; use :meth:`open`, which does the replay."""
         self._file = file
         self.state = state
         self._clock = clock
@@ -520,6 +566,11 @@ class Journal:
         return journal
 
     def _append(self, record: Record) -> int:
+        """Fold ``record`` into the state and write it; returns the write number to sync on.
+
+        The state is updated before the record is durable: callers await the sync before acting on
+        the step (sending the create), so nothing outside this process can see the difference.
+        """
         self.state.apply(record)
         return self._file.write(encode_record(record))
 
@@ -564,6 +615,7 @@ class BatchLock:
     """
 
     def __init__(self, path: Path, fd: int) -> None:
+        """Hold an already-locked ``fd``; use :meth:`acquire`, which takes the lock."""
         self.path = path
         self._fd = fd
 
@@ -597,6 +649,11 @@ class BatchLock:
 
 
 def _read_holder(fd: int) -> str:
+    """The holder line written into the lock file, for the "another run is using it" message.
+
+    Empty when the holder has taken the lock but not yet written its line (a start-up race), which
+    the message then says instead of showing nothing.
+    """
     try:
         text = os.pread(fd, 512, 0).decode(errors="replace").strip()
     except OSError:
@@ -608,6 +665,7 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
 
     def _try_lock(fd: int) -> bool:
+        """Lock the first byte of ``fd`` without waiting; False if another process holds it."""
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         except OSError:
@@ -618,6 +676,11 @@ else:
     import fcntl
 
     def _try_lock(fd: int) -> bool:
+        """Take an exclusive ``flock`` on ``fd`` without waiting; False if another process holds it.
+
+        Any other OSError (a file system without locks) propagates: running unlocked would let
+        two runs create the same predictions.
+        """
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -137,6 +137,12 @@ class Ledger:
                 self._waiters.remove(waiter)
 
     def _wake(self) -> None:
+        """Resolve every :meth:`changed` waiter, each on its own loop.
+
+        Clients sharing a ledger may run on different event loops, so each waiter is resolved
+        through its own loop (``call_soon_threadsafe`` also wakes a loop idle in its selector)
+        rather than by ``set_result`` from whichever loop called :meth:`finish`.
+        """
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -144,6 +150,9 @@ class Ledger:
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
+    """Resolve ``waiter`` on its loop unless it finished meanwhile (cancelled between the schedule
+    and the call).
+    """
     if not waiter.done():
         waiter.set_result(None)
 

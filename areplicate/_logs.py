@@ -69,6 +69,13 @@ class _Gate:
         return f"<areplicate retry log gate before {self.inner!r}>"
 
     def __call__(self, details: RetryDetails) -> contextlib.AbstractContextManager[None] | None:
+        """Handle one scheduled retry: log ours as one readable line, pass anyone else's on.
+
+        A retry of ours is not shown to the hooks that were there before, on purpose: it is already
+        logged here, and a second, bare line per retry is exactly the noise this module removes. The
+        others' hooks get the retry untouched, and any context managers they return are combined so
+        stamina exits them all when the retried block ends.
+        """
         ours = _RETRYING.get()
         if ours is not None:
             why = reason(details.caused_by)

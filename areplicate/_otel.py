@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from areplicate._core.problems import request_id as _request_id
+
 if TYPE_CHECKING:
     from areplicate._models import Prediction
 
@@ -92,6 +94,12 @@ def route_template(url: str, base_url: str) -> str:
 
 
 class _Request:
+    """What one request span collects while the request runs: retries and 429s waited out.
+
+    Reached through a context variable rather than passed along, because the retry loop that
+    reports them sits inside the session, below the wrapped call.
+    """
+
     __slots__ = ("retries", "span", "throttled")
 
     def __init__(self, span: Any) -> None:
@@ -125,9 +133,17 @@ def throttled(pause: float) -> None:
 
 
 def _error_status(span: Any, exc: BaseException) -> None:
+    """Mark ``span`` as failed by ``exc``: the HTTP status when the error has one, else its class.
+
+    ``error.type`` is the status as text (``"503"``) or the exception's class name, following
+    OpenTelemetry's HTTP conventions.
+    """
     status = getattr(exc, "status", None)
     if isinstance(status, int):
         span.set_attribute("http.response.status_code", status)
+    request_id = getattr(exc, "request_id", None)
+    if isinstance(request_id, str):
+        span.set_attribute("areplicate.request_id", request_id)
     span.set_attribute("error.type", str(status) if isinstance(status, int) else type(exc).__name__)
     # Only the class name: messages may quote an input or the API's detail text.
     span.set_status(_trace.Status(_trace.StatusCode.ERROR, type(exc).__name__))
@@ -138,6 +154,12 @@ def traced_request(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
 
     @functools.wraps(fn)
     async def wrapper(session: Any, method: str, path: str, *args: Any, **kwargs: Any) -> T:
+        """``Session.request`` inside a CLIENT span named by method and route template.
+
+        The span's status is set by hand (``set_status_on_exception=False``), so a cancelled or failed
+        request never records the exception's message, which may quote an input. The context variable
+        is reset in ``finally`` so a retry reported after the call cannot land on a finished span.
+        """
         tr = tracer()
         if tr is None:
             return await fn(session, method, path, *args, **kwargs)
@@ -164,6 +186,8 @@ def traced_request(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
                 raise
             else:
                 span.set_attribute("http.response.status_code", response.status)
+                if (request_id := _request_id(response.headers)) is not None:
+                    span.set_attribute("areplicate.request_id", request_id)
                 return response  # type: ignore[no-any-return]
             finally:
                 _REQUEST.reset(token)
@@ -177,6 +201,12 @@ def traced_request(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
 
 
 def _finished(span: Any, prediction: Prediction) -> None:
+    """Record a prediction's end on its span: id, status, ``predict_time`` and time spent queued.
+
+    Any status other than ``succeeded`` marks the span as an error, ``canceled`` included: the
+    caller asked for an output and did not get one. Queue time is ``started_at - created_at`` on
+    the API's clock, clamped at 0.
+    """
     status: Any = prediction.status
     span.set_attribute("areplicate.prediction.id", prediction.id)
     span.set_attribute("areplicate.prediction.status", str(getattr(status, "value", status)))
@@ -195,6 +225,11 @@ def traced_prediction(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitabl
 
     @functools.wraps(fn)
     async def wrapper(service: Any, ref: str, *args: Any, **kwargs: Any) -> T:
+        """One create-and-wait inside a span named ``areplicate.prediction``.
+
+        When the call raises, the prediction's id is still recorded if the error carries the
+        prediction (a failed or timed-out one), so the span can be matched to the API's record.
+        """
         tr = tracer()
         if tr is None:
             return await fn(service, ref, *args, **kwargs)

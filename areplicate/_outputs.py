@@ -75,6 +75,11 @@ class SessionOwner(Protocol):
 
 
 def _session_of(client: SessionOwner | Session | None) -> Session | None:
+    """The session behind ``client=``: a Client's ``_session``, a Session as is, or ``None``.
+
+    It is the ``FileOutput`` field converter, so a wrong object fails at construction with a
+    clear ``TypeError`` rather than at the first download with an ``AttributeError``.
+    """
     if client is None or isinstance(client, Session):
         return client
     session = getattr(client, "_session", None)
@@ -133,6 +138,11 @@ async def stream_to_file(chunks: AsyncIterator[bytes], target: Path) -> Path:
 
 
 def _gone(url: str, exc: APIError) -> NotFoundError:
+    """The error for a file output the delivery host no longer serves (403, 404 or 410).
+
+    Replaces a bare "not found" with the cause nearly every such download has: outputs of API
+    predictions are deleted an hour after they finish. Status, request id and body are kept.
+    """
     return NotFoundError(
         exc.status,
         "Output file not available",
@@ -168,17 +178,24 @@ class FileOutput:
     )
 
     def __attrs_post_init__(self) -> None:
+        """Refuse anything that is not a downloadable URL, at construction rather than at download."""
         if not isinstance(self.url, str) or not self.url.startswith(_URL_PREFIXES):
             raise ValueError(f"a file output is an http(s):// or data: URL, got {self.url!r}")
         if self.url.startswith("data:") and "," not in self.url:
             raise bad_data_uri(self.url, "it has no ',' before the data")
 
     def __str__(self) -> str:
+        """The URL, so a FileOutput can go wherever a URL string is expected (f-strings, inputs)."""
         return self.url
 
     @property
     def name(self) -> str:
-        """The file's name: the URL's last path segment (``out-0.png``), ``output.<ext>`` for data URIs."""
+        """The file's name: the URL's last path segment (``out-0.png``), ``output.<ext>`` for data URIs.
+
+        Two traps: it is not unique (``out-0.png`` is nearly every prediction's first file), and it
+        is URL-decoded but not sanitised, so ``%2F`` comes out as ``/``. Pass it through
+        :func:`safe_filename` before using it as a path, as :meth:`save` does.
+        """
         if self.url.startswith("data:"):
             media_type = self.url[5:].split(",", 1)[0].split(";", 1)[0]
             ext = mimetypes.guess_extension(media_type) if media_type else None
@@ -187,7 +204,11 @@ class FileOutput:
         return name or "output"
 
     async def read(self) -> bytes:
-        """The whole file, in memory."""
+        """The whole file, in memory.
+
+        Nothing bounds the size: for a video, prefer :meth:`save` or :meth:`iter_bytes`. A file
+        Replicate has already deleted raises NotFoundError.
+        """
         if self.url.startswith("data:"):
             return decode_data_uri(self.url)[0]
         async with self._open() as resp:
@@ -223,7 +244,13 @@ class FileOutput:
 
     @contextlib.asynccontextmanager
     async def _open(self) -> AsyncIterator[aiohttp.ClientResponse]:
-        """A GET response for the URL with a 2xx status (errors raised as areplicate errors)."""
+        """A GET response for the URL with a 2xx status (errors raised as areplicate errors).
+
+        Redirects are followed here, by hand, so that each hop decides afresh whether the token
+        may go along: only a URL on the API's own origin gets it, so a redirect from the API to a
+        storage host carries no credentials. 403/404/410 become the "deleted after an hour"
+        error.
+        """
         session = self._session
         url = self.url
         for _ in range(_MAX_REDIRECTS + 1):
@@ -255,6 +282,10 @@ class FileOutput:
 
 
 def _walk_urls(value: Any, out: list[str]) -> None:
+    """Append every file URL inside ``value`` to ``out``, depth first, in the output's order.
+
+    Only a dict's values are searched, never its keys; scalars other than strings are ignored.
+    """
     if isinstance(value, str):
         if is_output_url(value):
             out.append(value)
@@ -321,6 +352,7 @@ async def _pool(jobs: Sequence[T], worker: Callable[[T], Awaitable[object]], siz
     items = iter(jobs)
 
     async def drain() -> None:
+        """One worker: take jobs from the shared iterator until it is empty."""
         for job in items:
             await worker(job)
 

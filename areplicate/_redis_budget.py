@@ -137,13 +137,22 @@ return result
 
 
 def budget_key(token: str, *, create: bool) -> str:
-    """The Redis key of one token's budget: a hash, so the token itself is never stored."""
+    """The Redis key of one token's budget: a hash, so the token itself is never stored.
+
+    The digest is salted with a fixed prefix so the key cannot be matched against a plain
+    SHA-256 of a leaked token, and cut to 128 bits, plenty to keep accounts apart. Creates and
+    other requests get separate keys because the API limits them separately.
+    """
     digest = hashlib.sha256(b"areplicate-budget\0" + token.encode()).hexdigest()[:32]
     return f"areplicate:budget:{digest}:{'creates' if create else 'others'}"
 
 
 def redis_location(url: str) -> str:
-    """``host:port/db`` of a Redis URL, for messages: never its password."""
+    """``scheme://host:port/db`` of a Redis URL, for messages: never its password.
+
+    Defaults are filled in (``localhost``, 6379, db 0) so two spellings of one server read the
+    same in logs; a ``unix:`` URL shows its socket path.
+    """
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return f"unix:{parts.path}"
@@ -163,6 +172,11 @@ class SharedPaces:
     )
 
     def __init__(self, limits: RateLimits, url: str, token: str) -> None:
+        """Prepare the keys and pace parameters; no connection is made until the first request.
+
+        ``token`` is used only to derive the two keys (creates and other requests have separate
+        paces, as in the in-process budget); it is not kept.
+        """
         from areplicate._budget import pace_params
 
         self.where = redis_location(url)
@@ -176,6 +190,11 @@ class SharedPaces:
         return f"<SharedPaces {self.where}>"
 
     def _connection(self) -> Any:
+        """The registered script, connecting on first use.
+
+        Timeouts are short on purpose (``REDIS_TIMEOUT``): when Redis is slow the budget falls back
+        to pacing in this process, which beats stalling every request on a shared dependency.
+        """
         if self._redis is None:
             self._redis = aioredis.Redis.from_url(
                 self._url,
@@ -189,7 +208,13 @@ class SharedPaces:
     def args(
         self, create: bool, op: str, a: object = "", b: object = "", now: object = ""
     ) -> list[Any]:
-        """The script's ARGV for ``op`` on one class of request."""
+        """The script's ARGV for ``op`` on one class of request.
+
+        The order is the script's ``ARGV[1..14]``; ``a`` and ``b`` are the operation's own
+        arguments (remaining and reset for ``ok``, seconds for ``pause``), ``""`` when absent, and
+        ``now`` is left empty so the script reads Redis's clock (tests pass a time to make runs
+        repeatable).
+        """
         p = self._params[create]
         return [
             op, p.ceiling, p.burst, p.lowest, p.first, p.decrease, p.recover, p.doubling,
@@ -197,24 +222,38 @@ class SharedPaces:
         ]  # fmt: skip
 
     async def _run(self, create: bool, op: str, a: object = "", b: object = "") -> Any:
+        """Run the script once for ``op`` on the key of one class of request; returns its reply."""
         script = self._connection()
         return await script(keys=[self._keys[create]], args=self.args(create, op, a, b))
 
     async def reserve(self, create: bool) -> float:
-        """Take a slot in the shared bucket; the seconds to wait for it."""
+        """Take a slot in the shared bucket; the seconds to wait for it.
+
+        The slot is taken when this returns, not when the caller's sleep ends: a caller that is
+        cancelled while waiting still used its slot, so the pace errs on the slow side.
+        """
         return float(await self._run(create, "reserve"))
 
     async def observe(
         self, create: bool, ok: bool, remaining: float | None, reset: float | None
     ) -> None:
-        """Learn from one response, for every process."""
+        """Learn from one response, for every process.
+
+        ``ok`` is False for a 429 (the rate is cut, once per hold period however many processes
+        saw it); otherwise ``remaining`` and ``reset`` are the response's rate-limit headers, or
+        None when it had none, and the rate grows toward what they allow.
+        """
         if ok:
             await self._run(create, "ok", remaining, reset)
         else:
             await self._run(create, "throttled")
 
     async def pause(self, seconds: float) -> None:
-        """Hold every process's requests for ``seconds``."""
+        """Hold every process's requests for ``seconds`` (a 429's Retry-After), both classes.
+
+        A pause only ever lengthens one already in force, so two processes reporting the same
+        429 do not stack their waits.
+        """
         for create in (True, False):
             await self._run(create, "pause", seconds)
 

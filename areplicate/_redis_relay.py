@@ -33,13 +33,23 @@ _RECONNECT = 2.0
 
 
 def channel_for(token: str) -> str:
-    """The account's delivery channel: a hash of the token, so two accounts never share one."""
+    """The account's delivery channel: a hash of the token, so two accounts never share one.
+
+    Keyed by token, not by receiver URL: every process of the account hears every delivery and
+    hands it to its own receiver, so whichever worker behind a load balancer gets the webhook,
+    the worker that waits for it hears of it.
+    """
     digest = hashlib.sha256(token.encode()).hexdigest()[:32]
     return f"areplicate:{digest}:deliveries"
 
 
 class Relay:
-    """Publishes verified deliveries and listens for the other processes' ones."""
+    """Publishes verified deliveries and listens for the other processes' ones.
+
+    Pub/sub, not a queue: a process that is not subscribed when a delivery is published never
+    sees it, and its waits fall back to their slow polls. Only bodies that passed verification
+    are published, and each listener still parses them as it would a delivery of its own.
+    """
 
     def __init__(self, url: str, token: str) -> None:
         self._url = url
@@ -53,6 +63,12 @@ class Relay:
         return f"<Relay {self.where}>"
 
     def _connection(self) -> Any:
+        """The Redis client, made on first use.
+
+        Only the connect is bounded by ``REDIS_TIMEOUT``: a subscriber waits on its socket for as long
+        as no delivery comes, so a read timeout would turn quiet periods into errors. ``publish``
+        bounds itself with ``wait_for`` instead.
+        """
         if self._redis is None:
             self._redis = aioredis.Redis.from_url(
                 self._url, socket_connect_timeout=REDIS_TIMEOUT, health_check_interval=30
@@ -66,7 +82,12 @@ class Relay:
         )
 
     async def listen(self, deliver: Callable[[bytes], object]) -> None:
-        """Hand every other process's delivery body to ``deliver``, until cancelled."""
+        """Hand every other process's delivery body to ``deliver``, until cancelled.
+
+        Redis failures never end it: it warns once, resubscribes every ``_RECONNECT`` seconds,
+        and says so when Redis answers again. Our own publications come back on the channel and
+        are skipped by their origin tag.
+        """
         warned = False
         while True:
             pubsub = self._connection().pubsub()

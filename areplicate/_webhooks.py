@@ -88,7 +88,11 @@ def parse(body: bytes | str) -> Prediction:
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
-    """The ``webhook-signature`` value for a delivery: for testing your own receiver."""
+    """The ``webhook-signature`` value for a delivery: for testing your own receiver.
+
+    ``timestamp`` is Unix seconds and must also be sent as ``webhook-timestamp``; ``body`` must be
+    the exact bytes the test then posts, since the signature covers them byte for byte.
+    """
     return _core.sign(secret, msg_id, timestamp, body)
 
 
@@ -179,7 +183,11 @@ class Receiver:
     # -- wiring (called by the Client) ------------------------------------------------------------
 
     def bind(self, secret_source: SecretSource) -> None:
-        """Where to fetch the signing secret when none was given (the client's webhooks service)."""
+        """Where to fetch the signing secret when none was given (the client's webhooks service).
+
+        The first binding wins: a Receiver shared by several clients keeps fetching through the
+        first, and a secret given to the constructor is never replaced by a fetched one.
+        """
         if self._secret_source is None:
             self._secret_source = secret_source
 
@@ -189,7 +197,12 @@ class Receiver:
         self._publish = publish
 
     def deliver_relayed(self, body: bytes) -> None:
-        """Act on a delivery another process verified and relayed (see :meth:`relay`)."""
+        """Act on a delivery another process verified and relayed (see :meth:`relay`).
+
+        Not verified again (the relay carries the body, not the headers), so it must only be fed
+        from the account's own relay channel. A body that does not parse is logged and dropped:
+        there is no sender to answer.
+        """
         try:
             prediction = parse(body)
         except WebhookVerificationError as exc:
@@ -254,7 +267,12 @@ class Receiver:
     # -- waiting --------------------------------------------------------------------------------
 
     async def result(self, prediction_id: str, timeout: float | None) -> Prediction | None:
-        """The terminal state of ``prediction_id`` once delivered, or None after ``timeout`` s."""
+        """The terminal state of ``prediction_id`` once delivered, or None after ``timeout`` s.
+
+        A delivery that came before the wait began is served from the early store at once. None
+        is not "not finished": the delivery may be lost or late, so the caller polls then. Any
+        number of waits on one id all get the same delivery.
+        """
         early = self._early.pop(prediction_id, None)
         if early is not None:
             return early[1]
@@ -275,6 +293,11 @@ class Receiver:
     # -- internals ------------------------------------------------------------------------------
 
     async def _get_secret(self) -> str:
+        """The signing secret: the one given, else fetched once through the Client and kept.
+
+        The lock makes a burst of first deliveries share one fetch. A failed fetch is not cached:
+        its error reaches the caller of :meth:`handle`, and the next delivery tries again.
+        """
         if self._secret is not None:
             return self._secret
         async with self._secret_lock:
@@ -288,6 +311,12 @@ class Receiver:
         return self._secret
 
     def _keep_early(self, prediction: Prediction) -> None:
+        """Keep a terminal delivery that no wait has claimed yet, for a wait that is about to start.
+
+        A fast prediction can finish, and its webhook arrive, before ``create`` has returned and the
+        caller begun to wait. Entries are dropped oldest first past ``_EARLY_MAX`` or ``_EARLY_TTL``
+        seconds (monotonic clock), so deliveries for predictions nobody waits on cannot grow memory.
+        """
         now = time.monotonic()
         early = self._early
         early[prediction.id] = (now, prediction)
@@ -298,6 +327,11 @@ class Receiver:
             early.popitem(last=False)
 
     def _remember(self, webhook_id: str) -> None:
+        """Note a delivery's ``webhook-id`` so a redelivery of it counts as a duplicate.
+
+        Bounded to ``_SEEN_MAX`` ids, oldest forgotten first; deliveries without an id cannot be
+        de-duplicated and are not recorded.
+        """
         if not webhook_id:
             return
         self._seen[webhook_id] = None

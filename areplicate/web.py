@@ -104,7 +104,12 @@ async def sse(events: AsyncIterable[StreamEvent]) -> AsyncIterator[bytes]:
 
 
 def encode_event(event: StreamEvent) -> bytes:
-    """One event in the server-sent events wire format (multi-line data split into lines)."""
+    """One event in the server-sent events wire format (multi-line data split into lines).
+
+    Each line of ``data`` gets its own ``data:`` field, since a newline inside one would end it;
+    empty data still sends one empty ``data:`` line, so the browser dispatches the event. The
+    ``retry`` field is not passed on: the reconnection delay is the web app's to choose.
+    """
     lines = [f"event: {event.event}"]
     if event.id is not None:
         lines.append(f"id: {event.id}")

@@ -63,6 +63,7 @@ class _Stderr(logging.Handler):
     """Writes to whatever ``sys.stderr`` is at the time (it may be swapped, e.g. under pytest)."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Write one formatted record; a failure goes to logging's own error hook, not up."""
         try:
             sys.stderr.write(self.format(record) + "\n")
         except Exception:
@@ -99,7 +100,13 @@ def _logging(*, verbose: bool) -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``areplicate`` command with ``argv`` (default: ``sys.argv[1:]``); the exit code."""
+    """Run the ``areplicate`` command with ``argv`` (default: ``sys.argv[1:]``); the exit code.
+
+    ``fake-server`` is dispatched before argparse sees the line, since its options belong to
+    the fake's own parser. Errors the user can act on (a bad argument, an API error) are printed
+    as one line with a distinct exit code, never as a traceback; anything else is a bug and
+    propagates.
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == [fake_server.NAME]:
         return fake_server.main(args_list[1:])

@@ -19,7 +19,12 @@ __all__ = ["render_output", "save_files"]
 
 def render_output(output: Any) -> str:
     """The output as a person reads it: text as is, a list of tokens joined, URLs one per line,
-    anything else as indented JSON. Empty for no output."""
+    anything else as indented JSON. Empty for no output.
+
+    The list rule is the one that surprises: a list of strings is joined with nothing between
+    them (a language model streams its answer as such a list of tokens), unless every item is a
+    file URL, when each goes on its own line so the output can be piped to a downloader.
+    """
     if output is None:
         return ""
     if isinstance(output, str):
@@ -32,6 +37,12 @@ def render_output(output: Any) -> str:
 
 
 def _unique(directory: Path, name: str, taken: set[Path], *, overwrite: bool) -> Path:
+    """A path in ``directory`` for ``name`` that no earlier file of this save has taken.
+
+    ``taken`` spans one call, so two outputs both named ``out.png`` become ``out.png`` and
+    ``out-1.png``. Without ``overwrite`` an existing file is also skipped over, so a second run into
+    the same folder adds files instead of replacing the first run's.
+    """
     path = directory / name
     stem, suffix = path.stem, path.suffix
     n = 1

@@ -83,7 +83,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def execute(args: argparse.Namespace) -> int:
-    """Run the ``demo`` subcommand; returns the exit code."""
+    """Run the ``demo`` subcommand; returns the exit code.
+
+    Without ``--out`` the images go to a fresh temporary directory that is left in place (its
+    path is printed), so the files can be looked at after the demo ends.
+    """
     if args.count is not None and args.count < 1:
         raise CLIError(f"--count must be at least 1, got {args.count}")
     out: Path = (
@@ -98,6 +102,12 @@ def execute(args: argparse.Namespace) -> int:
 
 @attrs.define
 class _Tally:
+    """One model's row in the closing summary: how many predictions were planned and how they ended.
+
+    ``failed`` counts every prediction that did not succeed, whether the model failed it or the
+    client raised (``Progress.failed + Progress.errors``), so the summary adds up to ``predictions``.
+    """
+
     model: str
     note: str = ""
     predictions: int = 0
@@ -106,9 +116,18 @@ class _Tally:
 
 
 def _on_progress(row: Row, tally: _Tally) -> Callable[[Progress], None]:
-    """Feed a ``gather_predictions`` progress callback into a progress row."""
+    """A ``gather_predictions`` progress callback that moves one row and its tally.
+
+    The tally is what the summary prints; the row only draws. Both are updated from the same
+    callback so the bar and the table can never disagree.
+    """
 
     def update(progress: Progress) -> None:
+        """Turn the cumulative ``Progress`` into one row step.
+
+        ``gather_predictions`` reports totals, not events, so whether this call was a success is
+        read from the rise in ``succeeded`` since the last call.
+        """
         ok = progress.succeeded > tally.succeeded
         tally.succeeded, tally.failed = progress.succeeded, progress.failed + progress.errors
         row.finished(ok, "", was_in_flight=False)
@@ -118,6 +137,13 @@ def _on_progress(row: Row, tally: _Tally) -> Callable[[Progress], None]:
 
 
 async def _offline(out: Path, count: int) -> int:
+    """The offline demo: fake API on this loop, one stream, then the three-model fan-out.
+
+    The fake's request counters are cleared after the streaming part, so the summary's
+    "requests per prediction" speaks about the fan-out alone. The split of ``count`` is about
+    half images, 30 % of the failing model and the rest of the instant one; each part may be 0
+    for a small ``count``.
+    """
     from areplicate.testing import FakeReplicate, add_demo_models
 
     err = stderr()
@@ -212,6 +238,13 @@ async def _offline(out: Path, count: int) -> int:
 def _report(
     tallies: list[_Tally], counts: dict[str, int], wall: float, out: Path, saved: list[Path]
 ) -> None:
+    """Print the summary table and the request accounting to stdout.
+
+    The counts are the fake's keys (``"METHOD /path/{id}"``). Downloads and stream connections
+    are not API requests (they go to the delivery and streaming hosts, outside the rate limit),
+    so they are left out of the per-prediction figure, which is the number the demo exists to
+    show.
+    """
     console = stdout()
     table = Table("model", "predictions", "succeeded", "failed", "", title="Summary")
     for t in tallies:
@@ -237,6 +270,11 @@ def _report(
 
 
 async def _live(client: Client, out: Path, count: int) -> int:
+    """The ``--live`` demo: a few real images, four at a time, saved to ``out``.
+
+    It costs money on the caller's account, which is why it is opt-in and small by default. The
+    exit code is ``EXIT_FAILED`` unless every prediction succeeded.
+    """
     err = stderr()
     err.print(
         f"Running {count} prediction(s) of {_LIVE_MODEL} on your Replicate account "

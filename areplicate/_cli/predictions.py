@@ -61,6 +61,12 @@ def execute(args: argparse.Namespace) -> int:
 
 
 async def _execute(args: argparse.Namespace) -> int:
+    """Do one ``predictions`` action with a client that is open for exactly that action.
+
+    ``list`` stops after ``--limit`` items and closes the listing at once, so no further page is
+    fetched behind the user's back. ``get`` and ``cancel`` print after the client is closed, as
+    nothing left to print needs the network.
+    """
     async with make_client() as client:
         if args.action == "list":
             found: list[Prediction] = []
@@ -88,10 +94,16 @@ async def _execute(args: argparse.Namespace) -> int:
 
 
 def _when(prediction: Prediction) -> str:
+    """A prediction's creation time for a table cell; ``-`` when the API did not send one."""
     return format_timestamp(prediction.created_at) if prediction.created_at else "-"
 
 
 def _print_list(predictions: list[Prediction], *, as_json: bool) -> None:
+    """Print a list of predictions: JSON lines, a tab-separated line each when piped, or a table.
+
+    The plain form exists so ``areplicate predictions list | cut -f1`` works; a rich table is only
+    drawn for a terminal.
+    """
     if as_json:
         for p in predictions:
             _write(json_line(prediction_json(p)))
@@ -108,6 +120,10 @@ def _print_list(predictions: list[Prediction], *, as_json: bool) -> None:
 
 
 def _print_one(p: Prediction) -> None:
+    """Print one prediction as aligned ``key: value`` lines, its rendered output last.
+
+    The end time and the error appear only when set, so a running prediction shows four lines.
+    """
     lines = [
         f"id:      {p.id}",
         f"model:   {p.model or '-'}",
@@ -126,5 +142,6 @@ def _print_one(p: Prediction) -> None:
 
 
 def _write(text: str) -> None:
+    """One line to stdout, flushed, bypassing rich so piped output carries no markup."""
     sys.stdout.write(text + "\n")
     sys.stdout.flush()

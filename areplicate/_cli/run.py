@@ -77,7 +77,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def execute(args: argparse.Namespace) -> int:
-    """Run the ``run`` subcommand; returns the exit code."""
+    """Run the ``run`` subcommand; returns the exit code.
+
+    Everything that can be checked without the network (the reference, ``--lifetime``, the
+    ``key=value`` inputs, conflicting flags) is checked here, before a client is made, so a typo
+    costs no request and no token.
+    """
     ref = str(parse_model_ref(args.ref))
     lifetime = parse_lifetime(args.lifetime)
     if args.no_wait and (args.stream or args.save):
@@ -89,6 +94,15 @@ def execute(args: argparse.Namespace) -> int:
 async def _run(
     args: argparse.Namespace, ref: str, inputs: dict[str, Any], lifetime: str | None
 ) -> int:
+    """The ``run`` subcommand once the arguments are valid: create, wait or stream, save, print.
+
+    Three paths: ``--no-wait`` prints the id (or JSON) as soon as the create returns; ``--stream``
+    creates and then follows the event stream; otherwise ``settle`` waits with ``Prefer: wait``
+    first. ``settle`` rather than ``finish`` on purpose: a failed prediction is still printed
+    (status, error, ``--json``) and mapped to ``EXIT_FAILED`` here instead of surfacing as a
+    traceback. Outputs are saved only for a success, and only while the client is open, since
+    the downloads use its session.
+    """
     err = stderr()
     async with make_client() as client:
         if args.no_wait:
@@ -150,6 +164,11 @@ async def _stream(client: Client, prediction: Prediction, *, echo: bool) -> Pred
 
 
 async def _print_events(client: Client, prediction: Prediction, *, echo: bool) -> None:
+    """Copy a prediction's ``output`` events to stdout, adding a final newline if one is missing.
+
+    A failure reported on the stream is swallowed: the caller's ``wait`` fetches the final state,
+    which holds the same error and the logs, so it is printed once and with the right exit code.
+    """
     ends_with_newline = True
     try:
         async for event in client.predictions.stream(prediction):
@@ -169,5 +188,10 @@ async def _print_events(client: Client, prediction: Prediction, *, echo: bool) -
 
 
 def _print(text: str) -> None:
+    """Write one result to stdout with exactly one trailing newline, and flush.
+
+    stdout (not rich's console) so that piped output is the bare value: ``id=$(areplicate run
+    ... --no-wait)`` must not capture markup or wrapping.
+    """
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()

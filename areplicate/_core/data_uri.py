@@ -33,7 +33,9 @@ def bad_data_uri(url: str, problem: str) -> ValueError:
 def decode_data_uri(url: str) -> tuple[bytes, str]:
     """The bytes and media type of a ``data:`` URI (base64 or percent-encoded).
 
-    ValueError saying what is wrong when it cannot be read.
+    ValueError saying what is wrong when it cannot be read. The media type comes without its
+    parameters (``text/plain`` for ``text/plain;charset=utf-8``), and is ``text/plain`` when the
+    URI names none, as browsers assume.
     """
     media_type, data, is_base64 = data_uri_parts(url)
     if not is_base64:

@@ -16,6 +16,12 @@ __all__ = ["sign_download", "verify_download"]
 
 
 def _check(owner: str, file_id: str, expiry: int) -> None:
+    """Refuse arguments that would make the signed message ambiguous.
+
+    The message joins the parts with spaces, so a space inside ``owner`` or ``file_id`` could make
+    two different requests sign alike; a ``bool`` expiry is refused although Python counts it as
+    an int.
+    """
     if not isinstance(owner, str) or not owner or " " in owner:
         raise ValueError(f"owner must be a user or organization name, got {owner!r}")
     if not isinstance(file_id, str) or not file_id or " " in file_id or "/" in file_id:

@@ -29,7 +29,12 @@ _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def hold_seconds(hold: bool | int) -> int | None:
-    """The ``Prefer: wait`` seconds for ``hold`` (True = 60, False = none, or 1-60)."""
+    """The ``Prefer: wait`` seconds for ``hold`` (True = 60, False = none, or 1-60).
+
+    ``0`` is an error, not "don't hold": say ``False``. The window only holds the create's answer
+    back until the prediction ends or the seconds run out; a prediction still running then comes
+    back unfinished, to be polled (docs/api-notes.md#prefer-wait).
+    """
     if hold is False or hold is None:
         return None
     if hold is True:
@@ -43,7 +48,12 @@ def hold_seconds(hold: bool | int) -> int | None:
 
 
 def check_webhook(webhook: str | None, events: Sequence[str] | None) -> None:
-    """A webhook must be https (http only on loopback, for testing); events from the known four."""
+    """A webhook must be https (http only on loopback, for testing); events from the known four.
+
+    A bare string for the events is refused even when it names one event (``"completed"``):
+    it would otherwise be read as its characters. A filter without a webhook is refused too: it
+    could never take effect (docs/api-notes.md#webhook-options).
+    """
     if webhook is not None:
         parts = urlsplit(webhook) if isinstance(webhook, str) else None
         ok = parts is not None and bool(parts.hostname)
@@ -70,7 +80,12 @@ def check_webhook(webhook: str | None, events: Sequence[str] | None) -> None:
 
 
 def cancel_after(lifetime: str | float | dt.timedelta | None) -> str | None:
-    """The ``Cancel-After`` header for a lifetime (at least 5 s), or None for no deadline."""
+    """The ``Cancel-After`` header for a lifetime (at least 5 s), or None for no deadline.
+
+    The lifetime counts from the prediction's creation, so time spent queued counts too, and the
+    API enforces it: the prediction ends canceled (or aborted, if it never started) even when
+    this process is gone (docs/api-notes.md#cancel-after).
+    """
     if lifetime is None:
         return None
     seconds = parse_duration(lifetime)

@@ -46,6 +46,7 @@ class PaceParams:
     low: float = 1.0
 
     def __attrs_post_init__(self) -> None:
+        """Refuse a pace that could never send: a zero ceiling would also divide by zero in :func:`reserve`."""
         if not self.ceiling > 0 or not self.burst > 0:
             raise ValueError(f"a pace needs a positive ceiling and burst, got {self!r}")
 
@@ -85,7 +86,12 @@ class Pace:
 
 
 def reserve(pace: Pace, params: PaceParams, now: float) -> tuple[Pace, float]:
-    """Take the next slot: the new pace and the time the request may go (>= ``now``)."""
+    """Take the next slot: the new pace and the time the request may go (>= ``now``).
+
+    A generic cell rate algorithm: ``tat`` is the theoretical arrival time of the next request,
+    and up to ``burst`` seconds' worth may go at once. The slot is taken on return, so a caller
+    that gives up before its time still used it (the pace errs slow, never fast).
+    """
     rate = min(params.ceiling, max(params.lowest, pace.rate))
     interval = 1.0 / rate
     tolerance = max(params.burst, interval)
@@ -103,6 +109,13 @@ def paused(pace: Pace, until: float) -> Pace:
 
 
 def _cut(pace: Pace, params: PaceParams, now: float, rate: float) -> Pace:
+    """Cut the rate to ``rate`` and start additive recovery from there.
+
+    The cut rate becomes the ``threshold`` (leaving slow start for good), and ``step`` is set so
+    that the rate lost is regained over ``params.recover`` seconds: a deep cut recovers faster in
+    absolute terms than a shallow one. Both clocks restart now. The Lua script in the shared budget
+    mirrors this function line for line; change both together.
+    """
     rate = min(params.ceiling, max(params.lowest, rate))
     regain = max(pace.rate - rate, params.lowest)
     return attrs.evolve(
@@ -133,7 +146,13 @@ def succeeded(
     remaining: float | None = None,
     reset: float | None = None,
 ) -> Pace:
-    """A request succeeded (with the account's ``ratelimit-*`` headers when it sent them)."""
+    """A request succeeded (with the account's ``ratelimit-*`` headers when it sent them).
+
+    Without headers the rate grows: doubling in slow start, additively after the first cut,
+    never by more than one second's worth per success (a quiet spell proves nothing). With
+    headers it also slows down *before* a 429 when ``remaining`` runs low, toward the refill
+    rate they imply. ``reset`` is in seconds, as the API sends it (docs/api-notes.md#rate-limits).
+    """
     peak = pace.peak
     cap = params.ceiling
     if remaining is not None:

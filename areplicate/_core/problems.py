@@ -62,11 +62,20 @@ def decode_json(body: bytes | str) -> Any:
 
 
 def _excerpt(body: bytes | str) -> str:
+    """The first 80 characters of a body, as text, for an error message about it.
+
+    Cut before decoding, so a huge body is never decoded whole; a multi-byte character split at
+    the cut shows as a replacement character, which is harmless in a message.
+    """
     return body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace")
 
 
 def request_id(headers: Mapping[str, str]) -> str | None:
-    """The API's request id from the response headers, if any."""
+    """The API's request id from the response headers, if any.
+
+    ``x-request-id`` first, then ``request-id``; Cloudflare's ``cf-ray`` last, since an error
+    made by the proxy in front of the API may carry only that.
+    """
     for name in _REQUEST_ID_HEADERS:
         if (value := header(headers, name)) is not None:
             return value
@@ -74,6 +83,11 @@ def request_id(headers: Mapping[str, str]) -> str | None:
 
 
 def _text(value: Any) -> str | None:
+    """A problem field as one message string: JSON for a non-string, trimmed, capped at ``_MAX_TEXT``.
+
+    Blank text counts as absent, so the caller falls back to the next field or the status line
+    instead of printing an empty message.
+    """
     if value is None:
         return None
     text = (value if isinstance(value, str) else json.dumps(value)).strip()

@@ -38,6 +38,9 @@ class ModelRef:
         return f"{self.owner}/{self.name}"
 
     def __str__(self) -> str:
+        """The reference in its canonical spelling (surrounding whitespace gone), which :func:`parse_ref`
+        reads back to an equal ``ModelRef``.
+        """
         if self.owner is None:
             return str(self.version)
         if self.version is None:
@@ -56,6 +59,12 @@ def parse_ref(ref: str) -> ModelRef:
 
 @functools.lru_cache(maxsize=256)  # a fan-out parses the same reference once per item
 def _parse(ref: str) -> ModelRef:
+    """:func:`parse_ref` once its argument is known to be a string, memoised.
+
+    Only successes are cached (``lru_cache`` does not keep exceptions), so a bad reference in a
+    fan-out raises, with the full message, for each item that uses it. The owner and name are
+    checked for their characters only; whether the model exists is the API's to say.
+    """
     text = ref.strip()
     if _VERSION_ID.fullmatch(text):
         return ModelRef(None, None, text)

@@ -136,6 +136,8 @@ class PollSchedule:
     cap: float = 5.0
 
     def __attrs_post_init__(self) -> None:
+        """Refuse a schedule that would poll in a tight loop (``first <= 0``), shrink its intervals
+        as time passes (``ratio < 0``), or cap them below its own first interval."""
         if self.first <= 0 or self.ratio < 0 or self.cap < self.first:
             raise ValueError(
                 "PollSchedule needs first > 0, ratio >= 0 and cap >= first; "

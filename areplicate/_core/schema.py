@@ -66,6 +66,12 @@ class InputCheck:
 
 
 def _is_file_like(value: Any) -> bool:
+    """Whether ``value`` is something the client would upload rather than send as JSON.
+
+    Mirrors what input preparation uploads (bytes, a path, anything with ``read``), so a ``uri``
+    input given a local file passes here and only becomes a URL later. Keep the two in step: if
+    preparation learns a new file kind and this does not, valid inputs start failing the check.
+    """
     return (
         isinstance(value, (bytes, bytearray, memoryview))
         or hasattr(value, "__fspath__")
@@ -76,6 +82,12 @@ def _is_file_like(value: Any) -> bool:
 def _type_keyword(
     validator: Any, types: Any, instance: Any, schema: Mapping[str, Any]
 ) -> Iterator[ValidationError]:
+    """The ``type`` keyword, widened for Cog's dialect.
+
+    Three exceptions to JSON Schema: ``nullable: true`` admits ``None`` (OpenAPI 3.0 has no
+    ``"null"`` type), a file-like value satisfies ``string`` + ``format: uri``, and a type name
+    JSON Schema does not know is waved through rather than failing every value.
+    """
     names = [types] if isinstance(types, str) else list(types)
     if instance is None and schema.get("nullable") is True:
         return
@@ -90,6 +102,11 @@ def _type_keyword(
 def _required_keyword(
     validator: Any, required: Any, instance: Any, schema: Mapping[str, Any]
 ) -> Iterator[ValidationError]:
+    """The ``required`` keyword, reporting each missing name at its own path.
+
+    jsonschema's built-in puts the error at the object, so the message would start with ``input``
+    and be sorted first; here it starts with the field name, like every other error.
+    """
     if not validator.is_type(instance, "object") or not isinstance(required, list):
         return
     for name in required:
@@ -99,6 +116,12 @@ def _required_keyword(
 
 
 def _exclusive(lower: bool) -> Any:
+    """Build the checker for ``exclusiveMinimum`` (``lower``) or ``exclusiveMaximum``.
+
+    Both dialects are accepted: a number is the JSON Schema bound itself; ``true`` is OpenAPI 3.0's
+    flag meaning "``minimum``/``maximum`` is strict". ``false`` or a flag without its partner checks
+    nothing (the plain ``minimum``/``maximum`` keyword still applies).
+    """
     keyword = "exclusiveMinimum" if lower else "exclusiveMaximum"
     plain = "minimum" if lower else "maximum"
 
@@ -120,10 +143,12 @@ def _exclusive(lower: bool) -> Any:
 
 
 def _is_array(_: Any, value: Any) -> bool:
+    """Type check for ``array``: tuples count too, since Python callers build inputs with them."""
     return isinstance(value, (list, tuple))
 
 
 def _is_object(_: Any, value: Any) -> bool:
+    """Type check for ``object``: any ``Mapping``, not only ``dict`` (e.g. a ``MappingProxyType``)."""
     return isinstance(value, Mapping)
 
 
@@ -158,6 +183,12 @@ def _validator_class() -> Any:
 
 
 def _pointer(document: Any, ref: str) -> Any:
+    """Follow a local JSON pointer (``#/a/b~1c/0``) inside ``document``.
+
+    Raises ``LookupError`` for a non-local ref or a path that does not exist. Callers treat that
+    as "nothing there" (:func:`inline_refs` leaves the ``$ref`` alone, a missing ``Input`` checks
+    nothing) rather than as an error, because a broken schema must never block a create.
+    """
     if not ref.startswith("#"):
         raise LookupError(ref)
     node = document
@@ -208,6 +239,11 @@ def input_schema(document: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _show(value: Any) -> str:
+    """A value as JSON for a message, cut to ``_MAX_SHOWN`` characters.
+
+    Falls back to ``repr`` for what JSON cannot hold (a path, bytes, NaN), so the message still
+    says what the caller passed.
+    """
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError):
@@ -216,6 +252,11 @@ def _show(value: Any) -> str:
 
 
 def _kind(value: Any) -> str:
+    """The JSON type name of a Python value, as the messages say it ("integer", not "int").
+
+    ``bool`` is tested before ``int`` because ``True`` is an ``int`` in Python but a ``boolean``
+    to the schema.
+    """
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -234,6 +275,7 @@ def _kind(value: Any) -> str:
 
 
 def _path(parts: Iterable[Any]) -> str:
+    """A field path for messages: ``images[0].url``; ``input`` for the top level."""
     text = ""
     for part in parts:
         if isinstance(part, int):
@@ -270,6 +312,7 @@ def _range(schema: Mapping[str, Any]) -> str:
 
 
 def _count_range(schema: Mapping[str, Any], low_key: str, high_key: str, unit: str) -> str:
+    """The allowed size of a string or array, e.g. ``1 to 4 items`` or ``at most 200 characters``."""
     low, high = schema.get(low_key), schema.get(high_key)
     if isinstance(low, int) and isinstance(high, int):
         return f"{low} to {high} {unit}"
@@ -281,6 +324,11 @@ def _count_range(schema: Mapping[str, Any], low_key: str, high_key: str, unit: s
 
 
 def _choices(values: Sequence[Any]) -> str:
+    """An enum's values for a message, the first ``_MAX_CHOICES`` then a count of the rest.
+
+    An enum can have hundreds of values (voices, styles): all of them would bury the actual
+    complaint.
+    """
     shown = ", ".join(_show(v) for v in values[:_MAX_CHOICES])
     if len(values) > _MAX_CHOICES:
         shown += f", … ({len(values) - _MAX_CHOICES} more)"
@@ -288,6 +336,11 @@ def _choices(values: Sequence[Any]) -> str:
 
 
 def _did_you_mean(value: Any, candidates: Sequence[Any]) -> str:
+    """``"; did you mean X?"`` when ``value`` is close to one of ``candidates``, else ``""``.
+
+    A case-only difference (``"DPM"`` for ``"dpm"``) wins over a fuzzy match. Non-string values
+    never get a hint.
+    """
     if not isinstance(value, str):
         return ""
     texts = [c for c in candidates if isinstance(c, str)]
@@ -360,6 +413,11 @@ class InputSchema:
     """
 
     def __init__(self, document: Mapping[str, Any] | None) -> None:
+        """Compile the validator once; the registry holds the whole document so ``$ref`` resolves.
+
+        A missing or odd ``Input`` gives an unavailable schema (checking nothing, saying so), so a
+        model with a bad schema can still be run.
+        """
         self._document: Mapping[str, Any] = document if isinstance(document, Mapping) else {}
         try:
             raw = _pointer(self._document, _INPUT_POINTER)
@@ -406,12 +464,19 @@ class InputSchema:
         return sorted(self._properties, key=self._order)
 
     def _order(self, name: Any) -> tuple[float, str]:
+        """Sort key for an input name: its ``x-order`` if it has one, then the name; unordered last."""
         prop = self._properties.get(name)
         order = prop.get("x-order") if isinstance(prop, Mapping) else None
         rank = float(order) if isinstance(order, (int, float)) else float("inf")
         return rank, str(name)
 
     def _accepts_null(self, name: str) -> bool:
+        """Whether the schema of input ``name`` admits ``None``, checked by the real validator.
+
+        Asking the validator (rather than looking for ``nullable``) covers ``anyOf`` with a null
+        branch and ``type: [..., "null"]`` alike. The name is escaped for a JSON pointer and then for a
+        URI, since input names may hold ``/`` or ``~``.
+        """
         pointer = "/".join(
             quote(p.replace("~", "~0").replace("/", "~1"), safe="") for p in ("properties", name)
         )
@@ -461,18 +526,28 @@ class InputSchema:
         return InputCheck(errors=tuple(dict.fromkeys(errors)), warnings=tuple(warnings))
 
     def _safe_accepts_null(self, key: str) -> bool:
+        """:meth:`_accepts_null`, but a property schema the validator cannot compile counts as "no".
+
+        The main check then reports the problem (or skips it) with its usual advisory handling.
+        """
         try:
             return self._accepts_null(key)
         except Exception:  # an unusable property schema: let the main check speak
             return False
 
     def _rank(self, error: ValidationError) -> tuple[float, str]:
+        """Sort key for an error: whole-input errors first, then by the model's input order."""
         path = list(error.absolute_path)
         if not path:
             return (-1.0, "")
         return self._order(path[0])
 
     def _unknown(self, key: Any) -> str:
+        """The warning for an input name the model does not have.
+
+        Offers the closest name if there is one, otherwise lists the model's inputs; the API silently
+        drops unknown keys, so without this a typo means the model runs on its default.
+        """
         names = self.names
         hint = _did_you_mean(key, names)
         if not hint:

@@ -85,6 +85,11 @@ class SSEDecoder:
         self._reset()
 
     def _reset(self) -> None:
+        """Forget the event being built (after a dispatch, or a blank line that ends nothing).
+
+        The id buffer is left alone on purpose: per the SSE spec, the last event id carries over
+        from one event to the next until an ``id:`` line changes it.
+        """
         self._data: list[str] = []
         self._event = ""
         self._retry: int | None = None
@@ -98,7 +103,12 @@ class SSEDecoder:
         return self._last_id
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """Decode ``chunk`` and return the events it completes (possibly none)."""
+        """Decode ``chunk`` and return the events it completes (possibly none).
+
+        Chunks may split anywhere, a UTF-8 character or a ``\\r\\n`` included: the unfinished
+        line is kept until its end arrives. Once an event has overflowed ``max_event_size``
+        every later call raises the same error, so a caller cannot read on by mistake.
+        """
         if self._error is not None:
             raise self._error
         if not chunk:
@@ -175,6 +185,13 @@ class SSEDecoder:
         )
 
     def _line(self, raw: bytes) -> SSEEvent | None:
+        """Apply one complete line (without its line ending); returns an event when the line is blank.
+
+        Per the SSE spec: a leading BOM on the very first line is dropped, ``:`` lines are comments,
+        one space after the colon is stripped, an ``id`` holding NUL is ignored, and a ``retry`` that
+        is not all ASCII digits is ignored. Unknown fields are ignored too. Only ``data`` counts
+        toward the event size limit, since only it accumulates across lines.
+        """
         if not self._started:
             self._started = True
             if raw.startswith(b"\xef\xbb\xbf"):
@@ -201,6 +218,11 @@ class SSEDecoder:
         return None
 
     def _dispatch(self) -> SSEEvent | None:
+        """End the current event at a blank line: the event, or ``None`` if no data or event line came.
+
+        The last event id is updated even for an empty event, as the spec says, so an ``id:`` line
+        followed by a blank line moves the reconnection point without producing an event.
+        """
         self._last_id = self._id_buffer
         if not self._seen:
             self._reset()

@@ -27,6 +27,11 @@ class Status(str, enum.Enum):
     ABORTED = "aborted"
 
     def __str__(self) -> str:
+        """The bare value (``succeeded``), as the API writes it.
+
+        A ``str`` mixin enum would otherwise print ``Status.SUCCEEDED`` in f-strings and CLI output
+        on Python before 3.11's ``StrEnum``.
+        """
         return self.value
 
     @property

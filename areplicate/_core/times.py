@@ -32,7 +32,10 @@ _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
 def parse_timestamp(text: str) -> dt.datetime:
     """Parse an API timestamp into an aware datetime (naive input is taken as UTC).
 
-    Raises ValueError for text that is not an ISO 8601 date-time.
+    More than six fractional digits are cut, not rounded: Python's datetime holds microseconds,
+    and the API's nanoseconds are beyond what anyone compares. An explicit offset is kept as
+    given (the datetime is not converted to UTC). Raises ValueError for text that is not an
+    ISO 8601 date-time, or names a day that does not exist.
     """
     # Fast path for the API's own shape (``2023-08-16T18:57:08.360785Z``, up to 6 fractional
     # digits): the C parser is ten times quicker than the regex, and this runs three times a poll.
@@ -59,7 +62,11 @@ def parse_timestamp(text: str) -> dt.datetime:
 
 
 def format_timestamp(value: dt.datetime) -> str:
-    """Format an aware datetime the way the API does: UTC, microseconds, ``Z``."""
+    """Format an aware datetime the way the API does: UTC, microseconds, ``Z``.
+
+    The trap: a naive datetime is written as if it were UTC, without conversion, so a local
+    ``datetime.now()`` comes out hours off. Pass aware datetimes.
+    """
     utc = value.astimezone(dt.timezone.utc) if value.tzinfo else value
     return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -94,6 +101,10 @@ def parse_duration(text: str | float | dt.timedelta) -> float:
 
 def format_duration(seconds: float) -> str:
     """The ``Cancel-After`` form of a duration: ``"1h2m3s"``; fractions of a second round up.
+
+    Rounding up keeps a deadline from ever being shortened by formatting (``4.2`` becomes
+    ``5s``, which also keeps a just-above-minimum lifetime above the API's minimum). Zero is
+    ``"0s"``, never the empty string.
 
     Raises ValueError for a negative or non-finite number of seconds.
     """

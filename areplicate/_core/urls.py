@@ -20,6 +20,7 @@ _USERINFO = re.compile(r"(//)[^/?#]*@")
 
 
 def _shown(url: str) -> str:
+    """``url`` safe to put in an error message: any ``user:password@`` part masked as ``***@``."""
     return _USERINFO.sub(r"\1***@", url)
 
 
@@ -74,6 +75,12 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """``(scheme, host, port)`` of ``url`` with the default port filled in; ``None`` if unreadable.
+
+    ``None`` compares unequal to every origin, so a URL we cannot parse is never trusted with the
+    token. A backslash in the authority is refused outright because browsers and Python's parser
+    split such URLs differently, the classic way to smuggle a host past a check like this one.
+    """
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -66,6 +66,11 @@ def check_tolerance(tolerance: float) -> float:
 
 
 def _as_bytes(body: bytes | bytearray | memoryview | str) -> bytes:
+    """The body exactly as signed: text is encoded as UTF-8, byte-like values copied as they are.
+
+    Anything else (a dict from a framework's JSON parser, most often) is refused with the reason,
+    because re-serialising it would almost never reproduce the bytes the sender signed.
+    """
     if isinstance(body, str):
         return body.encode("utf-8")
     if isinstance(body, (bytes, bytearray, memoryview)):
@@ -77,6 +82,11 @@ def _as_bytes(body: bytes | bytearray | memoryview | str) -> bytes:
 
 
 def _digest(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
+    """HMAC-SHA256 over ``id.timestamp.body``, the Standard Webhooks scheme Replicate signs with.
+
+    The timestamp is used as the header's text, not re-formatted from a number, so what is
+    checked is exactly what was signed.
+    """
     signed = msg_id.encode() + b"." + timestamp.encode() + b"." + body
     return hmac.new(key, signed, hashlib.sha256).digest()
 
@@ -88,6 +98,12 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
+    """A required header's value, trimmed; looked up as given, then case-insensitively.
+
+    Plain dicts are accepted, not only case-insensitive multidicts, which is why the second pass
+    exists. A missing or blank header raises :class:`WebhookVerificationError`, which usually means
+    the request is not a webhook delivery at all.
+    """
     value = headers.get(name)
     if value is None:
         for key, val in headers.items():

@@ -67,6 +67,13 @@ class Reaper:
         spawn: Spawner,
         offset: Callable[[], tuple[float, float] | None],
     ) -> None:
+        """Wire the reaper to its ledger and to the client through callables, not the client itself.
+
+        ``lister`` lists predictions created since a time, ``canceller`` cancels one by id (outside
+        the request budget, and never raising), ``spawn`` starts the background task as the
+        client's clean-up, which closing the client waits for, and ``offset`` gives the bounds of
+        the API's clock minus ours, or ``None`` before any response has carried a ``Date`` header.
+        """
         self._ledger = ledger
         self._list = lister
         self._cancel = canceller
@@ -105,6 +112,13 @@ class Reaper:
             self._task = self._spawn(self._reap())
 
     async def _reap(self) -> None:
+        """The background task: drain the queue of orphans in rounds until it is empty.
+
+        The short first sleep lets the API register creates that were cut off; orphans abandoned
+        while a round runs join the next one. A failed lookup drops that round's orphans with a
+        warning instead of retrying: cleaning up is best effort, and a retry loop against a failing
+        API would only add load.
+        """
         await asyncio.sleep(_REAP_DELAY)  # let the API register the creates we dropped
         while self._orphans:
             await self._await_siblings()
@@ -162,6 +176,7 @@ class Reaper:
         return claimed
 
     async def _cancel_one(self, pid: str, limit: anyio.Semaphore) -> None:
+        """Cancel one claimed prediction, at most ``_CANCEL_CONCURRENCY`` at a time."""
         async with limit:
             logger.info("canceling abandoned prediction %s", pid)
             await self._cancel(pid)

@@ -41,7 +41,14 @@ _RECENT_PAGES = 20
 
 
 def _key(item: Any) -> Hashable:
-    """What identifies one raw listing item: its id when it has one, else its whole content."""
+    """What identifies one raw listing item: its id when it has one, else its whole content.
+
+    ``url`` and ``slug`` cover the listings whose items have no ``id`` (models carry a ``url``,
+    collections a ``slug``).
+    The field's name is part of the key, so an id can never collide with a slug of the same
+    text; an item with none of the three is keyed by its canonical JSON, so two identical items
+    on one page count as one.
+    """
     if isinstance(item, dict):
         for name in ("id", "url", "slug"):
             value = item.get(name)

@@ -24,11 +24,11 @@ import aiohttp
 from areplicate._convert import structure
 from areplicate._core.files_sign import sign_download
 from areplicate._core.ids import object_id
-from areplicate._core.urls import rebase
 from areplicate._errors import APIError
 from areplicate._inputs import Blob, FileSource, file_url, metadata_json, read_file
 from areplicate._models import FileObject, Page, Prediction
 from areplicate._outputs import FileOutput, output_files, safe_filename, stream_to_file
+from areplicate._services._paging import paginate
 from areplicate._session import Session, connection_errors
 
 __all__ = ["Files"]
@@ -42,6 +42,11 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def _unix_seconds(expiry: Expiry) -> int:
+    """A download link's expiry as whole Unix seconds, the unit the signature covers.
+
+    A naive datetime is refused rather than read as local time: a link signed in the wrong zone
+    expires hours early or late, and nothing would say why.
+    """
     if isinstance(expiry, dt.datetime):
         if expiry.tzinfo is None:
             raise ValueError(
@@ -57,6 +62,11 @@ def _unix_seconds(expiry: Expiry) -> int:
 
 
 async def _chunks(resp: aiohttp.ClientResponse, what: str) -> AsyncIterator[bytes]:
+    """A download's body in 1 MiB chunks, transport errors mapped to our exceptions.
+
+    Reading the body fails the way connecting does (a connection dropped mid-body), so the read
+    is wrapped in ``connection_errors`` to raise the same exceptions as a failed request.
+    """
     with connection_errors("GET", what):
         async for chunk in resp.content.iter_chunked(_SAVE_CHUNK):
             yield chunk
@@ -96,9 +106,15 @@ class Files:
         return await self._upload(blob, metadata)
 
     async def _upload(self, blob: Blob, metadata: Mapping[str, Any] | None = None) -> FileObject:
+        """Send one ``POST /v1/files`` and read back the file object.
+
+        ``form`` is a factory, not a form, because aiohttp's ``FormData`` can be sent only once:
+        each retry of the request builds a fresh one, so a retried upload carries the whole file.
+        """
         meta = metadata_json(metadata)
 
         def form() -> aiohttp.FormData:
+            """A fresh multipart form for one attempt of the upload."""
             data = aiohttp.FormData()
             # A BytesIO, not bytes: aiohttp writes it in chunks (and warns on large raw bytes).
             data.add_field(
@@ -116,7 +132,11 @@ class Files:
         return structure(response.json(), FileObject, what="upload response")
 
     async def _upload_url(self, blob: Blob) -> str:
-        """Upload a file input and return the URL to put in its place."""
+        """Upload a file input and return the URL to put in its place.
+
+        The ``upload`` callable :func:`prepare_input` is given. The file is not deleted after
+        the prediction: Replicate expires uploads itself.
+        """
         return file_url(await self._upload(blob))
 
     async def get(self, file: FileLike) -> FileObject:
@@ -126,15 +146,10 @@ class Files:
         return structure(response.json(), FileObject, what=f"file {fid}")
 
     async def pages(self) -> AsyncGenerator[Page[FileObject], None]:
-        """Whole pages of your files, newest first; ``next`` links followed on the client's host."""
-        path = "files"
-        while True:
-            response = await self._session.request("GET", path)
-            page = structure(response.json(), Page[FileObject], what="file page")
+        """Whole pages of your files, newest first; ``next`` links followed on the client's host,
+        and endless or looping links ended like every other listing's."""
+        async for page in paginate(self._session, "files", FileObject, what="file page"):
             yield page
-            if not page.next:
-                return
-            path = rebase(page.next, self._session.config.base_url)
 
     async def list(self) -> AsyncGenerator[FileObject, None]:
         """Every file you uploaded, following cursor pages as you iterate."""

@@ -61,6 +61,12 @@ class Versions:
 
     @staticmethod
     def _split(model: str, version_id: str | None) -> tuple[str, str]:
+        """The model path and version id from either calling form, ``(ref, None)`` or ``(ref, id)``.
+
+        With one argument it must be ``owner/name:<id>``; with two, ``model`` must be a plain
+        ``owner/name`` and ``version_id`` a bare id. A version id in the wrong slot (or a model name
+        passed as the id) is refused here, before a request that would only 404.
+        """
         if version_id is None:
             parsed = parse_ref(model)
             if parsed.model is None or parsed.version is None:
@@ -260,7 +266,11 @@ class Models:
         weights_url: str | None = None,
         license_url: str | None = None,
     ) -> Model:
-        """Change some of a model's details; only the arguments you give are sent."""
+        """Change some of a model's details; only the arguments you give are sent.
+
+        ``None`` means "leave as is", so a field cannot be cleared to null this way. Calling it
+        with nothing to change raises ValueError rather than sending an empty PATCH.
+        """
         _, path = model_path(model)
         fields = {
             "description": description,
@@ -319,6 +329,12 @@ class Models:
         return list(result.warnings)
 
     async def _compiled(self, ref: str) -> InputSchema:
+        """The compiled input schema for ``ref``, fetching the version (and, for ``owner/name``, the
+        model first) at most once per client.
+
+        A bare version id is refused: the API serves versions only under their model, so there is
+        no URL to fetch its schema from.
+        """
         parsed = parse_ref(ref)
         if parsed.model is None:
             raise InvalidReferenceError(
@@ -333,12 +349,20 @@ class Models:
         )
 
     async def _fetch_schema(self, model: str, version: str) -> InputSchema:
+        """Fetch one version and cache its compiled schema by version id (versions never change)."""
         fetched = await self.versions.get(model, version)
         compiled = InputSchema(fetched.openapi_schema)
         self._schemas[version] = compiled
         return compiled
 
     async def _latest_version(self, model: str) -> str:
+        """The id of ``model``'s latest version, reused for :data:`LATEST_VERSION_TTL` seconds.
+
+        The latest version moves when the owner pushes, so unlike a version's schema it is cached
+        only briefly: long enough that a fan-out validating thousands of inputs fetches the model
+        once, short enough that a long-lived client soon notices a push. The TTL runs on
+        the event loop's clock, so it is immune to wall-clock jumps.
+        """
         loop = asyncio.get_running_loop()
 
         def cached() -> str | None:

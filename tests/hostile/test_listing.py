@@ -133,3 +133,15 @@ async def test_a_next_link_that_leaves_the_listing_is_a_clear_error(
     assert len(str(caught.value)) < 1000
     assert hostile.count("GET", LIST) == 1
     assert hostile.count("GET", "/v1/account") == 0
+
+
+async def test_endless_links_end_the_file_listing_too(
+    hostile: Hostile, client: areplicate.Client
+) -> None:
+    """``files.list`` followed links on its own, without the listing guards (it never ended)."""
+    file = {"id": "f1", "name": "a.png", "content_type": "image/png", "size": 1, "urls": {}}
+    hostile.on("GET", "/v1/files", endless(lambda n: [file]))
+    async with asyncio.timeout(10):
+        listed = [f.id async for f in client.files.list()]
+    assert listed == ["f1"]
+    assert hostile.count("GET", "/v1/files") <= 5

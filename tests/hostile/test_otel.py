@@ -153,3 +153,27 @@ async def test_an_error_is_the_spans_status_without_its_detail(
     assert span.attributes is not None
     assert span.attributes["error.type"] == "404"
     assert all(SECRET_INPUT not in text for text in _texts(span))
+
+
+async def test_a_request_span_names_the_apis_request_id(
+    hostile: Hostile, client: areplicate.Client, spans: InMemorySpanExporter
+) -> None:
+    from tests.hostile.server import json_response
+
+    hostile.on(
+        "GET",
+        "/v1/predictions/p1",
+        json_response(prediction_body("p1"), headers={"X-Request-Id": "req-123"}),
+    )
+    hostile.on(
+        "GET", "/v1/predictions/p2", problem(404, "Not found", **{"X-Request-Id": "req-404"})
+    )
+    with anyio.fail_after(10):
+        await client.predictions.get("p1")
+        with pytest.raises(areplicate.NotFoundError):
+            await client.predictions.get("p2")
+    ok, failed = spans.get_finished_spans()
+    assert ok.attributes is not None
+    assert ok.attributes["areplicate.request_id"] == "req-123"
+    assert failed.attributes is not None
+    assert failed.attributes["areplicate.request_id"] == "req-404"
