@@ -8,9 +8,9 @@ fan out with :func:`gather_predictions` / :func:`as_completed`; test offline wit
 from contextlib import suppress as _suppress
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from areplicate import web, webhooks
+from areplicate import resources, web, webhooks
 from areplicate._client import Client
-from areplicate._config import RateLimits
+from areplicate._config import Config, RateLimits
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.retry import PollSchedule
 from areplicate._core.schema import InputCheck
@@ -26,16 +26,13 @@ from areplicate._errors import (
     InvalidRequestError,
     NotFoundError,
     PaymentRequiredError,
-    PredictionCanceledError,
-    PredictionFailedError,
     RateLimitError,
     ReplicateError,
     ServerError,
     UnexpectedResponseError,
-    WaitTimeoutError,
     WebhookVerificationError,
 )
-from areplicate._fanout import Completed, Progress, as_completed, gather_predictions
+from areplicate._fanout import Completed, FanOut, Progress, as_completed, gather_predictions
 from areplicate._models import (
     Account,
     Collection,
@@ -49,12 +46,16 @@ from areplicate._models import (
     ModelHit,
     Page,
     Prediction,
+    PredictionCanceledError,
+    PredictionFailedError,
     PredictionURLs,
     SearchResults,
     StreamEvent,
     Training,
     Version,
+    WaitTimeoutError,
 )
+from areplicate._options import Lifetime, RunOptions
 from areplicate._outputs import FileOutput, output_files, save_outputs
 from areplicate._stats import Stats
 from areplicate._summary import ModelSummary, Summary, Tally
@@ -82,9 +83,11 @@ __all__ = [
     "Collection",
     "CollectionHit",
     "Completed",
+    "Config",
     "Deployment",
     "DeploymentConfiguration",
     "DeploymentRelease",
+    "FanOut",
     "FileObject",
     "FileOutput",
     "Hardware",
@@ -92,6 +95,7 @@ __all__ = [
     "InputValidationError",
     "InvalidReferenceError",
     "InvalidRequestError",
+    "Lifetime",
     "Model",
     "ModelHit",
     "ModelRef",
@@ -108,6 +112,7 @@ __all__ = [
     "RateLimitError",
     "RateLimits",
     "ReplicateError",
+    "RunOptions",
     "SearchResults",
     "ServerError",
     "Stats",
@@ -124,6 +129,7 @@ __all__ = [
     "gather_predictions",
     "output_files",
     "parse_ref",
+    "resources",
     "run",
     "save_outputs",
     "web",

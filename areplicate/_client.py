@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import warnings
 from collections.abc import Mapping
@@ -10,18 +9,21 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+import attrs
+
 from areplicate._config import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RETRIES,
     DEFAULT_POLL,
     DEFAULT_RATE_LIMITS,
-    DEFAULT_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT,
     Config,
     RateLimits,
 )
 from areplicate._core.retry import PollSchedule
 from areplicate._inputs import prepare_input
+from areplicate._options import Lifetime
 from areplicate._services.files import Files
 from areplicate._session import Session
 from areplicate._version import package_version
@@ -47,6 +49,11 @@ class Client:
     cannot be reopened. ``rate_limits=None`` turns pacing off (for a local fake server).
     ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY`` (and ``~/.netrc``) are honoured unless
     ``trust_env=False``.
+
+    ``request_timeout`` is the deadline of each HTTP request (seconds for its whole response;
+    ``connect_timeout`` for opening a connection). It is not how long a prediction may take: that
+    is the ``timeout=`` of ``run``, ``predictions.wait`` or ``create_and_wait``, a deadline for the
+    whole call that cancels the prediction when it runs out.
     """
 
     def __init__(
@@ -54,7 +61,7 @@ class Client:
         api_token: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
@@ -69,7 +76,7 @@ class Client:
             os.environ if environ is None else environ,
             api_token=api_token,
             base_url=base_url,
-            timeout=timeout,
+            request_timeout=request_timeout,
             connect_timeout=connect_timeout,
             max_retries=max_retries,
             max_connections=max_connections,
@@ -88,6 +95,8 @@ class Client:
         self._receiver = webhooks
         self._relay: Relay | None = None
         self._listening = False
+        # The client a view (``with_options``) was made from; None for a client of its own.
+        self._parent: Client | None = None
         if webhooks is not None:
             if not isinstance(webhooks, Receiver):
                 raise TypeError(
@@ -116,6 +125,34 @@ class Client:
         """The resolved configuration (its repr never shows the token)."""
         return self._config
 
+    def with_options(
+        self, *, request_timeout: float | None = None, max_retries: int | None = None
+    ) -> Client:
+        """This client with other per-request settings, for one call or a part of your app:
+        ``await client.with_options(request_timeout=120).models.get(...)``.
+
+        The view shares this client's connection pool, request budget and background clean-up: it
+        costs nothing to make, and you need not (and cannot) close it; closing it leaves this
+        client open. Once this client is closed the view raises the same closed-client error.
+        Arguments left out (None) keep this client's values.
+        """
+        config = attrs.evolve(  # checked like the Client's own
+            self._config,
+            request_timeout=(
+                self._config.request_timeout if request_timeout is None else request_timeout
+            ),
+            max_retries=self._config.max_retries if max_retries is None else max_retries,
+        )
+        view = object.__new__(Client)
+        view._config = config
+        view._session = self._session.view(config)
+        view._file_encoding = self._file_encoding
+        view._receiver = self._receiver  # its creates carry the same webhook and end its waits
+        view._relay = self._relay
+        view._listening = False
+        view._parent = self._parent or self
+        return view
+
     @property
     def stats(self) -> Stats:
         """A frozen snapshot of requests sent, 429s, retries and the request budget's pace.
@@ -139,7 +176,12 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool. Further requests raise RuntimeError."""
+        """Close the connection pool. Further requests raise RuntimeError.
+
+        On a view (``with_options``) this does nothing: the pool belongs to the client it came from.
+        """
+        if self._parent is not None:
+            return
         await self._session.close()
         if self._relay is not None:
             await self._relay.aclose()
@@ -169,6 +211,9 @@ class Client:
 
     def _listen(self) -> None:
         """Start taking the other workers' relayed deliveries (once; stopped by close())."""
+        if self._parent is not None:
+            self._parent._listen()
+            return
         relay, receiver = self._relay, self._receiver
         if relay is None or receiver is None or self._listening:
             return
@@ -187,7 +232,7 @@ class Client:
 
     if TYPE_CHECKING:
         from areplicate._services.deployments import Deployments
-        from areplicate._services.misc import Accounts, Collections, HardwareService
+        from areplicate._services.misc import Accounts, Collections, HardwareSKUs
         from areplicate._services.models import Models
         from areplicate._services.trainings import Trainings
 
@@ -220,11 +265,11 @@ class Client:
         return Collections(self._session)
 
     @cached_property
-    def hardware(self) -> HardwareService:
-        """The hardware SKUs models and deployments run on: ``await client.hardware.list()``."""
-        from areplicate._services.misc import HardwareService
+    def hardware(self) -> HardwareSKUs:
+        """The hardware SKUs models and deployments run on: ``async for hw in client.hardware.list()``."""
+        from areplicate._services.misc import HardwareSKUs
 
-        return HardwareService(self._session)
+        return HardwareSKUs(self._session)
 
     @cached_property
     def account(self) -> Accounts:
@@ -253,17 +298,18 @@ class Client:
         ref: str,
         input: Mapping[str, Any],
         *,
-        wait: bool | int = True,
+        hold: bool | int = True,
         timeout: float | None = None,
-        lifetime: str | float | dt.timedelta | None = None,
+        lifetime: Lifetime | None = None,
         validate: bool = False,
     ) -> Any:
-        """Create a prediction, wait for it, and return its ``output``.
+        """Create a prediction, wait for it, and return its ``output`` (``predictions.run``).
 
         Raises PredictionFailedError (the model's error and the prediction id in the message) when
         it fails, PredictionCanceledError when it is canceled or aborted. Cancelling the awaiting
-        task, or ``timeout`` running out, cancels the remote prediction too.
+        task, or ``timeout`` (seconds for the whole call) running out, cancels the remote
+        prediction too. ``hold`` is the create's ``Prefer: wait`` window (True: up to 60 s).
         """
         return await self.predictions.run(
-            ref, input, wait=wait, timeout=timeout, lifetime=lifetime, validate=validate
+            ref, input, hold=hold, timeout=timeout, lifetime=lifetime, validate=validate
         )

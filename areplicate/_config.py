@@ -17,7 +17,7 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_POLL",
     "DEFAULT_RATE_LIMITS",
-    "DEFAULT_TIMEOUT",
+    "DEFAULT_REQUEST_TIMEOUT",
     "Config",
     "REDIS_URL_ENV",
     "RateLimits",
@@ -29,8 +29,8 @@ BASE_URL_ENV = "REPLICATE_BASE_URL"
 #: A Redis URL: every client on this token shares one request budget there (``RateLimits.shared``).
 REDIS_URL_ENV = "AREPLICATE_REDIS_URL"
 
-#: Seconds to wait for any one read of a response (a ``Prefer: wait`` create gets its wait on top).
-DEFAULT_TIMEOUT = 30.0
+#: Seconds one HTTP request may take to answer (a ``Prefer: wait`` create gets its hold on top).
+DEFAULT_REQUEST_TIMEOUT = 30.0
 #: Seconds to wait for a TCP/TLS connection.
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: Retries after the first attempt, for requests that may be retried at all.
@@ -98,11 +98,16 @@ DEFAULT_POLL = PollSchedule()
 
 @attrs.frozen
 class Config:
-    """Everything a Client needs, resolved. The token is never part of the repr."""
+    """Everything a Client needs, resolved (what ``client.config`` returns). The token is never
+    part of the repr.
+
+    ``request_timeout`` bounds each HTTP request (seconds for its whole response); it is not the
+    deadline of a ``run`` or ``wait``, which is their own ``timeout=``.
+    """
 
     api_token: str = attrs.field(repr=False)
     base_url: str = DEFAULT_BASE_URL
-    timeout: float = DEFAULT_TIMEOUT
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
     max_connections: int = DEFAULT_MAX_CONNECTIONS
@@ -113,9 +118,9 @@ class Config:
     trust_env: bool = True
 
     def __attrs_post_init__(self) -> None:
-        if not self.timeout > 0 or not self.connect_timeout > 0:
+        if not self.request_timeout > 0 or not self.connect_timeout > 0:
             raise ValueError(
-                f"timeouts must be positive seconds, got timeout={self.timeout!r}, "
+                f"timeouts must be positive seconds, got request_timeout={self.request_timeout!r}, "
                 f"connect_timeout={self.connect_timeout!r}"
             )
         if (
@@ -140,7 +145,14 @@ class Config:
         *,
         api_token: str | None = None,
         base_url: str | None = None,
-        **options: object,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        poll: PollSchedule = DEFAULT_POLL,
+        rate_limits: RateLimits | None = DEFAULT_RATE_LIMITS,
+        user_agent: str = "areplicate",
+        trust_env: bool = True,
     ) -> Config:
         """Build a Config from arguments, falling back to ``environ`` (pure: pass ``os.environ``).
 
@@ -159,8 +171,18 @@ class Config:
         if any(c.isspace() for c in token):
             raise ValueError("the Replicate API token contains whitespace; check how it was copied")
         url = base_url if base_url is not None else environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-        limits = options.get("rate_limits", DEFAULT_RATE_LIMITS)
         shared = environ.get(REDIS_URL_ENV, "").strip()
-        if shared and isinstance(limits, RateLimits) and limits.shared is None:
-            options["rate_limits"] = attrs.evolve(limits, shared=shared)
-        return cls(api_token=token, base_url=normalize_base_url(url), **options)  # type: ignore[arg-type]
+        if shared and isinstance(rate_limits, RateLimits) and rate_limits.shared is None:
+            rate_limits = attrs.evolve(rate_limits, shared=shared)
+        return cls(
+            api_token=token,
+            base_url=normalize_base_url(url),
+            request_timeout=request_timeout,
+            connect_timeout=connect_timeout,
+            max_retries=max_retries,
+            max_connections=max_connections,
+            poll=poll,
+            rate_limits=rate_limits,
+            user_agent=user_agent,
+            trust_env=trust_env,
+        )

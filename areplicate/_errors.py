@@ -15,10 +15,14 @@
     │   └── APITimeoutError
     ├── PredictionFailedError         the model ran and failed (``.prediction``)
     │   └── PredictionCanceledError   canceled or aborted before it finished
-    ├── WaitTimeoutError              ``wait(timeout=…)`` ran out (``.prediction``: the last state seen)
+    ├── WaitTimeoutError              a ``timeout=`` of run or wait ran out (``.prediction``: the last state)
     ├── InputValidationError          the input breaks the model's schema, caught before sending
     ├── InvalidReferenceError         a model reference that is none of the accepted forms (also a ValueError)
     └── WebhookVerificationError      a webhook delivery whose signature does not check out
+
+The three that carry a prediction (PredictionFailedError, PredictionCanceledError,
+WaitTimeoutError) are defined beside Prediction in ``areplicate._models``, so that
+``Prediction.raise_for_status`` and these errors need no import of each other's module.
 
 The API token never appears in any of these: messages are built from the API's own ``title`` and
 ``detail`` and from URLs, which never carry it.
@@ -27,10 +31,7 @@ The API token never appears in any of these: messages are built from the API's o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from areplicate._models import Prediction
+from typing import Any
 
 __all__ = [
     "APIConnectionError",
@@ -42,13 +43,10 @@ __all__ = [
     "InvalidRequestError",
     "NotFoundError",
     "PaymentRequiredError",
-    "PredictionCanceledError",
-    "PredictionFailedError",
     "RateLimitError",
     "ReplicateError",
     "ServerError",
     "UnexpectedResponseError",
-    "WaitTimeoutError",
     "WebhookVerificationError",
 ]
 
@@ -133,13 +131,17 @@ class APIError(ReplicateError):
                 self.body,
                 self.retry_after,
             ),
-            _state(self),
+            state_of(self),
         )
 
 
-def _state(error: ReplicateError) -> dict[str, Any]:
-    """Pickle state beyond the constructor's arguments (today: the ``maybe_created`` flag)."""
-    return {"maybe_created": True} if error.maybe_created else {}
+def state_of(error: ReplicateError) -> dict[str, Any]:
+    """Pickle state beyond the constructor's arguments: ``maybe_created``, a 404's ``target``."""
+    state: dict[str, Any] = {"maybe_created": True} if error.maybe_created else {}
+    target = getattr(error, "target", None)
+    if target is not None:
+        state["target"] = target
+    return state
 
 
 def _rebuild_api_error(
@@ -163,7 +165,22 @@ class PaymentRequiredError(APIError):
 
 
 class NotFoundError(APIError):
-    """404: no such prediction, model, version, file or deployment (or no permission to see it)."""
+    """404: no such prediction, model, version, file or deployment (or no permission to see it).
+
+    ``target`` names what a create ran on (``"model acme/hello"``) when this 404 answered the
+    create: then that model, version or deployment is what does not exist, and every create of it
+    gets the same answer. It is None on any other 404 (an unknown prediction id, say).
+    """
+
+    target: str | None = None
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.target is not None:
+            # The API's own text ("The requested resource could not be found") is the same for an
+            # unknown prediction id: say which thing it was.
+            text = f"{self.target} not found (or this token cannot see it): {text}"
+        return text
 
 
 class InvalidRequestError(APIError):
@@ -214,7 +231,7 @@ class APIConnectionError(ReplicateError):
         self.sent = sent
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_connection_error, (type(self), self.args[0], self.sent), _state(self))
+        return (_rebuild_connection_error, (type(self), self.args[0], self.sent), state_of(self))
 
 
 def _rebuild_connection_error(
@@ -224,50 +241,7 @@ def _rebuild_connection_error(
 
 
 class APITimeoutError(APIConnectionError):
-    """The API did not answer in time (connect or read timeout, see ``Client(timeout=…)``)."""
-
-
-class PredictionFailedError(ReplicateError):
-    """The prediction ended without succeeding. ``prediction`` holds its final state.
-
-    A failed prediction is the model's failure, not the API's: it is not retried.
-    """
-
-    def __init__(self, prediction: Prediction, message: str | None = None) -> None:
-        self.prediction = prediction
-        if message is None:
-            error = prediction.error or "no error message"
-            message = f"prediction {prediction.id} failed: {error}"
-        super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.prediction, self.args[0]), _state(self))
-
-
-class PredictionCanceledError(PredictionFailedError):
-    """The prediction was canceled (by someone, or by its deadline) or aborted before it started."""
-
-    def __init__(self, prediction: Prediction, message: str | None = None) -> None:
-        if message is None:
-            message = (
-                f"prediction {prediction.id} ended {prediction.status} before producing output"
-            )
-        super().__init__(prediction, message)
-
-
-class WaitTimeoutError(ReplicateError, TimeoutError):
-    """``wait(timeout=…)`` ran out before the prediction ended. ``prediction`` is the last state seen.
-
-    Unless ``cancel_on_exit=False`` was given, the remote prediction has been asked to cancel.
-    """
-
-    def __init__(self, prediction: Prediction, timeout: float) -> None:
-        self.prediction = prediction
-        self.timeout = timeout
-        super().__init__(f"prediction {prediction.id} still {prediction.status} after {timeout:g}s")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.prediction, self.timeout), _state(self))
+    """The API did not answer in time (connect or read timeout, see ``Client(request_timeout=…)``)."""
 
 
 class InputValidationError(ReplicateError, ValueError):
@@ -282,7 +256,7 @@ class InputValidationError(ReplicateError, ValueError):
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.ref, self.problems), _state(self))
+        return (type(self), (self.ref, self.problems), state_of(self))
 
 
 class InvalidReferenceError(ReplicateError, ValueError):

@@ -10,7 +10,6 @@ materialised; results wait in a queue no longer than the concurrency.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -22,12 +21,21 @@ from areplicate._core.refs import parse_ref
 from areplicate._core.status import Status
 from areplicate._errors import AuthenticationError, NotFoundError, PaymentRequiredError
 from areplicate._models import Prediction
+from areplicate._options import Lifetime, RunOptions
 from areplicate._services.predictions import unknown_target
 
 if TYPE_CHECKING:
     from areplicate._client import Client
 
-__all__ = ["Completed", "Progress", "as_completed", "gather_predictions", "stops_everything"]
+__all__ = [
+    "Completed",
+    "FanOut",
+    "Progress",
+    "Runner",
+    "as_completed",
+    "gather_predictions",
+    "stops_everything",
+]
 
 Inputs = Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]]
 DEFAULT_CONCURRENCY = 32
@@ -94,7 +102,7 @@ _END = _Sentinel()
 
 class _Run:
     """The machinery of one fan-out. Its tasks hold references to it, never to the handle the
-    caller iterates (:class:`_FanOut`), so dropping the handle can cancel them."""
+    caller iterates (:class:`FanOut`), so dropping the handle can cancel them."""
 
     def __init__(
         self,
@@ -103,11 +111,8 @@ class _Run:
         inputs: Inputs,
         *,
         concurrency: int,
-        wait: bool | int,
-        timeout: float | None,
-        lifetime: str | float | dt.timedelta | None,
-        validate: bool,
-        on_progress: Callable[[Progress], object] | None,
+        options: RunOptions,
+        on_progress: Callable[[Progress], object] | None = None,
         runner: Runner | None = None,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -119,12 +124,7 @@ class _Run:
         self._ref = ref
         self._inputs = inputs
         self._concurrency = concurrency
-        self._options: dict[str, Any] = {
-            "wait": wait,
-            "timeout": timeout,
-            "lifetime": lifetime,
-            "validate": validate,
-        }
+        self._options = options
         self._on_progress = on_progress
         self._runner = runner
         self._total: int | None = len(inputs) if hasattr(inputs, "__len__") else None  # type: ignore[arg-type]
@@ -234,7 +234,9 @@ class _Run:
             if self._runner is not None:
                 prediction = await self._runner(index, item)
             else:
-                prediction = await self._client.predictions.settle(self._ref, item, **self._options)
+                prediction = await self._client.predictions._create_and_wait(
+                    self._ref, item, self._options
+                )
             result = Completed(index, item, prediction, None)
         except asyncio.CancelledError:
             self._slots.release()
@@ -251,21 +253,48 @@ class _Run:
             self._slots.release()
 
 
-class _FanOut(AsyncIterator[Completed]):
+class FanOut(AsyncIterator[Completed]):
     """What :func:`as_completed` returns: an async iterator, and an async context manager that
     stops the fan-out on exit. Dropped without either (a bare ``break``), it cancels its work when
-    garbage-collected."""
+    garbage-collected.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._run = _Run(*args, **kwargs)
+    Made by :func:`as_completed` (build it through that, not by hand). ``runner`` replaces the
+    default create-and-wait of each item (the batch CLI journals its creates through it).
+    """
 
-    def __aiter__(self) -> _FanOut:
+    def __init__(
+        self,
+        client: Client,
+        ref: str,
+        inputs: Inputs,
+        *,
+        concurrency: int,
+        options: RunOptions,
+        on_progress: Callable[[Progress], object] | None = None,
+        runner: Runner | None = None,
+    ) -> None:
+        self._run = _Run(
+            client,
+            ref,
+            inputs,
+            concurrency=concurrency,
+            options=options,
+            on_progress=on_progress,
+            runner=runner,
+        )
+
+    @property
+    def options(self) -> RunOptions:
+        """The options every item is created and waited for with."""
+        return self._run._options
+
+    def __aiter__(self) -> FanOut:
         return self
 
     async def __anext__(self) -> Completed:
         return await self._run.next()
 
-    async def __aenter__(self) -> _FanOut:
+    async def __aenter__(self) -> FanOut:
         return self
 
     async def __aexit__(
@@ -306,12 +335,12 @@ def as_completed(
     inputs: Inputs,
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
-    wait: bool | int = True,
+    hold: bool | int = True,
     timeout: float | None = None,
-    lifetime: str | float | dt.timedelta | None = None,
+    lifetime: Lifetime | None = None,
     validate: bool = False,
     on_progress: Callable[[Progress], object] | None = None,
-) -> _FanOut:
+) -> FanOut:
     """Run one prediction per input, at most ``concurrency`` at once; yield each as it finishes.
 
     Each item is a :class:`Completed` with ``.index`` (position in ``inputs``), ``.input``,
@@ -320,19 +349,20 @@ def as_completed(
     fail every item (401, 402, a create's 404: an unknown model) are raised instead. ``inputs``
     may be any iterable or async iterable; it is read lazily.
 
+    ``hold``, ``timeout``, ``lifetime`` and ``validate`` apply to each item as in
+    ``predictions.create_and_wait``: ``timeout`` is each item's own deadline, not the whole
+    fan-out's. They are checked (ValueError) here, before anything is sent.
+
     Breaking out early, an exception or cancellation stops the rest and cancels their remote
     predictions; for that to happen at once (not at garbage collection), use it as
     ``async with as_completed(...) as results: async for item in results: ...``.
     """
-    return _FanOut(
+    return FanOut(
         client,
         ref,
         inputs,
         concurrency=concurrency,
-        wait=wait,
-        timeout=timeout,
-        lifetime=lifetime,
-        validate=validate,
+        options=RunOptions(hold=hold, timeout=timeout, lifetime=lifetime, validate=validate),
         on_progress=on_progress,
     )
 
@@ -345,9 +375,9 @@ async def gather_predictions(
     *,
     concurrency: int = ...,
     return_exceptions: Literal[False] = ...,
-    wait: bool | int = ...,
+    hold: bool | int = ...,
     timeout: float | None = ...,
-    lifetime: str | float | dt.timedelta | None = ...,
+    lifetime: Lifetime | None = ...,
     validate: bool = ...,
     on_progress: Callable[[Progress], object] | None = ...,
 ) -> list[Prediction]: ...
@@ -361,9 +391,9 @@ async def gather_predictions(
     *,
     concurrency: int = ...,
     return_exceptions: Literal[True],
-    wait: bool | int = ...,
+    hold: bool | int = ...,
     timeout: float | None = ...,
-    lifetime: str | float | dt.timedelta | None = ...,
+    lifetime: Lifetime | None = ...,
     validate: bool = ...,
     on_progress: Callable[[Progress], object] | None = ...,
 ) -> list[Prediction | BaseException]: ...
@@ -376,9 +406,9 @@ async def gather_predictions(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     return_exceptions: bool = False,
-    wait: bool | int = True,
+    hold: bool | int = True,
     timeout: float | None = None,
-    lifetime: str | float | dt.timedelta | None = None,
+    lifetime: Lifetime | None = None,
     validate: bool = False,
     on_progress: Callable[[Progress], object] | None = None,
 ) -> list[Prediction] | list[Prediction | BaseException]:
@@ -395,7 +425,7 @@ async def gather_predictions(
         ref,
         inputs,
         concurrency=concurrency,
-        wait=wait,
+        hold=hold,
         timeout=timeout,
         lifetime=lifetime,
         validate=validate,

@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from areplicate._core.status import Status, is_terminal
+from areplicate._errors import ReplicateError, state_of
 
 __all__ = [
     "Account",
@@ -116,6 +117,9 @@ class PredictionURLs:
     extra: dict[str, Any] = _extra()
 
 
+_P = TypeVar("_P", bound="Prediction")
+
+
 @attrs.frozen
 class Prediction:
     """One prediction, as the API last described it.
@@ -152,6 +156,25 @@ class Prediction:
     def is_terminal(self) -> bool:
         """True once the prediction has succeeded, failed, been canceled or aborted."""
         return is_terminal(self.status)
+
+    def raise_for_status(self: _P) -> _P:
+        """Return this prediction if it succeeded; raise if it ended any other way.
+
+        PredictionFailedError (the model's ``error`` in the message) for a failed one,
+        PredictionCanceledError for a canceled or aborted one; ``.prediction`` holds this one.
+        Call it on a finished prediction (from ``wait`` or ``create_and_wait``): one still
+        running raises ValueError, since it has neither succeeded nor failed yet.
+        """
+        if self.status == Status.SUCCEEDED:
+            return self
+        if self.status in (Status.CANCELED, Status.ABORTED):
+            raise PredictionCanceledError(self)
+        if not self.is_terminal:
+            raise ValueError(
+                f"prediction {self.id} is still {self.status}: wait for it to finish "
+                "(predictions.wait) before raise_for_status()"
+            )
+        raise PredictionFailedError(self)
 
 
 @attrs.frozen
@@ -387,3 +410,58 @@ for _name in __all__:
         # Every model prints short: a prediction's input may hold a data URI of megabytes.
         _cls.__repr__ = _short_repr  # type: ignore[method-assign]
 del _name, _cls
+
+
+# -- the errors that carry a prediction (beside it, so neither module imports the other) --------
+
+
+class PredictionFailedError(ReplicateError):
+    """The prediction ended without succeeding. ``prediction`` holds its final state.
+
+    A failed prediction is the model's failure, not the API's: it is not retried.
+    """
+
+    def __init__(self, prediction: Prediction, message: str | None = None) -> None:
+        self.prediction = prediction
+        if message is None:
+            error = prediction.error or "no error message"
+            message = f"prediction {prediction.id} failed: {error}"
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.prediction, self.args[0]), state_of(self))
+
+
+class PredictionCanceledError(PredictionFailedError):
+    """The prediction was canceled (by someone, or by its deadline) or aborted before it started."""
+
+    def __init__(self, prediction: Prediction, message: str | None = None) -> None:
+        if message is None:
+            message = (
+                f"prediction {prediction.id} ended {prediction.status} before producing output"
+            )
+        super().__init__(prediction, message)
+
+
+class WaitTimeoutError(ReplicateError, TimeoutError):
+    """The ``timeout=`` of ``run``, ``wait`` or ``create_and_wait`` ran out before the prediction
+    ended. ``prediction`` is the last state seen; ``timeout`` the seconds the caller gave. When the
+    time ran out during the create itself, ``prediction.id`` is empty (there was none to read).
+
+    Unless ``cancel_on_exit=False`` was given, the remote prediction has been asked to cancel.
+    """
+
+    def __init__(self, prediction: Prediction, timeout: float) -> None:
+        self.prediction = prediction
+        self.timeout = timeout
+        if prediction.id:
+            message = f"prediction {prediction.id} still {prediction.status} after {timeout:g}s"
+        else:  # the time ran out before the create answered: there is no id to name yet
+            message = (
+                f"no prediction after {timeout:g}s: the create had not answered yet (if it reached "
+                "the API, the prediction it started is looked up and cancelled in the background)"
+            )
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.prediction, self.timeout), state_of(self))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
 import functools
 import json
 import logging
@@ -29,7 +30,7 @@ from aiohttp.tracing import Trace
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from areplicate import _budget, _logs, _otel
-from areplicate._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Config
+from areplicate._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, Config
 from areplicate._core.problems import decode_json, error_for
 from areplicate._core.retry import MAX_RETRY_AFTER, maybe_processed, retry_decision
 from areplicate._core.times import date_offset
@@ -224,7 +225,7 @@ class Session:
         self._closed = False
         self._auth = f"Bearer {config.api_token}"
         self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
+            total=None, sock_connect=config.connect_timeout, sock_read=config.request_timeout
         )
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._base_slash = config.base_url + "/"
@@ -236,21 +237,41 @@ class Session:
         self._date: tuple[str | None, float] = (None, 0.0)  # the latest Date header, and when
         self.counters = Counters()  # requests, 429s, retries: read through Client.stats
         self.proxies = Proxies(enabled=config.trust_env)
+        # The session that owns the pool; a view (see ``view``) points at its parent's.
+        self._root = self
+
+    def view(self, config: Config) -> Session:
+        """This session with other per-request settings (``config``'s timeouts and retries) over
+        the same connection pool, request budget, ledger and background tasks.
+
+        The view never opens or closes a pool of its own: it uses its root's (opening it if
+        needed), raises the closed-client error once the root is closed, and closing it is a no-op.
+        """
+        view = copy.copy(self)  # shares budget, ledger, the task sets and the timeout cache
+        view.config = config
+        view._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.connect_timeout, sock_read=config.request_timeout
+        )
+        view._root = self._root
+        return view
 
     def __repr__(self) -> str:
         return f"<Session {self.config.base_url} {'closed' if self._closed else 'open'}>"
 
     @property
     def closed(self) -> bool:
-        """True after :meth:`close`."""
-        return self._closed
+        """True after :meth:`close` (of the root session, for a view)."""
+        return self._root._closed
 
     @property
     def opened(self) -> bool:
-        """True once the aiohttp session exists (and until close)."""
-        return self._http is not None and not self._closed
+        """True once the aiohttp session exists (and until close); always False for a view, which
+        owns nothing to close."""
+        return self._root is self and self._http is not None and not self._closed
 
     def _client(self) -> aiohttp.ClientSession:
+        if self._root is not self:
+            return self._root._client()
         if self._closed:
             raise RuntimeError(
                 "this areplicate Client is closed; create a new Client (or use `async with Client()`)"
@@ -272,7 +293,12 @@ class Session:
         return self._http
 
     async def close(self) -> None:
-        """Cancel running work, let clean-up (remote cancels) finish, close the pool. Idempotent."""
+        """Cancel running work, let clean-up (remote cancels) finish, close the pool. Idempotent.
+
+        A view's close does nothing: the pool and the work belong to its root.
+        """
+        if self._root is not self:
+            return
         for task in self._work:
             task.cancel()
         deadline = time.monotonic() + _CLOSE_GRACE
@@ -299,7 +325,7 @@ class Session:
 
     def clock_offset(self) -> tuple[float, float] | None:
         """Bounds on the API's clock minus ours, from the latest ``Date`` header (None: none yet)."""
-        return date_offset(*self._date)
+        return date_offset(*self._root._date)
 
     def _timeout_for(self, read_timeout: float) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(read_timeout)
@@ -480,7 +506,7 @@ class Session:
             data = json.dumps(json_body, separators=(",", ":")).encode()
             request_headers["Content-Type"] = "application/json"
         if read_timeout is None:
-            seconds, timeout = self.config.timeout, self._timeout
+            seconds, timeout = self.config.request_timeout, self._timeout
         else:
             seconds, timeout = read_timeout, self._timeout_for(read_timeout)
         # An upload (a form, a stream) may take longer than any response: only its reads are bound.
@@ -519,7 +545,7 @@ class Session:
             raise
         finally:
             _SENDING.reset(context)
-        self._date = (resp_headers.get("Date"), time.time())
+        self._root._date = (resp_headers.get("Date"), time.time())
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %d (%.1f ms)",
@@ -549,7 +575,7 @@ class Session:
         http = self._client()
         if same_origin(url, self.config.base_url):  # other hosts (file CDNs) have their own limits
             await self.budget.acquire(create=False)
-        seconds = read_timeout if read_timeout is not None else self.config.timeout
+        seconds = read_timeout if read_timeout is not None else self.config.request_timeout
         timeout = self._timeout_for(seconds)
         self.counters.requests += 1
         route = self.proxies.route(url)
@@ -587,7 +613,7 @@ class Session:
         The gotcha: it sends no token even to the API's own origin; use :meth:`stream` there. An
         error status raises the mapped APIError (NotFoundError for a 404); no retries.
         """
-        seconds = read_timeout if read_timeout is not None else self.config.timeout
+        seconds = read_timeout if read_timeout is not None else self.config.request_timeout
         route = self.proxies.route(url)
         async with _plain_get(self._client(), url, self._timeout_for(seconds), route) as resp:
             yield resp
@@ -632,7 +658,7 @@ async def download_unbound(url: str) -> AsyncIterator[aiohttp.ClientResponse]:
     and closes its own connections, so prefer a Client's session for many files.
     """
     timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=DEFAULT_CONNECT_TIMEOUT, sock_read=DEFAULT_TIMEOUT
+        total=None, sock_connect=DEFAULT_CONNECT_TIMEOUT, sock_read=DEFAULT_REQUEST_TIMEOUT
     )
     async with (
         aiohttp.ClientSession(timeout=timeout) as http,

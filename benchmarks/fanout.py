@@ -160,7 +160,7 @@ async def memory_probe(url: str, n: int, seconds: float) -> dict[str, Any]:
         await areplicate.gather_predictions(client, "demo/sleep", [{"seconds": 0}] * 10)
         baseline = rss()
         peak = baseline
-        fan = areplicate.as_completed(client, "demo/sleep", inputs, concurrency=n, wait=False)
+        fan = areplicate.as_completed(client, "demo/sleep", inputs, concurrency=n, hold=False)
         done = 0
 
         async def sample() -> None:

@@ -120,7 +120,7 @@ async def run(body: RunRequest, request: Request) -> dict[str, Any]:
     client: areplicate.Client = request.app.state.client
     try:
         output = await web.until_disconnected(
-            client.run(body.model, body.input, wait=False), request
+            client.run(body.model, body.input, hold=False), request
         )
     except (areplicate.InvalidRequestError, areplicate.NotFoundError, ValueError) as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None

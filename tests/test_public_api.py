@@ -16,7 +16,7 @@ import areplicate
 
 PUBLIC = sorted(areplicate.__all__)
 # Submodules that are part of the API as modules (``areplicate.webhooks.verify``).
-PUBLIC_MODULES = {"web", "webhooks"}
+PUBLIC_MODULES = {"resources", "web", "webhooks"}
 
 
 def test_all_is_sorted() -> None:

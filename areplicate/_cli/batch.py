@@ -77,7 +77,7 @@ from areplicate._errors import (
     ReplicateError,
     ServerError,
 )
-from areplicate._fanout import _FanOut, stops_everything
+from areplicate._fanout import FanOut, stops_everything
 from areplicate._journal import (
     AppendOnlyFile,
     BatchLock,
@@ -92,6 +92,7 @@ from areplicate._journal import (
 )
 from areplicate._ledger import matches
 from areplicate._models import Prediction
+from areplicate._options import RunOptions
 from areplicate._summary import Tally
 
 __all__ = ["CRASH_AFTER_CREATE", "CRASH_AFTER_INTENT", "execute", "register"]
@@ -104,7 +105,7 @@ _CRASH_CODE = 137
 
 #: The ``Prefer: wait`` window of each create. Quick models finish inside it (one request per
 #: prediction); it also bounds how long the first Ctrl-C waits for creates already sent.
-_CREATE_WAIT = 5
+_CREATE_HOLD = 5
 #: How far before an intent's time a lost create is looked for (clock skew between us and the API).
 _LOOKUP_MARGIN = dt.timedelta(minutes=2)
 #: A found prediction dated at most this much before its intent still counts as created after it.
@@ -624,16 +625,12 @@ class Batch:
     async def _pass(self) -> None:
         """One fan-out over the lines still to run (all of them, or ``self._only``)."""
         self._next_index = 0  # each fan-out numbers its items from 0
-        fan = _FanOut(
+        fan = FanOut(
             self.client,
             str(self.ref),
             self._items(),
             concurrency=self.concurrency,
-            wait=_CREATE_WAIT,
-            timeout=None,
-            lifetime=self.lifetime,
-            validate=self.validate,
-            on_progress=None,
+            options=RunOptions(hold=_CREATE_HOLD, lifetime=self.lifetime, validate=self.validate),
             runner=self._run_one,
         )
         async with fan:
@@ -834,7 +831,7 @@ class Batch:
             prediction = await self.client.predictions.create(
                 str(self.ref),
                 value,
-                wait=_CREATE_WAIT,
+                hold=_CREATE_HOLD,
                 lifetime=self.lifetime,
                 validate=self.validate,
             )

@@ -27,8 +27,7 @@ from areplicate._cli._common import (
 from areplicate._cli._outputs import render_output, save_files
 from areplicate._client import Client
 from areplicate._core.status import Status
-from areplicate._errors import PredictionFailedError
-from areplicate._models import Prediction
+from areplicate._models import Prediction, PredictionFailedError
 from areplicate._outputs import is_output_url
 
 __all__ = ["execute", "register"]
@@ -118,8 +117,8 @@ async def _run(
             )
             prediction = await _stream(client, prediction, echo=not args.json)
         else:
-            prediction = await client.predictions.settle(
-                ref, inputs, wait=True, lifetime=lifetime, validate=args.validate
+            prediction = await client.predictions.create_and_wait(
+                ref, inputs, hold=True, lifetime=lifetime, validate=args.validate
             )
         saved: list[Path] = []
         if args.save is not None and prediction.status == Status.SUCCEEDED:

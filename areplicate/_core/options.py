@@ -11,7 +11,14 @@ from urllib.parse import urlsplit
 
 from areplicate._core.times import format_duration, parse_duration
 
-__all__ = ["MAX_WAIT", "WEBHOOK_EVENTS", "cancel_after", "check_webhook", "wait_seconds"]
+__all__ = [
+    "MAX_WAIT",
+    "WEBHOOK_EVENTS",
+    "cancel_after",
+    "check_timeout",
+    "check_webhook",
+    "hold_seconds",
+]
 
 #: The events a webhook may be filtered to.
 WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
@@ -21,22 +28,22 @@ _MIN_LIFETIME = 5.0
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
-def wait_seconds(wait: bool | int) -> int | None:
-    """The ``Prefer: wait`` seconds for ``wait`` (True = 60, False = none, or 1-60).
+def hold_seconds(hold: bool | int) -> int | None:
+    """The ``Prefer: wait`` seconds for ``hold`` (True = 60, False = none, or 1-60).
 
-    ``0`` is an error, not "don't wait": say ``False``. The window only holds the create's answer
+    ``0`` is an error, not "don't hold": say ``False``. The window only holds the create's answer
     back until the prediction ends or the seconds run out; a prediction still running then comes
     back unfinished, to be polled (docs/api-notes.md#prefer-wait).
     """
-    if wait is False or wait is None:
+    if hold is False or hold is None:
         return None
-    if wait is True:
+    if hold is True:
         return MAX_WAIT
-    if isinstance(wait, int) and 1 <= wait <= MAX_WAIT:
-        return wait
+    if isinstance(hold, int) and 1 <= hold <= MAX_WAIT:
+        return hold
     raise ValueError(
-        f"wait must be True (hold up to {MAX_WAIT}s), False, or whole seconds from 1 to "
-        f"{MAX_WAIT}; got {wait!r}"
+        f"hold must be True (hold the create's response up to {MAX_WAIT}s), False, or whole "
+        f"seconds from 1 to {MAX_WAIT}; got {hold!r}"
     )
 
 
@@ -87,3 +94,14 @@ def cancel_after(lifetime: str | float | dt.timedelta | None) -> str | None:
             f"lifetime must be at least {_MIN_LIFETIME:g}s (the API's minimum), got {lifetime!r}"
         )
     return format_duration(seconds)
+
+
+def check_timeout(timeout: float | None) -> None:
+    """A whole-call deadline is None (none) or seconds >= 0."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+        raise ValueError(
+            f"timeout must be seconds >= 0 for the whole call (or None for no deadline), "
+            f"got {timeout!r}"
+        )

@@ -25,9 +25,8 @@ from areplicate._errors import (
     RateLimitError,
     ServerError,
     UnexpectedResponseError,
-    WaitTimeoutError,
 )
-from areplicate._models import Prediction
+from areplicate._models import Prediction, WaitTimeoutError
 
 __all__ = ["TRANSIENT", "poll_delay", "wait_until_done"]
 
@@ -73,10 +72,11 @@ async def wait_until_done(
 
     ``current`` is the last state known (None: read it first). ``cancel`` is the shielded remote
     cancel, run on the caller's cancellation or on ``timeout`` when ``cancel_on_exit``. ``elapsed``
-    is time already spent (by a create), which the schedule counts from. ``delivered(pid, s)``,
-    when given (a webhook Receiver's), is awaited instead of each sleep between polls: a terminal
-    state it returns within ``s`` seconds ends the wait at once, and the polls become the slow
-    fallback for a lost delivery.
+    is time already spent (by a create): the schedule and ``timeout`` both count from the start of
+    the whole call, so WaitTimeoutError reports the ``timeout`` the caller gave.
+    ``delivered(pid, s)``, when given (a webhook Receiver's), is awaited instead of each sleep
+    between polls: a terminal state it returns within ``s`` seconds ends the wait at once, and the
+    polls become the slow fallback for a lost delivery.
     """
     if current is not None and current.is_terminal:
         return current
@@ -85,7 +85,8 @@ async def wait_until_done(
     failures = 0
     error: BaseException | None = None
     try:
-        with anyio.move_on_after(timeout) as scope:
+        left = None if timeout is None else max(0.0, timeout - elapsed)
+        with anyio.move_on_after(left) as scope:
             while current is None or not current.is_terminal:
                 if current is not None or failures:
                     delay = poll_delay(schedule, loop.time() - began, failures, error)

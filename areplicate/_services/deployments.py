@@ -6,7 +6,6 @@ See docs/api-notes.md#endpoints (the deployments rows and ``POST /deployments/{o
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from areplicate._convert import structure, structure_created
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._errors import InvalidReferenceError, UnexpectedResponseError
 from areplicate._models import Deployment, Page, Prediction
+from areplicate._options import Lifetime, RunOptions
 from areplicate._services._paging import paginate
 from areplicate._services.models import LATEST_VERSION_TTL, Models
 from areplicate._session import Session
@@ -70,8 +70,8 @@ class DeploymentPredictions:
         deployment: str,
         input: Mapping[str, Any],
         *,
-        wait: bool | int = False,
-        lifetime: str | float | dt.timedelta | None = None,
+        hold: bool | int = False,
+        lifetime: Lifetime | None = None,
         webhook: str | None = None,
         webhook_events_filter: Sequence[str] | None = None,
         validate: bool = False,
@@ -83,6 +83,13 @@ class DeploymentPredictions:
         before sending: that costs one ``GET /deployments/...`` (reused for a minute) plus the
         version's schema (cached), and raises InputValidationError with every problem.
         """
+        options = RunOptions(
+            hold=hold,
+            lifetime=lifetime,
+            webhook=webhook,
+            webhook_events_filter=webhook_events_filter,
+            validate=validate,
+        )
         parsed, path = _deployment_path(deployment)
         match: ModelRef | None = None
         if validate:
@@ -92,10 +99,8 @@ class DeploymentPredictions:
             f"{path}/predictions",
             {},
             input,
-            wait=wait,
-            lifetime=lifetime,
-            webhook=webhook,
-            webhook_events_filter=webhook_events_filter,
+            options,
+            target=f"deployment {parsed.model}",
             match=match,
             deployment=parsed.model,
         )

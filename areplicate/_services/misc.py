@@ -5,7 +5,6 @@ See docs/api-notes.md#endpoints (``GET /account``, ``GET /hardware``, ``GET /col
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
@@ -14,7 +13,7 @@ from areplicate._models import Account, Collection, Hardware, Page
 from areplicate._services._paging import paginate
 from areplicate._session import Session
 
-__all__ = ["Accounts", "Collections", "HardwareService"]
+__all__ = ["Accounts", "Collections", "HardwareSKUs"]
 
 
 class Accounts:
@@ -35,22 +34,25 @@ class Accounts:
         return structure(response.json(), Account, what="account")
 
 
-class HardwareService:
+class HardwareSKUs:
     """The hardware SKUs models and deployments can run on. Reached as ``client.hardware``."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
 
     def __repr__(self) -> str:
-        return f"<HardwareService {self._session.config.base_url}>"
+        return f"<HardwareSKUs {self._session.config.base_url}>"
 
-    async def list(self) -> builtins.list[Hardware]:
-        """Every SKU, e.g. ``Hardware(sku="gpu-t4", name="Nvidia T4 GPU")``.
+    async def list(self) -> AsyncIterator[Hardware]:
+        """Every SKU, e.g. ``Hardware(sku="gpu-t4", name="Nvidia T4 GPU")``, as you iterate:
+        ``async for hw in client.hardware.list()``, like every other listing.
 
-        Unlike other listings the API sends a bare array, not pages, so this returns a list.
+        The API sends them in one bare array (no pages), so the one request is made when the
+        iteration starts, and a malformed answer raises there.
         """
         response = await self._session.request("GET", "hardware")
-        return structure(response.json(), list[Hardware], what="hardware list")
+        for hardware in structure(response.json(), list[Hardware], what="hardware list"):
+            yield hardware
 
 
 class Collections:

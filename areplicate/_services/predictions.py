@@ -19,21 +19,20 @@ import attrs
 from areplicate import _otel
 from areplicate._convert import structure, structure_created
 from areplicate._core.ids import object_id
-from areplicate._core.options import cancel_after, check_webhook, wait_seconds
 from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.sse import SSEDecoder
 from areplicate._core.status import Status
 from areplicate._core.times import format_timestamp
-from areplicate._errors import (
-    APIConnectionError,
-    NotFoundError,
-    PredictionCanceledError,
+from areplicate._errors import APIConnectionError, NotFoundError, ReplicateError
+from areplicate._ledger import matches
+from areplicate._models import (
+    Page,
+    Prediction,
     PredictionFailedError,
-    ReplicateError,
+    StreamEvent,
     WaitTimeoutError,
 )
-from areplicate._ledger import matches
-from areplicate._models import Page, Prediction, StreamEvent
+from areplicate._options import Lifetime, RunOptions
 from areplicate._services._orphans import Reaper
 from areplicate._services._paging import paginate
 from areplicate._services._waiting import wait_until_done
@@ -56,21 +55,17 @@ InputHook = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 Validator = Callable[[str, Mapping[str, Any]], Awaitable[object]]
 
 
-# Set on a NotFoundError that answered a create (see ``unknown_target``).
-_UNKNOWN_TARGET = "_areplicate_unknown_target"
-
-
-def mark_unknown_target(error: NotFoundError) -> None:
-    """Note that ``error`` is a create's own 404 (or its schema look-up's): what it creates on does
-    not exist."""
-    setattr(error, _UNKNOWN_TARGET, True)
+def mark_unknown_target(error: NotFoundError, target: str) -> None:
+    """Note that ``error`` is a create's own 404 (or its schema look-up's): ``target`` (``"model
+    acme/hello"``), what it creates on, does not exist. Its message names it from then on."""
+    error.target = target
 
 
 def unknown_target(error: BaseException) -> bool:
     """Whether ``error`` is the 404 a create got because its model, version or deployment does not
     exist (or is not visible to this token): every create of that ref gets the same answer. A 404
     on an existing prediction's poll is not one (that prediction is gone, the model is not)."""
-    return isinstance(error, NotFoundError) and getattr(error, _UNKNOWN_TARGET, False) is True
+    return isinstance(error, NotFoundError) and error.target is not None
 
 
 def _aware(when: dt.datetime) -> dt.datetime:
@@ -113,8 +108,8 @@ class Predictions:
         ref: str,
         input: Mapping[str, Any],
         *,
-        wait: bool | int = False,
-        lifetime: str | float | dt.timedelta | None = None,
+        hold: bool | int = False,
+        lifetime: Lifetime | None = None,
         webhook: str | None = None,
         webhook_events_filter: Sequence[str] | None = None,
         validate: bool = False,
@@ -122,15 +117,26 @@ class Predictions:
         """Start a prediction and return it as the API first describes it.
 
         ``ref`` is ``owner/name`` (official models), ``owner/name:<version>`` or a bare version id.
-        ``wait=True`` (or 1–60 s) asks the API to hold the response until the prediction ends or the
-        window passes: the result may still be running, so use :meth:`wait` or :meth:`run` when
-        you need it finished. ``lifetime`` (``"5m"``, seconds, a timedelta; at least 5 s) is a
-        deadline after which the API cancels it. ``validate=True`` checks the input against the
-        model's schema first and raises InputValidationError without sending anything.
+        ``hold=True`` (or 1–60 s) asks the API to hold the response open until the prediction ends
+        or the window passes (``Prefer: wait``): the result may still be running, so use
+        :meth:`wait`, :meth:`create_and_wait` or :meth:`run` when you need it finished.
+        ``lifetime`` (``"5m"``, seconds, a timedelta; at least 5 s) is a deadline after which the
+        API cancels it. ``validate=True`` checks the input against the model's schema first and
+        raises InputValidationError without sending anything.
 
         A create is never retried after an ambiguous failure (a 500 or a timeout after sending): it
         raises instead, so nothing is billed twice.
         """
+        options = RunOptions(
+            hold=hold,
+            lifetime=lifetime,
+            webhook=webhook,
+            webhook_events_filter=webhook_events_filter,
+            validate=validate,
+        )
+        return await self._create(ref, input, options)
+
+    async def _create(self, ref: str, input: Mapping[str, Any], options: RunOptions) -> Prediction:
         parsed = parse_ref(ref)
         if parsed.version is None:
             path = f"models/{parsed.owner}/{parsed.name}/predictions"
@@ -142,11 +148,9 @@ class Predictions:
             path,
             body,
             input,
-            wait=wait,
-            lifetime=lifetime,
-            webhook=webhook,
-            webhook_events_filter=webhook_events_filter,
-            ref_for_validation=str(parsed) if validate else None,
+            options,
+            target=f"model {parsed}" if parsed.model is not None else f"version {parsed}",
+            ref_for_validation=str(parsed) if options.validate else None,
             match=parsed,
         )
 
@@ -155,42 +159,43 @@ class Predictions:
         path: str,
         body: dict[str, Any],
         input: Mapping[str, Any],
+        options: RunOptions,
         *,
-        wait: bool | int = False,
-        lifetime: str | float | dt.timedelta | None = None,
-        webhook: str | None = None,
-        webhook_events_filter: Sequence[str] | None = None,
+        target: str,
         ref_for_validation: str | None = None,
         match: ModelRef | None = None,
         deployment: str | None = None,
     ) -> Prediction:
-        """POST a create to ``path`` (any of the three create routes), all options checked first."""
+        """POST a create to ``path`` (any of the three create routes). ``options`` were checked when
+        built; ``target`` names what the create runs on, for a 404's message."""
         if not isinstance(input, Mapping):
             raise TypeError(
                 f"input must be a mapping of input names to values, not {type(input).__name__}"
             )
-        seconds = wait_seconds(wait)
-        deadline = cancel_after(lifetime)
-        if webhook is None and self._receiver is not None:
-            webhook, webhook_events_filter = self._receiver.url, self._receiver.events
-        check_webhook(webhook, webhook_events_filter)
+        if options.webhook is None and self._receiver is not None:
+            # The client's Receiver gets the deliveries that end this prediction's waits.
+            options = attrs.evolve(
+                options, webhook=self._receiver.url, webhook_events_filter=self._receiver.events
+            )
         if ref_for_validation is not None and self._validator is not None:
             try:
                 await self._validator(ref_for_validation, input)
             except NotFoundError as exc:  # the model or version to check against is unknown
-                mark_unknown_target(exc)
+                mark_unknown_target(exc, target)
                 raise
         payload = dict(body)
         payload["input"] = await self._input_hook(input) if self._input_hook else dict(input)
-        if webhook is not None:
-            payload["webhook"] = webhook
-        if webhook_events_filter is not None:
-            payload["webhook_events_filter"] = list(webhook_events_filter)
+        if options.webhook is not None:
+            payload["webhook"] = options.webhook
+        if options.webhook_events_filter is not None:
+            payload["webhook_events_filter"] = list(options.webhook_events_filter)
         headers: dict[str, str] = {}
         read_timeout = None
+        seconds = options.hold_seconds
         if seconds is not None:
             headers["Prefer"] = f"wait={seconds}"
-            read_timeout = max(self._session.config.timeout, seconds + _WAIT_GRACE)
+            read_timeout = max(self._session.config.request_timeout, seconds + _WAIT_GRACE)
+        deadline = options.cancel_after
         if deadline is not None:
             headers["Cancel-After"] = deadline
         intent = self._reaper.intent(
@@ -216,7 +221,7 @@ class Predictions:
         except BaseException as exc:
             ledger.finish(intent, None)
             if isinstance(exc, NotFoundError):
-                mark_unknown_target(exc)
+                mark_unknown_target(exc, target)
             raise
         try:
             prediction = structure_created(response, Prediction, what="create response")
@@ -390,96 +395,87 @@ class Predictions:
         except (ReplicateError, TimeoutError) as exc:
             logger.warning("could not cancel prediction %s: %r", pid, exc)
 
-    # -- run --------------------------------------------------------------------------------------
+    # -- create and wait -------------------------------------------------------------------------
 
     async def run(
         self,
         ref: str,
         input: Mapping[str, Any],
         *,
-        wait: bool | int = True,
+        hold: bool | int = True,
         timeout: float | None = None,
-        lifetime: str | float | dt.timedelta | None = None,
+        lifetime: Lifetime | None = None,
         validate: bool = False,
     ) -> Any:
         """Create, wait, and return the output; a prediction that did not succeed raises.
 
-        PredictionFailedError carries the model's error and the prediction id (``.prediction`` is
-        attached); PredictionCanceledError for canceled or aborted ones. ``timeout`` covers the
-        whole call; when it runs out (or the task is cancelled) the remote prediction is cancelled.
+        That is ``(await create_and_wait(...)).raise_for_status().output``: PredictionFailedError
+        carries the model's error and the prediction id (``.prediction`` is attached);
+        PredictionCanceledError for canceled or aborted ones. ``timeout`` covers the whole call;
+        when it runs out (or the task is cancelled) the remote prediction is cancelled.
         """
-        prediction = await self.finish(
-            ref, input, wait=wait, timeout=timeout, lifetime=lifetime, validate=validate
-        )
-        return prediction.output
+        options = RunOptions(hold=hold, timeout=timeout, lifetime=lifetime, validate=validate)
+        prediction = await self._create_and_wait(ref, input, options)
+        return prediction.raise_for_status().output
 
-    async def finish(
+    async def create_and_wait(
         self,
         ref: str,
         input: Mapping[str, Any],
         *,
-        wait: bool | int = True,
+        hold: bool | int = True,
         timeout: float | None = None,
-        lifetime: str | float | dt.timedelta | None = None,
+        lifetime: Lifetime | None = None,
         validate: bool = False,
         cancel_on_exit: bool = True,
+        webhook: str | None = None,
+        webhook_events_filter: Sequence[str] | None = None,
     ) -> Prediction:
-        """Like :meth:`run` but returns the whole succeeded Prediction (raises on failure)."""
-        prediction = await self.settle(
-            ref,
-            input,
-            wait=wait,
+        """Create and wait; return the terminal Prediction whatever its status (failure included).
+
+        A failed model is a result here, not an exception: check ``.status``, or call
+        ``.raise_for_status()`` on it (which is what :meth:`run` does). ``timeout`` is the whole
+        call's deadline, the create included: when it runs out WaitTimeoutError is raised and the
+        prediction is cancelled (unless ``cancel_on_exit=False``). The fan-out helpers run this for
+        each input.
+        """
+        options = RunOptions(
+            hold=hold,
             timeout=timeout,
             lifetime=lifetime,
             validate=validate,
             cancel_on_exit=cancel_on_exit,
+            webhook=webhook,
+            webhook_events_filter=webhook_events_filter,
         )
-        if prediction.status == Status.SUCCEEDED:
-            return prediction
-        if prediction.status in (Status.CANCELED, Status.ABORTED):
-            raise PredictionCanceledError(prediction)
-        raise PredictionFailedError(prediction)
+        return await self._create_and_wait(ref, input, options)
 
     @_otel.traced_prediction
-    async def settle(
-        self,
-        ref: str,
-        input: Mapping[str, Any],
-        *,
-        wait: bool | int = True,
-        timeout: float | None = None,
-        lifetime: str | float | dt.timedelta | None = None,
-        validate: bool = False,
-        cancel_on_exit: bool = True,
+    async def _create_and_wait(
+        self, ref: str, input: Mapping[str, Any], options: RunOptions
     ) -> Prediction:
-        """Create and wait; return the terminal Prediction whatever its status (failure included).
-
-        This is what the fan-out helpers run for each input.
-        """
         loop = asyncio.get_running_loop()
         started = loop.time()
-        if timeout is not None and wait is not False:
+        timeout = options.timeout
+        if timeout is not None and options.hold is not False:
             # Hold the create no longer than the caller will wait, so it is not cut off mid-way.
-            wait = min(wait_seconds(wait) or 0, int(timeout - 1)) or False
+            hold = min(options.hold_seconds or 0, int(timeout - 1)) or False
+            options = attrs.evolve(options, hold=hold)
         prediction: Prediction | None = None
         if timeout is None:  # no cancel scope to build: this runs once per item of a fan-out
-            prediction = await self.create(
-                ref, input, wait=wait, lifetime=lifetime, validate=validate
-            )
+            prediction = await self._create(ref, input, options)
         else:
             with anyio.move_on_after(timeout):
-                prediction = await self.create(
-                    ref, input, wait=wait, lifetime=lifetime, validate=validate
-                )
+                prediction = await self._create(ref, input, options)
         if prediction is None:
             # Timed out during the create itself: the abandoned create is reaped in the background.
-            raise WaitTimeoutError(
-                prediction or Prediction(id="", status=Status.STARTING), float(timeout or 0.0)
-            )
-        used = loop.time() - started
-        remaining = None if timeout is None else max(0.0, timeout - used)
+            raise WaitTimeoutError(Prediction(id="", status=Status.STARTING), float(timeout or 0.0))
+        # The wait's deadline is the whole call's: it counts the create's time (``elapsed``).
         return await self._wait(
-            prediction, timeout=remaining, cancel_on_exit=cancel_on_exit, elapsed=used
+            prediction,
+            timeout=timeout,
+            cancel_on_exit=options.cancel_on_exit,
+            elapsed=loop.time() - started,
         )
 
     # -- stream -----------------------------------------------------------------------------------
@@ -490,7 +486,7 @@ class Predictions:
         """Server-sent events of a running prediction: ``output`` tokens, ``logs``, then ``done``.
 
         Reconnects with ``Last-Event-ID`` if the connection drops, ends or stays silent for the
-        client's ``timeout`` before ``done`` (no event is delivered twice); after a few
+        client's ``request_timeout`` before ``done`` (no event is delivered twice); after a few
         connections in a row that bring no new event, with a growing pause between them, it
         raises (ReplicateError, or the last connection error). An ``error`` event raises
         PredictionFailedError. A model that cannot stream has no stream URL: that raises
@@ -539,7 +535,7 @@ class Predictions:
             if decoder.last_event_id is not None:
                 headers["Last-Event-ID"] = decoder.last_event_id
             try:
-                # The read timeout is the client's (``Client(timeout=...)``): a stream silent for
+                # The read timeout is the client's ``request_timeout``: a stream silent for
                 # that long counts as a failed connection, like a dropped one.
                 async with self._session.stream(url, headers=headers) as resp:
                     async for chunk in resp.content.iter_any():

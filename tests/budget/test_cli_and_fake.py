@@ -77,12 +77,14 @@ async def test_the_fakes_limits_hold_per_token_across_connections() -> None:
         ]
         other = areplicate.Client("r8_other", base_url=url, rate_limits=None, max_retries=0)
         try:
-            await clients[0].hardware.list()
-            await clients[1].hardware.list()  # another connection, same account: the burst is spent
+            [h async for h in clients[0].hardware.list()]
+            [
+                h async for h in clients[1].hardware.list()
+            ]  # another connection, same account: the burst is spent
             with pytest.raises(areplicate.RateLimitError):
                 async with asyncio.timeout(10):
-                    await clients[1].hardware.list()
-            await other.hardware.list()  # another account has its own bucket
+                    [h async for h in clients[1].hardware.list()]
+            [h async for h in other.hardware.list()]  # another account has its own bucket
         finally:
             for c in [*clients, other]:
                 await c.aclose()

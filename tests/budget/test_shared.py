@@ -153,7 +153,7 @@ async def test_redis_holds_no_secret(redis_url: str) -> None:
         fake.serve() as url,
         areplicate.Client(TOKEN, base_url=url, rate_limits=limits(redis_url)) as client,
     ):
-        await client.predictions.settle("acme/echo", {"prompt": "hi"})
+        await client.predictions.create_and_wait("acme/echo", {"prompt": "hi"})
     conn = redis.Redis.from_url(redis_url)
     try:
         keys = conn.keys("*")

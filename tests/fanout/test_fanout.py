@@ -185,7 +185,7 @@ async def test_breaking_out_early_cancels_the_rest(
     async with areplicate.Client(api_token="r8_test", base_url=base_url, rate_limits=None) as c:
         fake.add_model("acme/slow", _slow)
         async with areplicate.as_completed(
-            c, "acme/slow", [{"n": i} for i in range(200)], concurrency=10, wait=False
+            c, "acme/slow", [{"n": i} for i in range(200)], concurrency=10, hold=False
         ) as results:
             async for item in results:
                 assert item.prediction is not None
@@ -211,7 +211,7 @@ async def test_breaking_without_async_with_still_cleans_up(
     fake.add_model("acme/slow", _slow)
     async with areplicate.Client(api_token="r8_test", base_url=base_url, rate_limits=None) as c:
         async for _item in areplicate.as_completed(
-            c, "acme/slow", [{"n": i} for i in range(100)], concurrency=10, wait=False
+            c, "acme/slow", [{"n": i} for i in range(100)], concurrency=10, hold=False
         ):
             break
         gc.collect()
@@ -317,7 +317,6 @@ async def test_a_404_after_predictions_exist_belongs_to_its_item(
     client: areplicate.Client,
 ) -> None:
     """An unknown model stops everything (see above); a prediction that vanishes does not."""
-    from areplicate._fanout import _FanOut
 
     first_done = asyncio.Event()
 
@@ -325,20 +324,16 @@ async def test_a_404_after_predictions_exist_belongs_to_its_item(
         if index == 3:
             await first_done.wait()
             raise areplicate.NotFoundError(404, detail="The requested resource could not be found.")
-        prediction = await client.predictions.settle("acme/echo", {"n": index})
+        prediction = await client.predictions.create_and_wait("acme/echo", {"n": index})
         first_done.set()
         return prediction
 
-    async with _FanOut(
+    async with areplicate.FanOut(
         client,
         "acme/echo",
         [{"n": i} for i in range(6)],
         concurrency=6,
-        wait=True,
-        timeout=None,
-        lifetime=None,
-        validate=False,
-        on_progress=None,
+        options=areplicate.RunOptions(),
         runner=runner,
     ) as results:
         items = {item.index: item async for item in results}

@@ -23,6 +23,6 @@ async def client(hostile: Hostile) -> AsyncIterator[areplicate.Client]:
     """A client of the hostile server, with retries' backoff zeroed (their count still applies)."""
     stamina.set_testing(True, attempts=4)
     async with areplicate.Client(
-        api_token=TOKEN, base_url=hostile.url, rate_limits=None, timeout=5
+        api_token=TOKEN, base_url=hostile.url, rate_limits=None, request_timeout=5
     ) as c:
         yield c

@@ -39,7 +39,7 @@ async def quick(hostile: Hostile) -> AsyncIterator[areplicate.Client]:
         api_token=TOKEN,
         base_url=hostile.url,
         rate_limits=None,
-        timeout=5,
+        request_timeout=5,
         poll=PollSchedule(first=0.01, ratio=0.0, cap=0.05),
     ) as c:
         yield c
@@ -77,7 +77,7 @@ async def test_ten_predictions_with_glitchy_polls_all_succeed_and_none_is_cancel
     script_cancels(hostile, 10)
     async with asyncio.timeout(30):
         results = await areplicate.gather_predictions(
-            quick, "acme/m", [{"n": n} for n in range(10)], concurrency=10, wait=False
+            quick, "acme/m", [{"n": n} for n in range(10)], concurrency=10, hold=False
         )
     assert [r.status for r in results] == [Status.SUCCEEDED] * 10
     assert [r.id for r in results] == [f"p{n}" for n in range(10)]
@@ -118,7 +118,7 @@ async def test_a_404_on_one_items_poll_is_that_items_error_only(
             "acme/m",
             [{"n": n} for n in range(10)],
             concurrency=10,
-            wait=False,
+            hold=False,
             return_exceptions=True,
         )
     assert len(results) == 10
@@ -174,7 +174,7 @@ async def test_a_404_on_a_create_stops_everything_even_after_others_finished(
                 "acme/m",
                 ({"n": n} for n in range(10_000)),
                 concurrency=1,
-                wait=False,
+                hold=False,
                 return_exceptions=True,
             )
     assert hostile.count("POST", CREATE) == 4

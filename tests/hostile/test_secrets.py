@@ -135,7 +135,7 @@ async def test_no_error_holds_the_token(hostile: Hostile, scenario: str) -> None
     method, path, handler, call = SCENARIOS[scenario]
     hostile.on(method, path, handler)
     async with areplicate.Client(
-        api_token=TOKEN, base_url=hostile.url, rate_limits=None, timeout=1, max_retries=1
+        api_token=TOKEN, base_url=hostile.url, rate_limits=None, request_timeout=1, max_retries=1
     ) as client:
         with anyio.fail_after(30):
             try:

@@ -78,7 +78,7 @@ async def test_a_read_that_stays_broken_gives_up_with_the_real_error(
 async def test_a_trickled_answer_is_cut_off_at_the_client_timeout(hostile: Hostile) -> None:
     hostile.on("GET", ONE, trickle(BODY, every=0.2))  # ~50 s for the whole body
     async with areplicate.Client(
-        api_token=TOKEN, base_url=hostile.url, rate_limits=None, timeout=1, max_retries=0
+        api_token=TOKEN, base_url=hostile.url, rate_limits=None, request_timeout=1, max_retries=0
     ) as client:
         started = time.monotonic()
         with anyio.fail_after(20), pytest.raises(areplicate.APITimeoutError) as info:
@@ -93,7 +93,7 @@ async def test_a_trickled_create_answer_is_cut_off_and_may_have_happened(
 ) -> None:
     hostile.on("POST", CREATE, trickle(BODY, every=0.2, status=201))
     async with areplicate.Client(
-        api_token=TOKEN, base_url=hostile.url, rate_limits=None, timeout=1
+        api_token=TOKEN, base_url=hostile.url, rate_limits=None, request_timeout=1
     ) as client:
         with anyio.fail_after(20), pytest.raises(areplicate.APITimeoutError) as info:
             await client.predictions.create("acme/m", input={})
@@ -105,10 +105,10 @@ async def test_prefer_wait_gets_a_read_window_longer_than_the_wait(hostile: Host
     # The API holds a `Prefer: wait` create up to the wait: longer than the client's timeout.
     hostile.on("POST", CREATE, delayed(1.5, created(prediction_body("p1"))))
     async with areplicate.Client(
-        api_token=TOKEN, base_url=hostile.url, rate_limits=None, timeout=1
+        api_token=TOKEN, base_url=hostile.url, rate_limits=None, request_timeout=1
     ) as client:
         with anyio.fail_after(20):
-            prediction = await client.predictions.create("acme/m", input={}, wait=2)
+            prediction = await client.predictions.create("acme/m", input={}, hold=2)
     assert prediction.id == "p1"
     (seen,) = hostile.requests
     assert seen.headers["Prefer"] == "wait=2"
@@ -147,7 +147,7 @@ async def test_a_huge_error_page_is_cut_and_still_a_server_error(
 async def test_a_stream_waits_no_longer_than_the_client_timeout(hostile: Hostile) -> None:
     hostile.on("GET", "/v1/stream", stalled_stream(b"event: output\ndata: hi\n\n"))
     async with areplicate.Client(
-        api_token=TOKEN, base_url=hostile.url, rate_limits=None, timeout=0.5
+        api_token=TOKEN, base_url=hostile.url, rate_limits=None, request_timeout=0.5
     ) as client:
         started = time.monotonic()
         with anyio.fail_after(20), pytest.raises(areplicate.APITimeoutError):
@@ -168,7 +168,11 @@ async def test_waiting_for_a_pooled_connection_does_not_count_against_the_timeou
     # connection, longer than the 1 s timeout, yet its own answer comes in time.
     hostile.on("POST", CREATE, delayed(0.6, created(prediction_body("p1"))))
     async with areplicate.Client(
-        api_token=TOKEN, base_url=hostile.url, rate_limits=None, timeout=1, max_connections=1
+        api_token=TOKEN,
+        base_url=hostile.url,
+        rate_limits=None,
+        request_timeout=1,
+        max_connections=1,
     ) as client:
         with anyio.fail_after(20):
             async with anyio.create_task_group() as tg:

@@ -62,7 +62,7 @@ async def test_a_silent_stream_is_bounded_by_the_clients_timeout(hostile: Hostil
     connections = stream_route(hostile, b": hi\n\nevent: output\nid: 1:0\ndata: tok\n\n", hang=True)
     got: list[str] = []
     async with areplicate.Client(
-        api_token=TOKEN, base_url=hostile.url, rate_limits=None, timeout=0.3
+        api_token=TOKEN, base_url=hostile.url, rate_limits=None, request_timeout=0.3
     ) as client:
         async with asyncio.timeout(20):
             with pytest.raises(areplicate.APITimeoutError):

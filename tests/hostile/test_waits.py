@@ -39,7 +39,7 @@ async def quick(hostile: Hostile) -> AsyncIterator[areplicate.Client]:
     their count still applies)."""
     stamina.set_testing(True, attempts=4)
     async with areplicate.Client(
-        api_token=TOKEN, base_url=hostile.url, rate_limits=None, timeout=5, poll=QUICK
+        api_token=TOKEN, base_url=hostile.url, rate_limits=None, request_timeout=5, poll=QUICK
     ) as c:
         yield c
 
@@ -92,7 +92,7 @@ async def test_run_survives_bad_polls_after_its_create(
     )
     cancel_route(hostile)
     async with asyncio.timeout(20):
-        output = await quick.predictions.run("acme/m", {}, wait=False, timeout=15)
+        output = await quick.predictions.run("acme/m", {}, hold=False, timeout=15)
     assert output == "ok"
     assert hostile.count("POST", CANCEL) == 0
 
@@ -201,7 +201,7 @@ async def test_training_clean_up_cancel_skips_the_request_budget(hostile: Hostil
     hostile.on("GET", path, json_response(prediction_body("t1", "processing")))
     hostile.on("POST", f"{path}/cancel", json_response(prediction_body("t1", "canceled")))
     async with areplicate.Client(
-        api_token=TOKEN, base_url=hostile.url, timeout=5, poll=QUICK
+        api_token=TOKEN, base_url=hostile.url, request_timeout=5, poll=QUICK
     ) as client:
         running = await client.trainings.get("t1")
         client._session.budget.pause(3600)  # every paced request now waits an hour

@@ -76,7 +76,9 @@ async def server() -> AsyncIterator[tuple[str, list[Seen]]]:
 
 
 def _client(base_url: str) -> areplicate.Client:
-    return areplicate.Client(api_token=TOKEN, base_url=base_url, rate_limits=None, timeout=5)
+    return areplicate.Client(
+        api_token=TOKEN, base_url=base_url, rate_limits=None, request_timeout=5
+    )
 
 
 async def test_cancel_sends_no_body_and_no_content_type(server: tuple[str, list[Seen]]) -> None:

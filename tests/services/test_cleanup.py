@@ -72,7 +72,7 @@ async def test_cancelling_one_of_two_identical_runs_leaves_the_other_alone(
 ) -> None:
     async with areplicate.Client("r8_test", base_url=url, rate_limits=None) as client:
         a = asyncio.create_task(client.run("acme/held", {"prompt": "same"}))
-        b = asyncio.create_task(client.run("acme/held", {"prompt": "same"}, wait=1))
+        b = asyncio.create_task(client.run("acme/held", {"prompt": "same"}, hold=1))
         await held.until_started(2)  # both creates are held open by Prefer: wait
         a.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -222,7 +222,7 @@ async def test_an_abandoned_deployment_create_only_claims_a_deployment_predictio
         async with areplicate.Client("r8_test", base_url=url, rate_limits=None) as client:
             task = asyncio.create_task(
                 client.deployments.predictions.create(
-                    "acme/held-prod", {"prompt": "same"}, wait=True
+                    "acme/held-prod", {"prompt": "same"}, hold=True
                 )
             )
             await held.until_started(1)  # our deployment create is held open by Prefer: wait

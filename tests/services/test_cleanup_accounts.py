@@ -79,7 +79,7 @@ async def settle_cleanup(client: areplicate.Client) -> None:
 
 async def start_held_create(client: areplicate.Client, held: Held, n: int) -> asyncio.Task[object]:
     """A create held open by ``Prefer: wait`` until the model is released; returns once it runs."""
-    task = asyncio.create_task(client.predictions.create("acme/held", {"prompt": "same"}, wait=60))
+    task = asyncio.create_task(client.predictions.create("acme/held", {"prompt": "same"}, hold=60))
     await held.until_started(n)
     return task
 
@@ -130,7 +130,7 @@ async def test_a_create_that_never_reached_the_wire_cancels_nothing(
     # One connection, taken by a create held open: A's next create waits for the connection.
     a = areplicate.Client("r8_worker_a", base_url=url, rate_limits=None, max_connections=1)
     async with areplicate.Client("r8_worker_b", base_url=url, rate_limits=None) as b:
-        hog = asyncio.create_task(a.predictions.create("acme/held", {"prompt": "hog"}, wait=60))
+        hog = asyncio.create_task(a.predictions.create("acme/held", {"prompt": "hog"}, hold=60))
         await held.until_started(1)
         queued = asyncio.create_task(a.predictions.create("acme/held", {"prompt": "same"}))
         theirs = await b.predictions.create("acme/held", {"prompt": "same"})

@@ -169,7 +169,7 @@ class TestDeploymentPredictions:
         prediction = await api.deployments.predictions.create(
             "acme/painter",
             {"prompt": "a cat"},
-            wait=5,
+            hold=5,
             lifetime="1m",
             webhook="https://example.com/hook",
             webhook_events_filter=["completed"],

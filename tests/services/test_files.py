@@ -135,7 +135,9 @@ class TestOutputs:
         # The client talks to the API as "localhost"; the fake writes delivery URLs on 127.0.0.1,
         # another origin, like replicate.delivery is to api.replicate.com.
         async with make_client(base_url.replace("127.0.0.1", "localhost")) as client:
-            prediction = await client.predictions.finish("acme/pixels", {"n": 2})
+            prediction = (
+                await client.predictions.create_and_wait("acme/pixels", {"n": 2})
+            ).raise_for_status()
             files = client.files.outputs(prediction)
             assert [f.name for f in files] == ["out-0.png", "out-1.png"]
             assert await files[1].read() == PNG + b"\x01"
@@ -154,7 +156,9 @@ class TestOutputs:
     async def test_outputs_expire_with_the_predictions_data(self, fake: FakeReplicate) -> None:
         fake.data_ttl = 0.3
         async with fake.serve() as url, make_client(url) as client:
-            prediction = await client.predictions.finish("acme/pixels", {"n": 1})
+            prediction = (
+                await client.predictions.create_and_wait("acme/pixels", {"n": 1})
+            ).raise_for_status()
             [file] = output_files(prediction, client)
             assert await file.read() == PNG + b"\x00"
             with anyio.fail_after(10):  # the fake removes the data 0.3 s after completion

@@ -64,11 +64,15 @@ class TestOutputsAsInputs:
         async with make_client(base_url, file_encoding=encoding) as client:
 
             async def chain(prompt: str) -> tuple[str, areplicate.Prediction]:
-                image = await client.predictions.finish("acme/draw", {"prompt": prompt})
+                image = (
+                    await client.predictions.create_and_wait("acme/draw", {"prompt": prompt})
+                ).raise_for_status()
                 [file] = client.files.outputs(image)
-                captioned = await client.predictions.finish(
-                    "acme/caption", {"image": file, "prompt": prompt}
-                )
+                captioned = (
+                    await client.predictions.create_and_wait(
+                        "acme/caption", {"image": file, "prompt": prompt}
+                    )
+                ).raise_for_status()
                 return file.url, captioned
 
             results = await asyncio.gather(*(chain(p) for p in prompts))
@@ -85,7 +89,9 @@ class TestOutputsAsInputs:
         self, fake: FakeReplicate, base_url: str
     ) -> None:
         async with make_client(base_url) as client:
-            image = await client.predictions.finish("acme/draw", {"prompt": "x"})
+            image = (
+                await client.predictions.create_and_wait("acme/draw", {"prompt": "x"})
+            ).raise_for_status()
             [file] = client.files.outputs(image)
             unbound = areplicate.FileOutput(file.url)
             prepared = await client._prepare_input(

@@ -53,14 +53,16 @@ async def test_a_bad_token_is_an_authentication_error(
         await api.account.get()
 
 
-async def test_hardware_is_a_plain_list(api: areplicate.Client, mocked: aioresponses) -> None:
+async def test_hardware_is_listed_like_everything_else(
+    api: areplicate.Client, mocked: aioresponses
+) -> None:
     mocked.get(
         f"{BASE}/hardware",
         body=json.dumps(
             [{"sku": "cpu", "name": "CPU"}, {"sku": "gpu-t4", "name": "Nvidia T4 GPU"}]
         ),
     )
-    hardware = await api.hardware.list()
+    hardware = [h async for h in api.hardware.list()]
     assert [(h.sku, h.name) for h in hardware] == [("cpu", "CPU"), ("gpu-t4", "Nvidia T4 GPU")]
 
 
@@ -69,7 +71,7 @@ async def test_hardware_that_is_not_a_list_is_an_unexpected_response(
 ) -> None:
     mocked.get(f"{BASE}/hardware", payload={"results": []})
     with pytest.raises(areplicate.UnexpectedResponseError, match="hardware list"):
-        await api.hardware.list()
+        [h async for h in api.hardware.list()]
 
 
 async def test_collections_list_follows_pages(api: areplicate.Client, mocked: aioresponses) -> None:

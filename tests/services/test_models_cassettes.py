@@ -92,7 +92,7 @@ ROUTES: list[tuple[str, str, str, Call]] = [
         ),
     ),
     ("GET", r"collections", "collections", lambda api, _, __: _collect(api.collections.list())),
-    ("GET", r"hardware", "hardware", lambda api, _, __: api.hardware.list()),
+    ("GET", r"hardware", "hardware", lambda api, _, __: _collect(api.hardware.list())),
     (
         "POST",
         r"models/([\w.-]+)/([\w.-]+)/versions/([0-9a-f]{64})/trainings",

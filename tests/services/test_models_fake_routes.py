@@ -71,7 +71,7 @@ async def test_deployment_lifecycle(api: areplicate.Client, fake: FakeReplicate)
     assert [d.name async for d in api.deployments.list()] == ["painter"]
 
     prediction = await api.deployments.predictions.create(
-        "fake-user/painter", {"prompt": "sun"}, wait=True, validate=True
+        "fake-user/painter", {"prompt": "sun"}, hold=True, validate=True
     )
     assert prediction.output == "sun@512"
 

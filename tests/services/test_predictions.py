@@ -53,7 +53,7 @@ class TestCreate:
     async def test_wait_true_returns_finished_prediction_in_one_request(
         self, client: areplicate.Client, fake: FakeReplicate
     ) -> None:
-        p = await client.predictions.create("acme/echo", {"text": "hi"}, wait=True)
+        p = await client.predictions.create("acme/echo", {"text": "hi"}, hold=True)
         assert p.status == Status.SUCCEEDED
         assert p.output == {"text": "hi", "n": 0}
         assert sum(fake.counts.values()) == 1
@@ -61,7 +61,7 @@ class TestCreate:
     async def test_wait_window_sends_prefer_header(
         self, client: areplicate.Client, fake: FakeReplicate
     ) -> None:
-        await client.predictions.create("acme/echo", {"text": "hi"}, wait=7)
+        await client.predictions.create("acme/echo", {"text": "hi"}, hold=7)
         request = fake.requests[-1]
         assert request.headers["Prefer"] == "wait=7"
 
@@ -77,8 +77,8 @@ class TestCreate:
     @pytest.mark.parametrize(
         ("kwargs", "message"),
         [
-            ({"wait": 61}, "wait must be"),
-            ({"wait": 0}, "wait must be"),
+            ({"hold": 61}, "hold must be"),
+            ({"hold": 0}, "hold must be"),
             ({"lifetime": "2s"}, "at least 5s"),
             ({"lifetime": "soon"}, "not a duration"),
             ({"webhook": "ftp://example.com/hook"}, "https://"),
@@ -243,7 +243,7 @@ class TestRun:
         self, client: areplicate.Client, fake: FakeReplicate, gate: Gate
     ) -> None:
         with pytest.raises(areplicate.WaitTimeoutError):
-            await client.run("acme/gated", {"text": "x"}, wait=False, timeout=0.5)
+            await client.run("acme/gated", {"text": "x"}, hold=False, timeout=0.5)
         assert fake.running == 0
         assert [p["status"] for p in fake.predictions] == ["canceled"]
 
@@ -253,7 +253,7 @@ class TestRun:
         async with areplicate.Client(
             api_token="r8_test_token", base_url=base_url, rate_limits=None
         ) as client:
-            task = asyncio.create_task(client.run("acme/gated", {"text": "x"}, wait=True))
+            task = asyncio.create_task(client.run("acme/gated", {"text": "x"}, hold=True))
             await gate.started.wait()  # the create is being held by Prefer: wait
             task.cancel()
             with pytest.raises(asyncio.CancelledError):

@@ -96,8 +96,8 @@ class TestOptions:
     @pytest.mark.parametrize(
         "options",
         [
-            {"timeout": 0},
-            {"timeout": float("nan")},
+            {"request_timeout": 0},
+            {"request_timeout": float("nan")},
             {"connect_timeout": -1},
             {"max_retries": -1},
             {"max_retries": 1.5},
@@ -160,7 +160,7 @@ def test_no_token_in_any_repr() -> None:
     client = Client(TOKEN, environ={})
     config = client.config
     texts = [repr(client), str(client), repr(config), str(config), repr(client._session)]
-    texts.append(repr(attrs.evolve(config, timeout=5.0)))
+    texts.append(repr(attrs.evolve(config, request_timeout=5.0)))
     assert not [t for t in texts if TOKEN in t]
     assert "api_token" not in repr(config)
     assert isinstance(config, Config)

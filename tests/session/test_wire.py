@@ -68,7 +68,12 @@ async def test_a_create_that_times_out_after_sending_is_not_sent_again(
 ) -> None:
     state, url = server
     async with Client(
-        api_token=TOKEN, base_url=url, rate_limits=None, timeout=0.1, max_retries=5, environ={}
+        api_token=TOKEN,
+        base_url=url,
+        rate_limits=None,
+        request_timeout=0.1,
+        max_retries=5,
+        environ={},
     ) as client:
         with pytest.raises(APITimeoutError) as info:
             await client._session.request("POST", "predictions/hang", json_body={}, create=True)

@@ -19,6 +19,8 @@ from areplicate import (
     APIError,
     Client,
     Completed,
+    Config,
+    FanOut,
     FileOutput,
     InputValidationError,
     InvalidRequestError,
@@ -31,6 +33,7 @@ from areplicate import (
     RateLimitError,
     RateLimits,
     ReplicateError,
+    RunOptions,
     Status,
     StreamEvent,
     WaitTimeoutError,
@@ -45,7 +48,7 @@ async def configure() -> None:
     assert_type(client, Client)
     Client("r8_token", base_url="https://api.cometapi.com/replicate")
     Client(
-        timeout=30.0,
+        request_timeout=30.0,
         connect_timeout=5,
         max_retries=2,
         max_connections=50,
@@ -55,6 +58,12 @@ async def configure() -> None:
     Client(rate_limits=None, environ={"REPLICATE_API_TOKEN": "r8_x"})
     base: str = client.base_url
     assert_type(base, str)
+    config = client.config
+    assert_type(config, Config)
+    per_request: float = config.request_timeout
+    del per_request
+    patient = client.with_options(request_timeout=120.0, max_retries=0)
+    assert_type(patient, Client)
     await client.aclose()
 
 
@@ -64,12 +73,12 @@ async def predictions(client: Client) -> None:
     p = await client.predictions.create(
         f"{REF}:{'0' * 64}",
         {"prompt": "a cat"},
-        wait=10,
+        hold=10,
         lifetime="5m",
         webhook="https://example.com/hook",
         webhook_events_filter=["completed"],
     )
-    await client.predictions.create("0" * 64, {}, wait=True, lifetime=dt.timedelta(minutes=5))
+    await client.predictions.create("0" * 64, {}, hold=True, lifetime=dt.timedelta(minutes=5))
     p = await client.predictions.get(p.id)
     p = await client.predictions.get(p)
     p = await client.predictions.wait(p, timeout=60)
@@ -103,7 +112,18 @@ async def predictions(client: Client) -> None:
 async def run(client: Client) -> None:
     out = await client.run(REF, {"prompt": "a cat"})
     assert_type(out, Any)
-    await client.run(REF, {"prompt": "a cat"}, wait=False, timeout=120.0)
+    await client.run(REF, {"prompt": "a cat"}, hold=False, timeout=120.0)
+    out = await client.predictions.run(REF, {"prompt": "a cat"}, lifetime="5m")
+    ended = await client.predictions.create_and_wait(
+        REF, {"prompt": "a cat"}, hold=5, timeout=60, cancel_on_exit=False
+    )
+    assert_type(ended, Prediction)
+    succeeded = ended.raise_for_status()
+    assert_type(succeeded, Prediction)
+    lifetime: areplicate.Lifetime = dt.timedelta(minutes=5)
+    options = RunOptions(hold=10, timeout=60.0, lifetime=lifetime, validate=True)
+    held: int | None = options.hold_seconds
+    del held
 
 
 async def fan_out(client: Client) -> None:
@@ -117,7 +137,9 @@ async def fan_out(client: Client) -> None:
             continue
         assert_type(result, Prediction)
 
-    async with areplicate.as_completed(client, REF, inputs, concurrency=8) as done:
+    fan = areplicate.as_completed(client, REF, inputs, concurrency=8, hold=False, timeout=600)
+    assert_type(fan, FanOut)
+    async with fan as done:
         async for item in done:
             assert_type(item, Completed)
             index: int = item.index
@@ -169,13 +191,19 @@ def refs() -> None:
 
 
 async def files_webhooks_models(client: Client, body: bytes, headers: dict[str, str]) -> None:
-    prediction = await client.predictions.finish(REF, {"image": Path("cat.png")}, validate=True)
+    ended = await client.predictions.create_and_wait(REF, {"image": Path("cat.png")}, validate=True)
+    prediction = ended.raise_for_status()
     for file in areplicate.output_files(prediction, client):
         assert_type(file, FileOutput)
         data: bytes = await file.read()
         del data
     saved = await areplicate.save_outputs(client, [prediction], "out/")
     assert_type(saved, list[Path])
+    async for sku in client.hardware.list():
+        assert_type(sku, areplicate.Hardware)
+    service: areplicate.resources.Predictions = client.predictions
+    assert_type(client.hardware, areplicate.resources.HardwareSKUs)
+    del service
     secret: str = await client.webhooks.default_secret()
     areplicate.webhooks.verify(headers, body, secret)
     delivered: Prediction = areplicate.webhooks.parse(body)

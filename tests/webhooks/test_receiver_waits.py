@@ -81,7 +81,7 @@ async def run_fan_out(
             inputs = [{"prompt": f"p{i}"} for i in range(n)]
             with anyio.fail_after(90):
                 async with areplicate.as_completed(
-                    client, "acme/slow", inputs, concurrency=n, wait=False
+                    client, "acme/slow", inputs, concurrency=n, hold=False
                 ) as results:
                     async for done in results:
                         assert done.prediction is not None, done.error
