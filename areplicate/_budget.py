@@ -30,12 +30,20 @@ RECONNECT_AFTER = 5.0
 
 
 def pace_params(limits: RateLimits, *, create: bool, share: float = 1.0) -> PaceParams:
-    """The pace for one class of request (creates, or everything else) under ``limits``."""
+    """The pace for one class of request (creates, or everything else) under ``limits``.
+
+    ``share`` scales the ceiling only, not the burst: a process pacing at a fallback share of the
+    limits may still start with the same burst.
+    """
     per_minute = limits.creates_per_minute if create else limits.requests_per_minute
     return PaceParams(ceiling=per_minute / 60.0 * share, burst=limits.burst)
 
 
 def _header_number(headers: Mapping[str, str], name: str) -> float | None:
+    """A ``ratelimit-*`` header as a non-negative finite number; None when absent or unreadable.
+
+    A bad header is ignored rather than raised: it must never fail the request that carried it.
+    """
     value = headers.get(name)
     if value is None:
         return None
@@ -47,9 +55,13 @@ def _header_number(headers: Mapping[str, str], name: str) -> float | None:
 
 
 class LocalPaces:
-    """The two paces (creates, others) of one process, on an injected steady clock."""
+    """The two paces (creates, others) of one process, on an injected steady clock.
+
+    A thin stateful shell over the pure functions of ``_core.pace``: all the arithmetic is there.
+    """
 
     def __init__(self, limits: RateLimits, *, share: float = 1.0, clock: Callable[[], float]):
+        """Fresh paces for both classes at ``share`` of ``limits``, timed on ``clock``."""
         self._clock = clock
         now = clock()
         self.params = {
@@ -58,13 +70,21 @@ class LocalPaces:
         self.paces = {create: Pace.fresh(self.params[create], now) for create in (True, False)}
 
     def reserve(self, create: bool) -> float:
-        """Take a slot; the seconds to wait for it."""
+        """Take a slot; the seconds to wait for it.
+
+        The slot is taken now even though the request goes later: the caller must sleep the returned
+        delay (0.0 or more) before sending, or the pace runs ahead of the limits.
+        """
         now = self._clock()
         self.paces[create], go = reserve(self.paces[create], self.params[create], now)
         return go - now
 
     def observe(self, create: bool, ok: bool, remaining: float | None, reset: float | None) -> None:
-        """Learn from one response: ``ok`` (2xx) or a 429."""
+        """Learn from one response: ``ok`` (2xx) or a 429.
+
+        ``remaining`` and ``reset`` are the response's ``ratelimit-*`` headers (None when absent),
+        which let the pace slow down *before* a 429 when the account's allowance runs low.
+        """
         now = self._clock()
         pace, params = self.paces[create], self.params[create]
         if ok:
@@ -73,7 +93,10 @@ class LocalPaces:
             self.paces[create] = throttled(pace, params, now)
 
     def pause(self, seconds: float) -> None:
-        """Hold both paces for ``seconds``."""
+        """Hold both paces for ``seconds``.
+
+        Both classes pause: the API's 429 does not say which limit was hit.
+        """
         until = self._clock() + seconds
         for create in (True, False):
             self.paces[create] = paused(self.paces[create], until)
@@ -98,6 +121,11 @@ class Budget:
         token: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """Set up the local or shared backend for ``limits`` (None: no pacing at all).
+
+        ``token`` only names the shared Redis keys (hashed there, never stored in clear); the Redis
+        module is imported only when a shared budget is asked for, so redis stays an optional extra.
+        """
         self.limits = limits
         self._clock = clock
         self._resume_at = 0.0  # this process's own pause (a 429 it saw), on ``clock``
@@ -116,17 +144,23 @@ class Budget:
                 self._shared = SharedPaces(limits, limits.shared, token)
 
     def __repr__(self) -> str:
+        """The mode (off, local or shared) only; never the token or the Redis address's credentials."""
         mode = "off" if self.limits is None else ("shared" if self._shared else "local")
         return f"<Budget {mode}>"
 
     @property
     def shared(self) -> bool:
-        """Whether this budget is held in Redis (and Redis is answering)."""
+        """Whether this budget is held in Redis (and Redis is answering).
+
+        False while falling back to the local share after a Redis failure, though a shared budget
+        was configured.
+        """
         return self._shared is not None and not self._shared_down
 
     # -- backend choice -------------------------------------------------------------------
 
     def _fallback(self) -> LocalPaces:
+        """The local paces used while Redis is down, made on first need at ``fallback_share``."""
         if self._local is None:
             assert self.limits is not None
             self._local = LocalPaces(
@@ -135,12 +169,20 @@ class Budget:
         return self._local
 
     def _use_shared(self) -> SharedPaces | None:
+        """The Redis backend, or None when there is none or it failed less than RECONNECT_AFTER ago.
+
+        After that wait the next request tries Redis again; only its answer ends the fallback.
+        """
         shared = self._shared
         if shared is None or (self._shared_down and self._clock() < self._retry_shared_at):
             return None
         return shared
 
     def _shared_failed(self, exc: BaseException) -> None:
+        """Note a Redis failure: fall back to local pacing and try Redis again after RECONNECT_AFTER.
+
+        The WARNING is logged once per outage, not per request.
+        """
         self._retry_shared_at = self._clock() + RECONNECT_AFTER
         if self._shared_down:
             return
@@ -158,12 +200,14 @@ class Budget:
         )
 
     def _shared_ok(self) -> None:
+        """Note that Redis answered; ends (and logs the end of) an outage."""
         if self._shared_down:
             self._shared_down = False
             assert self._shared is not None
             logger.warning("the shared request budget at %s answers again", self._shared.where)
 
     async def _reserve(self, create: bool) -> float:
+        """Seconds to wait for the next slot of ``create``'s class, from Redis or the local paces."""
         shared = self._use_shared()
         if shared is not None:
             try:
@@ -179,7 +223,11 @@ class Budget:
     # -- the interface the session uses ---------------------------------------------------
 
     async def acquire(self, *, create: bool) -> None:
-        """Wait until one more request may go."""
+        """Wait until one more request may go.
+
+        Requests of one class are served one at a time, in arrival order; the two classes do not wait
+        for each other, except during a 429 pause, which holds both.
+        """
         # One waiter per class holds the queue: it alone reserves a slot and sleeps until it, so
         # no reservation is ever made far ahead at a pace that a 429 has since cut.
         async with self._locks[create]:
@@ -191,7 +239,10 @@ class Budget:
                 await asyncio.sleep(wait)
 
     async def observe(self, status: int, headers: Mapping[str, str], *, create: bool) -> None:
-        """Learn from a response: a 2xx (and its ``ratelimit-*`` headers) or a 429."""
+        """Learn from a response: a 2xx (and its ``ratelimit-*`` headers) or a 429.
+
+        Any other status (4xx, 5xx) teaches the pace nothing: only the API's own rate answers do.
+        """
         if self.limits is None or not (status == 429 or 200 <= status < 300):
             return
         ok = status != 429
@@ -211,7 +262,11 @@ class Budget:
             local.observe(create, ok, remaining, reset)
 
     def pause(self, seconds: float) -> None:
-        """Hold every request of this client (and, when shared, of every process) for ``seconds``."""
+        """Hold every request of this client (and, when shared, of every process) for ``seconds``.
+
+        The local pause applies at once; publishing it to Redis runs in the background, so a slow
+        Redis never delays the request that saw the 429.
+        """
         self._resume_at = max(self._resume_at, self._clock() + seconds)
         if self._local is not None:
             self._local.pause(seconds)
@@ -222,20 +277,28 @@ class Budget:
             task.add_done_callback(self._background.discard)
 
     async def _publish_pause(self, shared: SharedPaces, seconds: float) -> None:
+        """Tell the other processes about a pause; a Redis failure only starts the fallback."""
         try:
             await shared.pause(seconds)
         except shared.errors as exc:
             self._shared_failed(exc)
 
     async def aclose(self) -> None:
-        """Finish publishing pauses and close the Redis connection (if any). Idempotent."""
+        """Finish publishing pauses and close the Redis connection (if any). Idempotent.
+
+        Pending publications get a second at most: a pause that could not be shared in time is only
+        lost to the other processes, which will meet their own 429.
+        """
         if self._background:
             await asyncio.wait(set(self._background), timeout=1.0)
         if self._shared is not None:
             await self._shared.aclose()
 
     def snapshot(self, *, create: bool) -> Pace | None:
-        """This process's local pace (for tests and diagnostics); None when shared or off."""
+        """This process's local pace (for tests and diagnostics); None when shared or off.
+
+        During a Redis outage this is the fallback pace.
+        """
         local = self._local
         return None if local is None else local.paces[create]
 
@@ -250,5 +313,9 @@ class Budget:
         return None if local is None else local.paces[create].rate
 
     def paused_for(self) -> float:
-        """Seconds until this process's pause after a 429 ends (0.0: not paused)."""
+        """Seconds until this process's pause after a 429 ends (0.0: not paused).
+
+        Only the pause this process saw or set: a pause another process published to Redis does not
+        show here.
+        """
         return max(0.0, self._resume_at - self._clock())

@@ -72,6 +72,11 @@ class Client:
         trust_env: bool = True,
         webhooks: Receiver | None = None,
     ) -> None:
+        """Resolve and check the configuration; nothing connects until the first request.
+
+        A missing token, a bad timeout or a bad ``file_encoding`` raises ValueError here, at
+        construction, not on the first call. Services are made on first attribute access.
+        """
         self._config = Config.resolve(
             os.environ if environ is None else environ,
             api_token=api_token,
@@ -112,17 +117,25 @@ class Client:
                 webhooks.relay(self._relay.publish)
 
     def __repr__(self) -> str:
+        """The base URL and whether the client is closed; never the token."""
         state = "closed" if self._session.closed else "open"
         return f"<areplicate.Client {self._config.base_url} {state}>"
 
     @property
     def base_url(self) -> str:
-        """The API base URL every request (and follow-up link) is built on."""
+        """The API base URL every request (and follow-up link) is built on.
+
+        Pagination ``next`` links are re-based onto it, so a proxy or the fake in front of the API
+        keeps receiving every request, whatever host the links name.
+        """
         return self._config.base_url
 
     @property
     def config(self) -> Config:
-        """The resolved configuration (its repr never shows the token)."""
+        """The resolved configuration (its repr never shows the token).
+
+        ``config.api_token`` itself does hold it, for code that must pass it on: do not log it.
+        """
         return self._config
 
     def with_options(
@@ -164,6 +177,7 @@ class Client:
         return Stats.of(self._session.counters, self._session.budget)
 
     async def __aenter__(self) -> Client:
+        """Open the connection pool on the running loop (binding the client to that loop)."""
         self._session._client()
         return self
 
@@ -173,6 +187,7 @@ class Client:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Close the client, whatever the body raised; the exception is not swallowed."""
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -187,6 +202,11 @@ class Client:
             await self._relay.aclose()
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
+        """Warn (ResourceWarning) about a client garbage-collected with its pool still open.
+
+        It only warns: closing needs the loop, which may be gone by then. ``_warn`` is bound at
+        definition so the warning still works during interpreter shutdown.
+        """
         session = getattr(self, "_session", None)
         if session is not None and session.opened:
             _warn(
@@ -210,7 +230,10 @@ class Client:
         )
 
     def _listen(self) -> None:
-        """Start taking the other workers' relayed deliveries (once; stopped by close())."""
+        """Start taking the other workers' relayed deliveries (once; stopped by close()).
+
+        A view forwards to its parent, so one client listens once however many views wait.
+        """
         if self._parent is not None:
             self._parent._listen()
             return
@@ -221,9 +244,11 @@ class Client:
         self._session.spawn(relay.listen(receiver.deliver_relayed), work=True)
 
     async def _validate_input(self, ref: str, input: Mapping[str, Any]) -> None:
+        """The predictions service's validator: ``models.validate_input`` of this client."""
         await self.models.validate_input(ref, input)
 
     async def _prepare_input(self, input: Mapping[str, Any]) -> dict[str, Any]:
+        """The input hook of predictions and trainings: file values uploaded or inlined as configured."""
         return await prepare_input(
             input, encoding=self._file_encoding, upload=self.files._upload_url
         )

@@ -62,6 +62,10 @@ class RateLimits:
     fallback_share: float = 0.25
 
     def __attrs_post_init__(self) -> None:
+        """Refuse non-positive limits and a fallback share outside (0, 1], and a non-Redis ``shared``.
+
+        The error message never echoes a Redis password: the URL is shown through :func:`_redacted`.
+        """
         if self.creates_per_minute <= 0 or self.requests_per_minute <= 0 or self.burst <= 0:
             raise ValueError(
                 "RateLimits values must be positive; pass rate_limits=None to turn pacing off"
@@ -81,7 +85,10 @@ class RateLimits:
 
 
 def _redacted(url: object) -> str:
-    """A Redis URL for reprs and messages, its password (if any) replaced by ``***``."""
+    """A Redis URL for reprs and messages, its password (if any) replaced by ``***``.
+
+    The result is already ``repr``-quoted, so it drops straight into a message or an attrs repr.
+    """
     if not isinstance(url, str):
         return repr(url)
     parts = urlsplit(url)
@@ -118,6 +125,11 @@ class Config:
     trust_env: bool = True
 
     def __attrs_post_init__(self) -> None:
+        """Check the numbers (also on ``attrs.evolve``, which is how ``with_options`` builds a view).
+
+        Booleans are refused where whole numbers are expected: ``True`` is an int to Python but
+        ``max_retries=True`` is a mistake.
+        """
         if not self.request_timeout > 0 or not self.connect_timeout > 0:
             raise ValueError(
                 f"timeouts must be positive seconds, got request_timeout={self.request_timeout!r}, "

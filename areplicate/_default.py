@@ -28,6 +28,11 @@ _CLOSERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[No
 async def _close_at_shutdown(
     loop: asyncio.AbstractEventLoop, client: Client
 ) -> AsyncGenerator[None, None]:
+    """An async generator whose ``finally`` closes the loop's default client.
+
+    The loop finalizes async generators in ``shutdown_asyncgens()``, which ``asyncio.run`` calls
+    before closing: this is how the client closes with its loop without any atexit hook.
+    """
     try:
         yield
     finally:

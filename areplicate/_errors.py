@@ -72,13 +72,22 @@ class ReplicateError(Exception):
     maybe_created: bool = False
 
     def __str__(self) -> str:
+        """The message, with the "may have been created" hint appended when ``maybe_created`` is set.
+
+        The hint is added here, not baked into ``args``, so marking an error after it was raised (the
+        session does, for creates) changes what it prints.
+        """
         text = super().__str__()
         if self.maybe_created:
             text = f"{text} ({MAYBE_CREATED_HINT})"
         return text
 
     def mark_maybe_created(self) -> None:
-        """Record that this error came from a create that may have been processed (see the class)."""
+        """Record that this error came from a create that may have been processed (see the class).
+
+        Set where a create's error surfaces (the session, the decoding of a create's response); it
+        survives pickling (see :func:`state_of`).
+        """
         self.maybe_created = True
 
 
@@ -100,6 +109,11 @@ class APIError(ReplicateError):
         body: Any = None,
         retry_after: float | None = None,
     ) -> None:
+        """Keep the response's parts as attributes; the message is built from them once, here.
+
+        ``body`` is kept as the API sent it: it may name the input the request carried, so do not log
+        it wholesale.
+        """
         self.status = status
         self.title = title
         self.detail = detail
@@ -109,6 +123,7 @@ class APIError(ReplicateError):
         super().__init__(self._message())
 
     def _message(self) -> str:
+        """``HTTP <status>: <title>: <detail> (request id …)``, each part only when the API sent it."""
         parts = [f"HTTP {self.status}"]
         if self.title:
             parts.append(self.title)
@@ -120,6 +135,9 @@ class APIError(ReplicateError):
         return text
 
     def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by the constructor's arguments plus :func:`state_of`, so an error crossing a process
+        boundary (a worker pool) arrives with its status, body and flags intact.
+        """
         return (
             _rebuild_api_error,
             (
@@ -136,7 +154,11 @@ class APIError(ReplicateError):
 
 
 def state_of(error: ReplicateError) -> dict[str, Any]:
-    """Pickle state beyond the constructor's arguments: ``maybe_created``, a 404's ``target``."""
+    """Pickle state beyond the constructor's arguments: ``maybe_created``, a 404's ``target``.
+
+    Both are class-level defaults set per instance after construction, so the default
+    ``__reduce__`` would drop them.
+    """
     state: dict[str, Any] = {"maybe_created": True} if error.maybe_created else {}
     target = getattr(error, "target", None)
     if target is not None:
@@ -153,15 +175,22 @@ def _rebuild_api_error(
     body: Any,
     retry_after: float | None,
 ) -> APIError:
+    """Unpickle an APIError subclass through its real constructor (see :meth:`APIError.__reduce__`)."""
     return cls(status, title, detail, request_id=request_id, body=body, retry_after=retry_after)
 
 
 class AuthenticationError(APIError):
-    """401: the token is missing or not valid. Check ``REPLICATE_API_TOKEN`` or ``api_token=``."""
+    """401: the token is missing or not valid. Check ``REPLICATE_API_TOKEN`` or ``api_token=``.
+
+    Never retried, and in a fan-out it stops every item at once: all would get the same answer.
+    """
 
 
 class PaymentRequiredError(APIError):
-    """402: the account is out of credit. Retrying will not help; add credit first."""
+    """402: the account is out of credit. Retrying will not help; add credit first.
+
+    In a fan-out it stops every item at once, as a 401 does.
+    """
 
 
 class NotFoundError(APIError):
@@ -192,7 +221,11 @@ class InvalidRequestError(APIError):
 
     @property
     def invalid_fields(self) -> list[dict[str, Any]]:
-        """The API's per-field complaints, or an empty list."""
+        """The API's per-field complaints, or an empty list.
+
+        Entries that are not objects are dropped rather than raised on: a body of the wrong shape must
+        not hide the error it came with.
+        """
         fields = self.body.get("invalid_fields") if isinstance(self.body, dict) else None
         if not isinstance(fields, list):
             return []
@@ -208,7 +241,10 @@ class RateLimitError(APIError):
 
 
 class ServerError(APIError):
-    """5xx: the API failed. GETs and cancels are retried; creates are not (they may have run)."""
+    """5xx: the API failed. GETs and cancels are retried; creates are not (they may have run).
+
+    A create's ServerError has ``maybe_created`` set: look the prediction up before sending again.
+    """
 
 
 class UnexpectedResponseError(APIError):
@@ -227,27 +263,37 @@ class APIConnectionError(ReplicateError):
     """
 
     def __init__(self, message: str, *, sent: bool) -> None:
+        """``sent``: whether the request may have reached the API (False only when connecting failed)."""
         super().__init__(message)
         self.sent = sent
 
     def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle with ``sent`` and :func:`state_of`, as :meth:`APIError.__reduce__` does."""
         return (_rebuild_connection_error, (type(self), self.args[0], self.sent), state_of(self))
 
 
 def _rebuild_connection_error(
     cls: type[APIConnectionError], message: str, sent: bool
 ) -> APIConnectionError:
+    """Unpickle an APIConnectionError subclass through its real constructor."""
     return cls(message, sent=sent)
 
 
 class APITimeoutError(APIConnectionError):
-    """The API did not answer in time (connect or read timeout, see ``Client(request_timeout=…)``)."""
+    """The API did not answer in time (connect or read timeout, see ``Client(request_timeout=…)``).
+
+    Not the deadline of a ``run`` or ``wait``: running out of that raises WaitTimeoutError.
+    """
 
 
 class InputValidationError(ReplicateError, ValueError):
-    """The input breaks the model's input schema; nothing was sent. ``problems`` lists every problem."""
+    """The input breaks the model's input schema; nothing was sent. ``problems`` lists every problem.
+
+    Also a ValueError, so code catching bad arguments catches it too.
+    """
 
     def __init__(self, ref: str, problems: Sequence[str]) -> None:
+        """``ref`` is the model checked against; every problem is listed in the message, one a line."""
         self.ref = ref
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
@@ -256,11 +302,15 @@ class InputValidationError(ReplicateError, ValueError):
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by ``ref`` and ``problems`` (and :func:`state_of`), not by the built message."""
         return (type(self), (self.ref, self.problems), state_of(self))
 
 
 class InvalidReferenceError(ReplicateError, ValueError):
-    """A model reference that is not ``owner/name``, ``owner/name:<version>`` or a 64-hex version id."""
+    """A model reference that is not ``owner/name``, ``owner/name:<version>`` or a 64-hex version id.
+
+    Raised before any request is sent; also a ValueError.
+    """
 
 
 class WebhookVerificationError(ReplicateError):

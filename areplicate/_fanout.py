@@ -74,7 +74,11 @@ class Completed:
 
     @property
     def ok(self) -> bool:
-        """True when the prediction succeeded."""
+        """True when the prediction succeeded.
+
+        False both for an item that raised (``error`` is set) and for a model's own failure or a
+        cancel (``prediction.status`` says which): ``ok`` alone does not tell the two apart.
+        """
         return self.prediction is not None and self.prediction.status == Status.SUCCEEDED
 
 
@@ -94,7 +98,10 @@ class Progress:
 
 
 class _Sentinel:
-    pass
+    """The type of ``_END``, the marker the feeder queues after the last result.
+
+    A class of its own (not None or a bare object()) so the queue's item type stays exact for mypy.
+    """
 
 
 _END = _Sentinel()
@@ -115,6 +122,11 @@ class _Run:
         on_progress: Callable[[Progress], object] | None = None,
         runner: Runner | None = None,
     ) -> None:
+        """Check the arguments and set up the queue and slots; nothing starts until the first :meth:`next`.
+
+        The checks (``concurrency``, a single mapping passed as ``inputs``, the model reference) raise
+        here, at the call to ``as_completed``, not at the first iteration.
+        """
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
         if isinstance(inputs, Mapping):
@@ -138,7 +150,12 @@ class _Run:
         self._done = self._succeeded = self._failed = self._errors = 0
 
     async def next(self) -> Completed:
-        """The next finished item; StopAsyncIteration when all are done."""
+        """The next finished item; StopAsyncIteration when all are done.
+
+        The first call starts the feeder. A fatal error (see :func:`stops_everything`) or a failing
+        inputs iterable arrives here as an exception: it is raised after everything is stopped. Being
+        cancelled while waiting stops the whole fan-out too.
+        """
         if self._closed:
             raise StopAsyncIteration
         if self._feeder is None:
@@ -159,7 +176,11 @@ class _Run:
         return item
 
     async def aclose(self) -> None:
-        """Stop: cancel unstarted and running work, remote predictions included, and wait for it."""
+        """Stop: cancel unstarted and running work, remote predictions included, and wait for it.
+
+        The wait is shielded, so a caller cancelled during it still lets each worker finish its remote
+        cancel. Idempotent.
+        """
         if self._closed and not self._workers and (self._feeder is None or self._feeder.done()):
             return
         self._closed = True
@@ -171,7 +192,11 @@ class _Run:
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     def cancel_now(self) -> None:
-        """Cancel every task without waiting (each worker still cancels its remote prediction)."""
+        """Cancel every task without waiting (each worker still cancels its remote prediction).
+
+        For ``__del__``, which cannot await: the remote cancels run as the cancelled tasks unwind, and
+        the client's close() waits for them.
+        """
         self._closed = True
         for task in (self._feeder, *self._workers):
             if task is not None and not task.done():
@@ -181,10 +206,18 @@ class _Run:
 
     @property
     def in_flight(self) -> int:
-        """Items started and not yet handed to the consumer."""
+        """Items started and not yet handed to the consumer.
+
+        An item counts until its result is queued, so this can lag behind the server's own state.
+        """
         return len(self._workers)
 
     def _count(self, item: Completed) -> None:
+        """Update the counts for an item the consumer is about to receive, then call ``on_progress``.
+
+        Counted as items are handed out, not as they finish, so progress never runs ahead of what the
+        caller has seen. ``on_progress`` runs inline: a slow callback slows the consumer.
+        """
         self._done += 1
         if item.error is not None:
             self._errors += 1
@@ -205,6 +238,11 @@ class _Run:
             )
 
     async def _feed(self) -> None:
+        """Pull inputs one per free slot and start a worker for each; queue ``_END`` after the last.
+
+        A non-mapping input becomes that item's TypeError (the rest go on); an exception from the
+        inputs iterable itself is queued and ends the fan-out.
+        """
         index = 0
         try:
             async for item in _aiter(self._inputs):
@@ -230,6 +268,11 @@ class _Run:
             await self._queue.put(exc)
 
     async def _run_one(self, index: int, item: Mapping[str, Any]) -> None:
+        """Run one item and queue its :class:`Completed`; its slot is freed once the result is queued.
+
+        Freeing the slot only after the queue accepts the result is what bounds the results waiting
+        for a slow consumer to ``concurrency``. A fatal error is queued bare, for :meth:`next` to raise.
+        """
         try:
             if self._runner is not None:
                 prediction = await self._runner(index, item)
@@ -273,6 +316,7 @@ class FanOut(AsyncIterator[Completed]):
         on_progress: Callable[[Progress], object] | None = None,
         runner: Runner | None = None,
     ) -> None:
+        """Build the :class:`_Run` behind this handle; arguments are checked here, nothing is sent yet."""
         self._run = _Run(
             client,
             ref,
@@ -303,6 +347,10 @@ class FanOut(AsyncIterator[Completed]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Stop the fan-out: any work still running is cancelled, remote predictions included.
+
+        An exception in the ``async with`` body is never swallowed.
+        """
         await self._run.aclose()
 
     async def aclose(self) -> None:
@@ -315,12 +363,20 @@ class FanOut(AsyncIterator[Completed]):
         return self._run.in_flight
 
     def __del__(self) -> None:
+        """Cancel the work of a handle dropped without ``aclose`` (a bare ``break`` out of the loop).
+
+        The tasks hold the :class:`_Run`, not this handle, which is what lets it be collected.
+        """
         run = getattr(self, "_run", None)
         if run is not None:
             run.cancel_now()
 
 
 async def _aiter(inputs: Inputs) -> AsyncIterator[object]:
+    """Iterate a sync or an async iterable alike, lazily.
+
+    A sync iterable is read on the loop: a generator that blocks stalls every worker.
+    """
     if isinstance(inputs, AsyncIterable):
         async for item in inputs:
             yield item

@@ -50,6 +50,11 @@ T = TypeVar("T")
 
 
 def _extra() -> Any:
+    """The ``extra`` field of every model: the JSON keys the API sent that the class does not name.
+
+    Left out of reprs. It is how a field the API adds tomorrow stays readable today
+    (``prediction.extra["new_field"]``) instead of failing to decode.
+    """
     return attrs.field(factory=dict, repr=False)
 
 
@@ -62,6 +67,11 @@ _BUDGET = 4000
 
 
 def _short(value: Any, budget: list[int]) -> str:
+    """A repr of ``value`` cut to fit: long text and containers shortened, ``budget`` spent.
+
+    ``budget`` is a one-item list so nested calls share it; once it runs out, containers show only
+    how many entries were left out.
+    """
     if isinstance(value, (str, bytes, bytearray)):
         if len(value) <= _TEXT:
             text = repr(value)
@@ -85,7 +95,10 @@ def _short(value: Any, budget: list[int]) -> str:
 
 
 def _first(parts: Iterator[str], count: int, budget: list[int]) -> str:
-    """The first entries of a container, while the budget lasts, then how many were left out."""
+    """The first entries of a container, while the budget lasts, then how many were left out.
+
+    ``parts`` is a lazy iterator: entries past the cut are never turned into text at all.
+    """
     shown: list[str] = []
     while len(shown) < _ITEMS and budget[0] > 0 and (part := next(parts, None)) is not None:
         shown.append(part)
@@ -95,7 +108,11 @@ def _first(parts: Iterator[str], count: int, budget: list[int]) -> str:
 
 
 def _short_repr(self: Any) -> str:
-    """``Name(field=value, ...)`` like attrs', with long values cut (see ``_short``)."""
+    """``Name(field=value, ...)`` like attrs', with long values cut (see ``_short``).
+
+    Installed as every model's ``__repr__``, so a prediction holding a megabyte data URI still
+    prints (and logs) in a few lines.
+    """
     budget = [_BUDGET]
     shown = (a for a in attrs.fields(type(self)) if a.repr)
     args = ", ".join(f"{a.name}={_short(getattr(self, a.name), budget)}" for a in shown)
@@ -154,7 +171,11 @@ class Prediction:
 
     @property
     def is_terminal(self) -> bool:
-        """True once the prediction has succeeded, failed, been canceled or aborted."""
+        """True once the prediction has succeeded, failed, been canceled or aborted.
+
+        An unknown status string (one the API adds later) counts as not terminal, so a wait on it
+        keeps polling rather than stopping early.
+        """
         return is_terminal(self.status)
 
     def raise_for_status(self: _P) -> _P:
@@ -179,7 +200,10 @@ class Prediction:
 
 @attrs.frozen
 class Page(Generic[T]):
-    """One page of a paginated listing. ``next`` is the API's link, rebased by the client when followed."""
+    """One page of a paginated listing. ``next`` is the API's link, rebased by the client when followed.
+
+    A page cut short by a ``created_after`` filter has ``next`` set to None: it is the last one.
+    """
 
     results: list[T] = attrs.field(factory=list)
     next: str | None = None
@@ -228,7 +252,10 @@ class Model:
 
 @attrs.frozen
 class FileObject:
-    """An uploaded file. ``urls["get"]`` is what to pass as a prediction input."""
+    """An uploaded file. ``urls["get"]`` is what to pass as a prediction input.
+
+    Files expire (``expires_at``), so upload close to when they are used.
+    """
 
     id: str
     name: str | None = None
@@ -245,7 +272,10 @@ class FileObject:
 
 @attrs.frozen
 class Account:
-    """The account the token belongs to: ``type`` is ``"user"`` or ``"organization"``."""
+    """The account the token belongs to: ``type`` is ``"user"`` or ``"organization"``.
+
+    ``username`` is what goes before the slash of the account's own models and deployments.
+    """
 
     type: str
     username: str
@@ -257,7 +287,10 @@ class Account:
 
 @attrs.frozen
 class Hardware:
-    """A hardware SKU models and deployments can run on, e.g. ``gpu-t4``."""
+    """A hardware SKU models and deployments can run on, e.g. ``gpu-t4``.
+
+    ``sku`` is what deployments take as ``hardware=``; ``name`` is only for people.
+    """
 
     sku: str
     name: str | None = None
@@ -266,7 +299,11 @@ class Hardware:
 
 @attrs.frozen
 class Collection:
-    """A curated collection of models. ``models`` is filled only when fetched one by one."""
+    """A curated collection of models. ``models`` is filled only when fetched one by one.
+
+    ``collections.list()`` leaves ``models`` empty: an empty list there says nothing about the
+    collection.
+    """
 
     slug: str
     name: str | None = None
@@ -358,19 +395,28 @@ class ModelHit:
 
     @property
     def score(self) -> float | None:
-        """How well the model matches the query (higher is better), if the API said."""
+        """How well the model matches the query (higher is better), if the API said.
+
+        Only comparable within one search's results; None when the API left it out.
+        """
         value = self.metadata.get("score")
         return float(value) if isinstance(value, (int, float)) else None
 
     @property
     def tags(self) -> list[str]:
-        """The model's tags, e.g. ``["text-to-image"]``."""
+        """The model's tags, e.g. ``["text-to-image"]``.
+
+        Empty when the API sent none (or sent them in another shape): no tags is not an error.
+        """
         tags = self.metadata.get("tags")
         return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
     @property
     def generated_description(self) -> str | None:
-        """A longer, AI-written description of the model."""
+        """A longer, AI-written description of the model.
+
+        None when the API sent none; the model's own ``description`` is on ``model``.
+        """
         text = self.metadata.get("generated_description")
         return text if isinstance(text, str) else None
 
@@ -422,6 +468,7 @@ class PredictionFailedError(ReplicateError):
     """
 
     def __init__(self, prediction: Prediction, message: str | None = None) -> None:
+        """``message`` defaults to the prediction's own ``error``; pass one to say more (e.g. streaming)."""
         self.prediction = prediction
         if message is None:
             error = prediction.error or "no error message"
@@ -429,13 +476,19 @@ class PredictionFailedError(ReplicateError):
         super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle with the prediction and the message, so a worker's error arrives whole."""
         return (type(self), (self.prediction, self.args[0]), state_of(self))
 
 
 class PredictionCanceledError(PredictionFailedError):
-    """The prediction was canceled (by someone, or by its deadline) or aborted before it started."""
+    """The prediction was canceled (by someone, or by its deadline) or aborted before it started.
+
+    A subclass of PredictionFailedError: ``except PredictionFailedError`` catches both, so test
+    for this one first when the two need different handling.
+    """
 
     def __init__(self, prediction: Prediction, message: str | None = None) -> None:
+        """The default message names the status it ended with (``canceled`` or ``aborted``)."""
         if message is None:
             message = (
                 f"prediction {prediction.id} ended {prediction.status} before producing output"
@@ -452,6 +505,7 @@ class WaitTimeoutError(ReplicateError, TimeoutError):
     """
 
     def __init__(self, prediction: Prediction, timeout: float) -> None:
+        """``timeout`` is the caller's deadline in seconds (the whole call's, not one request's)."""
         self.prediction = prediction
         self.timeout = timeout
         if prediction.id:
@@ -464,4 +518,5 @@ class WaitTimeoutError(ReplicateError, TimeoutError):
         super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by the last prediction seen and the timeout."""
         return (type(self), (self.prediction, self.timeout), state_of(self))

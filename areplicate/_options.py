@@ -29,6 +29,10 @@ Lifetime: TypeAlias = str | float | dt.timedelta
 
 
 def _events(events: Sequence[str] | None) -> tuple[str, ...] | None:
+    """The webhook events as a tuple (so the frozen options stay hashable), None kept as None.
+
+    A bare string is refused: ``"completed"`` would otherwise pass as the events ``c``, ``o``, …
+    """
     if isinstance(events, str):  # a tuple of its letters would pass for a list of events
         raise ValueError(  # noqa: TRY004 - a ValueError, like every other option check
             "webhook_events_filter must be a non-empty list drawn from "
@@ -60,6 +64,10 @@ class RunOptions:
     cancel_on_exit: bool = True
 
     def __attrs_post_init__(self) -> None:
+        """Check every value once, so a bad option raises ValueError before anything is sent.
+
+        Also runs on ``attrs.evolve``, which is how the options are adjusted on the way down.
+        """
         hold_seconds(self.hold)
         check_timeout(self.timeout)
         cancel_after(self.lifetime)
@@ -67,10 +75,17 @@ class RunOptions:
 
     @property
     def hold_seconds(self) -> int | None:
-        """The ``Prefer: wait`` seconds to send, or None for no header."""
+        """The ``Prefer: wait`` seconds to send, or None for no header.
+
+        ``hold=True`` is 60 (the API's longest window); False sends none (``0`` is refused).
+        """
         return hold_seconds(self.hold)
 
     @property
     def cancel_after(self) -> str | None:
-        """The ``Cancel-After`` header to send, or None for no API-side deadline."""
+        """The ``Cancel-After`` header to send, or None for no API-side deadline.
+
+        Recomputed from ``lifetime`` on each read (a few string operations): the value stored is the
+        caller's, so a repr shows what they passed.
+        """
         return cancel_after(self.lifetime)

@@ -28,6 +28,7 @@ class Route:
         connect_headers: Mapping[str, str] | None = None,
         request_headers: Mapping[str, str] | None = None,
     ) -> None:
+        """No proxy and no headers is :data:`DIRECT`; ``proxy`` comes without credentials in its URL."""
         self.proxy = proxy
         self.connect_headers = connect_headers
         self.request_headers = request_headers
@@ -48,14 +49,20 @@ class Proxies:
     __slots__ = ("_cache", "enabled")
 
     def __init__(self, *, enabled: bool) -> None:
+        """``enabled`` is the client's ``trust_env``; the cache is keyed by scheme, host and port."""
         self.enabled = enabled
         self._cache: dict[tuple[str, str, int | None], Route] = {}
 
     def __repr__(self) -> str:
+        """Whether proxies come from the environment; never a proxy's URL or credentials."""
         return f"<Proxies {'from the environment' if self.enabled else 'off'}>"
 
     def route(self, url: str) -> Route:
-        """How to reach ``url``."""
+        """How to reach ``url``.
+
+        Looked up in the environment on the first request to its origin, then cached for the life of
+        the client (``NO_PROXY`` is honoured at that first look).
+        """
         if not self.enabled:
             return DIRECT
         target = URL(url)
@@ -67,6 +74,11 @@ class Proxies:
 
 
 def _lookup(target: URL) -> Route:
+    """The environment's route to ``target``: aiohttp's own lookup, credentials moved into headers.
+
+    The credentials go in a ``Proxy-Authorization`` header rather than the proxy URL, so they
+    never show in an error message or a repr that names the proxy.
+    """
     try:
         proxy, auth = get_env_proxy_for_url(target)
     except LookupError:  # no proxy for this scheme, or NO_PROXY names the host

@@ -91,7 +91,12 @@ _OTHER_LOOP = (
 
 @attrs.frozen
 class Response:
-    """A whole HTTP response: status, headers, the body bytes and (once decoded) its JSON value."""
+    """A whole HTTP response: status, headers, the body bytes and (once decoded) its JSON value.
+
+    The body is always read whole (capped by MAX_BODY / MAX_ERROR_BODY) before the connection goes
+    back to the pool, so a Response outlives its request safely. ``url`` is the URL asked for, not
+    where a redirect led: API requests never follow redirects.
+    """
 
     status: int
     headers: Mapping[str, str]
@@ -179,6 +184,11 @@ class _Sending:
         self.scope = anyio.CancelScope()
 
     def connected(self) -> None:
+        """Start the whole-response clock and record that the request may have reached the API.
+
+        Called by :class:`_Connector` once a connection is in hand; time spent queued for the pool
+        before this point counts against neither the deadline nor ``sent``.
+        """
         if self.bounded:
             self.scope.deadline = anyio.current_time() + self.seconds
         if self.sent is not None and not self.sent:
@@ -193,7 +203,11 @@ _SENDING: contextvars.ContextVar[_Sending | None] = contextvars.ContextVar(
 
 
 class _Connector(aiohttp.TCPConnector):
-    """A TCPConnector that tells the request being sent when it has its connection."""
+    """A TCPConnector that tells the request being sent when it has its connection.
+
+    It finds that request through the ``_SENDING`` context variable; a request sent outside
+    :meth:`Session._send` (none is set) simply goes unannounced.
+    """
 
     async def connect(
         self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
@@ -215,7 +229,12 @@ def _detach(error: ReplicateError) -> None:
 
 
 class Session:
-    """Owns the aiohttp session, the auth header, timeouts, retries and the request budget."""
+    """Owns the aiohttp session, the auth header, timeouts, retries and the request budget.
+
+    The aiohttp session is made lazily on the first request and is bound to the loop it was made
+    on: using the same Session from another event loop raises instead of hanging. A Session made by
+    :meth:`view` shares everything that costs a socket or a budget with its root.
+    """
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -256,6 +275,7 @@ class Session:
         return view
 
     def __repr__(self) -> str:
+        """The base URL and whether the session is closed; never the token."""
         return f"<Session {self.config.base_url} {'closed' if self._closed else 'open'}>"
 
     @property
@@ -270,6 +290,11 @@ class Session:
         return self._root is self and self._http is not None and not self._closed
 
     def _client(self) -> aiohttp.ClientSession:
+        """The root's aiohttp session, made on first use on the running loop.
+
+        Raises RuntimeError for a closed client, or when called from another loop than the one the
+        pool was opened on (aiohttp connections cannot move between loops).
+        """
         if self._root is not self:
             return self._root._client()
         if self._closed:
@@ -324,10 +349,18 @@ class Session:
         return task
 
     def clock_offset(self) -> tuple[float, float] | None:
-        """Bounds on the API's clock minus ours, from the latest ``Date`` header (None: none yet)."""
+        """Bounds on the API's clock minus ours, from the latest ``Date`` header (None: none yet).
+
+        A ``Date`` has one-second resolution, hence bounds rather than a single number; callers use
+        them to turn the API's absolute timestamps (``created_at``) into local deadlines.
+        """
         return date_offset(*self._root._date)
 
     def _timeout_for(self, read_timeout: float) -> aiohttp.ClientTimeout:
+        """An aiohttp timeout with this per-read limit, cached (one object per distinct value).
+
+        Only the socket read is bound here: the whole-response deadline is the ``_Sending`` scope.
+        """
         timeout = self._timeouts.get(read_timeout)
         if timeout is None:
             timeout = aiohttp.ClientTimeout(
@@ -337,7 +370,11 @@ class Session:
         return timeout
 
     def url(self, path: str) -> str:
-        """An absolute URL for ``path`` (relative to the base URL) or ``path`` itself if absolute."""
+        """An absolute URL for ``path`` (relative to the base URL) or ``path`` itself if absolute.
+
+        An absolute URL is kept as given, even on another host: :meth:`headers_for` then decides
+        whether it may carry the token.
+        """
         if path.startswith(("http://", "https://")):
             return path
         return f"{self.config.base_url}/{path.lstrip('/')}"
@@ -408,6 +445,7 @@ class Session:
                 failed: BaseException | None = exc
 
             def on_error(exc: Exception) -> bool | float:
+                """stamina's verdict for a failed attempt: False stops, True retries, a float is a Retry-After."""
                 return retry_decision(exc, idempotent=idempotent)
 
             # It failed in a way worth retrying: stamina takes over, its first attempt being the
@@ -497,6 +535,12 @@ class Session:
         read_timeout: float | None,
         sent: list[bool] | None = None,
     ) -> Response:
+        """One attempt: send one request and read its whole (capped) response.
+
+        No retries here, and an error status is returned, not raised: :meth:`request` decides. The
+        deadline covers the response once a connection is in hand, but not an upload's streaming body
+        (only its socket reads are bound). Records the ``Date`` header for :meth:`clock_offset`.
+        """
         http = self._client()
         request_headers = self.headers_for(url, headers)
         # A caller naming its own Accept (a README as text) gets the bytes; everyone else JSON.
@@ -627,7 +671,12 @@ _DOWNLOAD_REDIRECTS = 5
 async def _plain_get(
     http: aiohttp.ClientSession, url: str, timeout: aiohttp.ClientTimeout, route: Route = DIRECT
 ) -> AsyncIterator[aiohttp.ClientResponse]:
-    """A GET without credentials that yields a response below 400 (errors raised mapped)."""
+    """A GET without credentials that yields a response below 400 (errors raised mapped).
+
+    Used for output and file downloads, which may live on other hosts (a CDN): no Authorization
+    header is ever added, and redirects are followed (up to ``_DOWNLOAD_REDIRECTS``), unlike API
+    requests.
+    """
     try:
         with connection_errors("GET", url):
             async with http.get(
@@ -689,6 +738,7 @@ async def _read_body(resp: aiohttp.ClientResponse) -> bytes:
 
 
 def _too_large(status: int, length: int | None) -> UnexpectedResponseError:
+    """The error for a 2xx body over MAX_BODY (``length`` None: found while reading, not announced)."""
     size = f"{length} bytes" if length is not None else f"over {MAX_BODY} bytes"
     return UnexpectedResponseError(
         status,
@@ -699,7 +749,10 @@ def _too_large(status: int, length: int | None) -> UnexpectedResponseError:
 
 
 def _error_for(response: Response) -> APIError:
-    """The error for a response of status 300 or more."""
+    """The error for a response of status 300 or more.
+
+    ``error_for`` maps only a 2xx to None, so a None here is a bug in the caller, not a response.
+    """
     error = error_for(response.status, response.headers, response.body, now=time.time())
     if error is None:  # pragma: no cover - only a 2xx maps to no error
         raise AssertionError(f"no error for HTTP {response.status}")
@@ -707,7 +760,12 @@ def _error_for(response: Response) -> APIError:
 
 
 def _429_pause(retry_after: float | None, throttled: int) -> float:
-    """How long the client pauses after the ``throttled``-th 429 in a row."""
+    """How long the client pauses after the ``throttled``-th 429 in a row.
+
+    With no Retry-After, 1 s doubling up to 8 s. With one, its value (capped at MAX_RETRY_AFTER)
+    but never below a floor that doubles from 10 ms to 1 s, so a server answering "retry now"
+    forever cannot make the client spin.
+    """
     doubling = 2.0 ** min(throttled - 1, 20)
     if retry_after is None:
         return min(_WAIT_MAX, _DEFAULT_429_PAUSE * doubling)

@@ -11,16 +11,21 @@ __all__ = ["Counters", "Stats"]
 
 
 class Counters:
-    """The session's running counts (mutable, private: users read :class:`Stats`)."""
+    """The session's running counts (mutable, private: users read :class:`Stats`).
+
+    Plain attributes bumped without a lock: only the event loop's thread touches them.
+    """
 
     __slots__ = ("requests", "retries", "throttled")
 
     def __init__(self) -> None:
+        """All counts start at zero; a view made by ``with_options`` shares its root's Counters."""
         self.requests = 0
         self.throttled = 0
         self.retries = 0
 
     def __repr__(self) -> str:
+        """The three counts, for debugging the session."""
         return f"<Counters requests={self.requests} 429s={self.throttled} retries={self.retries}>"
 
 
@@ -50,7 +55,10 @@ class Stats:
 
     @classmethod
     def of(cls, counters: Counters, budget: "Budget") -> "Stats":
-        """The snapshot of ``counters`` and ``budget`` now."""
+        """The snapshot of ``counters`` and ``budget`` now.
+
+        The budget's paces are per second; the snapshot gives them per minute, as the limits are set.
+        """
         creates = budget.rate(create=True)
         others = budget.rate(create=False)
         return cls(
@@ -64,7 +72,10 @@ class Stats:
         )
 
     def __sub__(self, earlier: "Stats") -> "Stats":
-        """The counts since ``earlier`` (the budget's state is this snapshot's)."""
+        """The counts since ``earlier`` (the budget's state is this snapshot's).
+
+        Pace, pause and ``shared`` are not differences: they are this snapshot's values as they stand.
+        """
         return attrs.evolve(
             self,
             requests=self.requests - earlier.requests,
@@ -73,7 +84,10 @@ class Stats:
         )
 
     def describe(self) -> str:
-        """One line for a person: the counts, then the pace and any pause."""
+        """One line for a person: the counts, then the pace and any pause.
+
+        Meant for logs and the CLI's --verbose; its wording may change, so do not parse it.
+        """
         parts = [
             _count(self.requests, "request", "requests"),
             _count(self.throttled, "429", "429s"),
@@ -94,4 +108,5 @@ class Stats:
 
 
 def _count(n: int, one: str, many: str) -> str:
+    """``n`` with the singular or plural noun (``1 retry``, ``2 retries``)."""
     return f"{n} {one if n == 1 else many}"

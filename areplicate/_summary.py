@@ -22,7 +22,11 @@ ERROR = "error"
 
 
 def _percentile(values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile of sorted ``values`` (None when there are none)."""
+    """Nearest-rank percentile of sorted ``values`` (None when there are none).
+
+    Always one of the values (no interpolation): with few predictions the p95 is simply the
+    slowest one.
+    """
     if not values:
         return None
     rank = max(1, math.ceil(fraction * len(values)))
@@ -30,11 +34,17 @@ def _percentile(values: list[float], fraction: float) -> float | None:
 
 
 def _status(prediction: Prediction) -> str:
+    """A status as its plain string, known or not (``"succeeded"``, not ``"Status.SUCCEEDED"``)."""
     status: Any = prediction.status
     return str(getattr(status, "value", status))
 
 
 def _predict_time(prediction: Prediction) -> float | None:
+    """The billed seconds ``metrics["predict_time"]`` reports, or None when absent or not a number.
+
+    A boolean or a non-finite number is ignored rather than trusted: one bad value must not turn
+    the whole batch's total into ``nan``.
+    """
     value = prediction.metrics.get("predict_time") if prediction.metrics else None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
@@ -63,11 +73,17 @@ class ModelSummary:
 
     @property
     def count(self) -> int:
-        """Items counted for this model, errors included."""
+        """Items counted for this model, errors included.
+
+        So it may exceed ``timed``, which counts only predictions that reported a ``predict_time``.
+        """
         return sum(self.statuses.values())
 
     def describe(self) -> str:
-        """One line: the counts by status, then the billed time."""
+        """One line: the counts by status, then the billed time.
+
+        The statuses come most frequent first (ties by name), as :class:`Tally` orders them.
+        """
         counts = ", ".join(f"{n} {status}" for status, n in self.statuses.items())
         text = f"{self.model}: {self.count} ({counts})"
         if self.timed:
@@ -97,7 +113,10 @@ class Summary:
 
     @property
     def predictions(self) -> int:
-        """Items counted, over every model."""
+        """Items counted, over every model.
+
+        Errors and invalid input lines included: they are items, even with no prediction to show.
+        """
         return sum(m.count for m in self.models)
 
     @property
@@ -139,6 +158,7 @@ class Summary:
         return "\n".join(lines)
 
     def __str__(self) -> str:
+        """The text the CLI prints (:meth:`describe`)."""
         return self.describe()
 
 
@@ -154,6 +174,10 @@ class Tally:
     """
 
     def __init__(self, client: "Client | None", *, model: str = "(unknown model)") -> None:
+        """Note the time and ``client``'s counters now; ``model`` labels items that raised.
+
+        Pass ``client=None`` to count predictions without request counts.
+        """
         self._client = client
         self._model = model
         self._start = time.monotonic()
@@ -162,6 +186,7 @@ class Tally:
         self._times: dict[str, list[float]] = {}
 
     def __repr__(self) -> str:
+        """How many items were counted so far."""
         return f"<Tally {sum(sum(s.values()) for s in self._statuses.values())} items>"
 
     def add(self, item: "Completed | Prediction") -> None:
@@ -184,13 +209,17 @@ class Tally:
         statuses[status] = statuses.get(status, 0) + 1
 
     def summary(self) -> Summary:
-        """The summary so far (the wall time runs from when the tally was made)."""
+        """The summary so far (the wall time runs from when the tally was made).
+
+        It can be called again later for updated numbers; the tally keeps counting.
+        """
         stats = None
         if self._client is not None and self._before is not None:
             stats = self._client.stats - self._before
         return self._summary(time.monotonic() - self._start, stats)
 
     def _summary(self, wall_time: float, stats: "Stats | None") -> Summary:
+        """Build the :class:`Summary` from the counts, models sorted by name."""
         models = []
         for model in sorted(self._statuses):
             times = sorted(self._times.get(model, []))

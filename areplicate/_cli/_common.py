@@ -87,25 +87,39 @@ NO_PACING_ENV = "AREPLICATE_NO_PACING"
 
 
 class CLIError(Exception):
-    """An error to print as ``areplicate: error: <message>`` and exit with ``code``."""
+    """An error to print as ``areplicate: error: <message>`` and exit with ``code``.
+
+    For what the user can fix; the message should say how. Raised ``from None`` so no traceback
+    of the internal error it replaces is printed.
+    """
 
     def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        """``code`` defaults to EXIT_USAGE: a bad command line, not a failed prediction."""
         super().__init__(message)
         self.code = code
 
 
 def stdout() -> Console:
-    """A console on standard output (data: outputs, ids, JSON)."""
+    """A console on standard output (data: outputs, ids, JSON).
+
+    No highlighting and soft wrapping, so piped output is the data exactly, never reflowed.
+    """
     return Console(highlight=False, soft_wrap=True)
 
 
 def stderr() -> Console:
-    """A console on standard error (progress, notes, errors)."""
+    """A console on standard error (progress, notes, errors).
+
+    Keeping everything but data here is what lets ``areplicate run ... > out.json`` stay clean.
+    """
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def parse_model_ref(text: str) -> ModelRef:
-    """``parse_ref`` with its error turned into a usage error."""
+    """``parse_ref`` with its error turned into a usage error.
+
+    The reference is checked here, before a client (or a token) is needed.
+    """
     try:
         return parse_ref(text)
     except InvalidReferenceError as exc:
@@ -113,7 +127,11 @@ def parse_model_ref(text: str) -> ModelRef:
 
 
 def parse_lifetime(text: str | None) -> str | None:
-    """Check a ``--lifetime`` value (``30s``, ``5m``, ``1h30m``, seconds; at least 5 s)."""
+    """Check a ``--lifetime`` value (``30s``, ``5m``, ``1h30m``, seconds; at least 5 s).
+
+    Returns the text as given, not seconds: the client turns it into the ``Cancel-After`` header
+    with the same parser, so the CLI accepts exactly what the library does.
+    """
     if text is None:
         return None
     try:
@@ -126,7 +144,11 @@ def parse_lifetime(text: str | None) -> str | None:
 
 
 def parse_value(text: str) -> Any:
-    """A ``key=value`` value: JSON when it parses as JSON, otherwise the text itself."""
+    """A ``key=value`` value: JSON when it parses as JSON, otherwise the text itself.
+
+    So ``n=4`` is the number 4 and ``seed=007`` the string ``"007"`` (not JSON); quote a value
+    as JSON (``x='"4"'``) to force a string.
+    """
     try:
         return json.loads(text)
     except ValueError:
@@ -171,7 +193,10 @@ def parse_assignments(pairs: Sequence[str], *, cwd: Path | None = None) -> dict[
 
 
 def add_budget_arguments(p: argparse.ArgumentParser) -> None:
-    """``--redis URL`` and ``--no-pacing``: how this command shares or skips the request budget."""
+    """``--redis URL`` and ``--no-pacing``: how this command shares or skips the request budget.
+
+    Read back through :func:`budget_options`, which also refuses the two together.
+    """
     p.add_argument(
         "--redis",
         metavar="URL",
@@ -188,7 +213,10 @@ def add_budget_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def budget_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``make_client`` options that ``--redis`` / ``--no-pacing`` ask for."""
+    """The ``make_client`` options that ``--redis`` / ``--no-pacing`` ask for.
+
+    An empty dict leaves the Client's defaults (and ``AREPLICATE_REDIS_URL``) in charge.
+    """
     redis_url = getattr(args, "redis", None)
     if getattr(args, "no_pacing", False):
         if redis_url:
@@ -225,7 +253,11 @@ def make_client(environ: Mapping[str, str] | None = None, **options: Any) -> Cli
 
 
 def describe_error(exc: BaseException) -> tuple[str, int]:
-    """The message and exit code for an error that ends a command."""
+    """The message and exit code for an error that ends a command.
+
+    Bad input or a bad reference is EXIT_USAGE (fix the command); everything the API or the
+    network did is EXIT_API. An unexpected exception gets its type named, not a traceback.
+    """
     if isinstance(exc, CLIError):
         return str(exc), exc.code
     if isinstance(exc, AuthenticationError):
@@ -255,6 +287,7 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
 
 
 def _json_default(value: Any) -> Any:
+    """JSON for the non-JSON values results hold: datetimes, paths (a downloaded file), enums."""
     if isinstance(value, dt.datetime):
         return format_timestamp(value)
     if isinstance(value, Path):
@@ -265,7 +298,10 @@ def _json_default(value: Any) -> Any:
 
 
 def json_line(value: Any, *, indent: int | None = None) -> str:
-    """``value`` as JSON (datetimes as API timestamps, paths as strings)."""
+    """``value`` as JSON (datetimes as API timestamps, paths as strings).
+
+    Compact and non-ASCII kept as is when ``indent`` is None: one result per line, as JSONL wants.
+    """
     separators = None if indent else (",", ":")
     return json.dumps(
         value, default=_json_default, ensure_ascii=False, indent=indent, separators=separators
@@ -273,7 +309,10 @@ def json_line(value: Any, *, indent: int | None = None) -> str:
 
 
 def prediction_json(prediction: Prediction) -> dict[str, Any]:
-    """A prediction as JSON again, unknown keys the API sent included."""
+    """A prediction as JSON again, unknown keys the API sent included.
+
+    ``urls`` entries the API did not send are left out rather than written as null.
+    """
     data = attrs.asdict(prediction, recurse=False)
     extra = data.pop("extra")
     urls = attrs.asdict(prediction.urls)
@@ -299,12 +338,14 @@ def run_main(
     """
 
     async def runner() -> T:
+        """Run ``main`` as a task with our SIGINT handler installed for its whole life."""
         loop = asyncio.get_running_loop()
         task = loop.create_task(_as_coroutine(main))
         count = 0
         interrupted = False
 
         def handler() -> None:
+            """Count a Ctrl-C and act on it: cancel the task, or tell ``on_interrupt``."""
             nonlocal count, interrupted
             count += 1
             interrupted = True
@@ -325,11 +366,17 @@ def run_main(
 
 
 async def _as_coroutine(main: Callable[[], Awaitable[T]]) -> T:
+    """``main()`` as a coroutine, since ``create_task`` refuses other awaitables."""
     return await main()
 
 
 @contextlib.contextmanager
 def _sigint(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> Iterator[None]:
+    """Install ``handler`` for SIGINT for the duration, where the platform allows it.
+
+    On Windows or off the main thread this does nothing, and Ctrl-C raises KeyboardInterrupt the
+    usual way.
+    """
     try:
         loop.add_signal_handler(signal.SIGINT, handler)
     except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
@@ -342,12 +389,18 @@ def _sigint(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> Ite
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Raise a :class:`CLIError`."""
+    """Raise a :class:`CLIError`.
+
+    A NoReturn function, so a type checker knows the code after it is unreachable.
+    """
     raise CLIError(message, code)
 
 
 def print_error(message: str) -> None:
-    """Print ``areplicate: error: message`` to standard error."""
+    """Print ``areplicate: error: message`` to standard error.
+
+    Plain writes, not rich: it must work even when the error is in setting up the console.
+    """
     sys.stderr.write(f"areplicate: error: {message}\n")
     sys.stderr.flush()
 

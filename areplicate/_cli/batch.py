@@ -143,7 +143,11 @@ clear the old results and start over, or choose another --out.
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``batch`` subcommand."""
+    """Add the ``batch`` subcommand.
+
+    Only argument syntax is checked by argparse; the files (readable inputs, a writable --out, the
+    lock) are checked in :func:`execute`, so ``--help`` works anywhere.
+    """
     p = subparsers.add_parser(
         "batch",
         help="run one prediction per line of a JSONL file (resumable)",
@@ -193,7 +197,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def execute(args: argparse.Namespace) -> int:
-    """Run the ``batch`` subcommand; returns the exit code."""
+    """Run the ``batch`` subcommand; returns the exit code.
+
+    Problems a user can fix (an unreadable inputs file, a missing --out directory, a batch locked
+    by another run) raise CLIError before any client is made or anything is sent. The lock is held
+    for the whole run and released however it ends.
+    """
     ref = parse_model_ref(args.ref)
     lifetime = parse_lifetime(args.lifetime)
     inputs: Path = args.inputs
@@ -218,7 +227,11 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def _lock(out: Path) -> BatchLock:
-    """Hold the batch for this run, or fail at once naming the run that holds it."""
+    """Hold the batch for this run, or fail at once naming the run that holds it.
+
+    A second run on the same --out never waits for the first: two runs sharing a journal could
+    each create the same line.
+    """
     path = lock_path(out)
     try:
         return BatchLock.acquire(path)
@@ -229,6 +242,7 @@ def _lock(out: Path) -> BatchLock:
 
 
 def _os_reason(exc: OSError) -> str:
+    """The readable part of an OSError (``strerror``), without the errno and path Python prepends."""
     return exc.strerror or str(exc)
 
 
@@ -240,6 +254,11 @@ def _execute_locked(
     out: Path,
     journal_file: Path,
 ) -> int:
+    """With the lock held: clear the batch on --restart, replay its files and run it.
+
+    A results file with no journal beside it is refused: without the journal the batch cannot tell
+    which lines ran, and resuming would create them again.
+    """
     if args.restart:
         try:
             out.unlink(missing_ok=True)
@@ -269,7 +288,11 @@ def _execute_locked(
 
 @attrs.frozen
 class _Opened:
-    """A batch's files, replayed: what earlier runs finished, started and may have lost."""
+    """A batch's files, replayed: what earlier runs finished, started and may have lost.
+
+    Keys are 1-based line numbers of the inputs file. ``lost`` maps lines whose create was
+    journaled as an intent with no id (it may or may not have run) to their input, to look up.
+    """
 
     journal: Journal
     results: AppendOnlyFile
@@ -376,15 +399,25 @@ def _compare(
 
 
 class _Recorded(Exception):
-    """An item that ended in an error, already written to the results."""
+    """An item that ended in an error, already written to the results.
+
+    Raised out of the runner so the fan-out sees the item end in error, which the pass ignores:
+    the result line is already written.
+    """
 
 
 class _Halted(Exception):
-    """An item left for a re-run (the batch is stopping, or its create is unconfirmed)."""
+    """An item left for a re-run (the batch is stopping, or its create is unconfirmed).
+
+    Nothing is written for it: the journal alone says what a re-run must do with the line.
+    """
 
 
 class _Unconfirmed(Exception):
-    """A create failed after it may have run, and a lookup did not find its prediction yet."""
+    """A create failed after it may have run, and a lookup did not find its prediction yet.
+
+    Such a line is never created again in this run before a second lookup has had time to see it.
+    """
 
 
 #: Errors that outlasted the client's retries and say nothing about the item itself: the API
@@ -406,7 +439,12 @@ def _may_exist(exc: ReplicateError) -> bool:
 
 
 class Batch:
-    """One run of a batch: recovery, fan-out, results, progress and Ctrl-C."""
+    """One run of a batch: recovery, fan-out, results, progress and Ctrl-C.
+
+    The order of writes is the safety: an intent is journaled before each create, the id after
+    it, and a line is journaled done only once its result line is on disk. A crash between any
+    two leaves the batch resumable, never a prediction made twice.
+    """
 
     def __init__(
         self,
@@ -421,6 +459,11 @@ class Batch:
         lifetime: str | None,
         environ: Mapping[str, str],
     ) -> None:
+        """Take over the replayed files of ``opened``; nothing runs until :meth:`main`.
+
+        ``environ`` carries the crash-test hooks (``CRASH_AFTER_INTENT`` / ``CRASH_AFTER_CREATE``),
+        read once here so a test can inject them without touching the process environment.
+        """
         self.client = client
         self.ref = ref
         self.inputs = inputs
@@ -470,7 +513,11 @@ class Batch:
     # -- Ctrl-C --------------------------------------------------------------------------------
 
     def interrupt(self, main: asyncio.Task[int], count: int) -> None:
-        """SIGINT: the first stops new work, the second also cancels running predictions."""
+        """SIGINT: the first stops new work, the second also cancels running predictions.
+
+        Called from the signal handler on the loop: it only flags and cancels, and the unwinding
+        happens in :meth:`main`.
+        """
         self._interrupts = count
         if count == 1:
             self._board.note(
@@ -486,7 +533,12 @@ class Batch:
     # -- the run ------------------------------------------------------------------------------
 
     async def main(self) -> int:
-        """Recover, run what is left, and report; returns the exit code."""
+        """Recover, run what is left, and report; returns the exit code.
+
+        The journal and the results are closed (synced) however the run ends. After an interrupt or an
+        error, creates already sent are let finish and journaled before the client closes, so their
+        predictions are never lost to a re-run.
+        """
         resumed = len(self._finished)
         if self._changed:
             shown = ", ".join(str(n) for n in self._changed[:10])
@@ -541,6 +593,11 @@ class Batch:
         return self._summary()
 
     def _summary(self) -> int:
+        """Print the closing line and pick the exit code of a run that was not stopped.
+
+        A line left unconfirmed makes the exit code EXIT_API even if all others succeeded: the batch
+        is not done until a re-run decides it.
+        """
         row = self._row
         ok = row.done - row.failed
         self.console.print(
@@ -568,6 +625,7 @@ class Batch:
         return EXIT_OK if ok else EXIT_FAILED
 
     def _interrupted_hint(self) -> int:
+        """Tell a user who pressed Ctrl-C what is still running and how to resume."""
         if self._cancel_all.is_set():
             state = (
                 f"{self._canceled} running prediction(s) canceled (a re-run records them as "
@@ -584,6 +642,11 @@ class Batch:
         return EXIT_INTERRUPTED
 
     async def _run(self) -> None:
+        """The whole run: pending downloads, recovery of lost creates, then passes over the inputs.
+
+        Lines left for later get up to ``_SECOND_LOOKS`` more lookups; whatever is still unknown
+        after those is counted as deferred to a re-run.
+        """
         await self._retry_downloads()
         await self._recover()
         await self._pass()
@@ -610,6 +673,12 @@ class Batch:
         await self._pass()
 
     async def _read_lines(self, numbers: set[int]) -> dict[int, dict[str, Any]]:
+        """The input objects of the given line numbers, read again from the file (off the loop).
+
+        Only lines that still hold a JSON object are returned; the pass that runs the lines
+        reports the others.
+        """
+
         def read() -> dict[int, dict[str, Any]]:
             found: dict[int, dict[str, Any]] = {}
             with self.inputs.open("rb") as f:
@@ -692,7 +761,11 @@ class Batch:
         return found
 
     async def _items(self) -> AsyncIterator[dict[str, Any]]:
-        """The input objects still to run; bad lines are written to the results on the way."""
+        """The input objects still to run; bad lines are written to the results on the way.
+
+        The file is read lazily, one line per free fan-out slot, so a huge inputs file is never held
+        in memory. Finished and held lines are skipped without being parsed.
+        """
         only = self._only
         with self.inputs.open("rb") as f:
             for number, raw in enumerate(f, 1):
@@ -781,7 +854,11 @@ class Batch:
             raise _Recorded(message) from exc
 
     async def _start(self, line: int, pid: str | None, value: dict[str, Any]) -> Prediction:
-        """The item's prediction: found by a lookup, fetched by its journaled id, or created."""
+        """The item's prediction: found by a lookup, fetched by its journaled id, or created.
+
+        A journaled id that the API no longer knows is an error for that line, not a reason to create
+        it again: the earlier prediction may have been billed.
+        """
         prediction = self._attached.pop(line, None)
         if prediction is not None:
             return prediction
@@ -795,7 +872,10 @@ class Batch:
             ) from None
 
     def _later_look(self, line: int, exc: BaseException) -> _Halted:
-        """Leave ``line`` for the second look at the end of this run."""
+        """Leave ``line`` for the second look at the end of this run.
+
+        Returns (does not raise) the :class:`_Halted` the runner raises to end the item unrecorded.
+        """
         self._later[line] = time.monotonic()
         self._running.pop(line, None)
         self._digests.pop(line, None)
@@ -803,7 +883,10 @@ class Batch:
         return _Halted()
 
     def _halt(self, exc: BaseException) -> _Halted:
-        """Stop starting new work because the API cannot be reached; the first cause is kept."""
+        """Stop starting new work because the API cannot be reached; the first cause is kept.
+
+        Running predictions are not cancelled: a re-run re-attaches to them.
+        """
         if self._halted is None:
             self._halted = exc
             self._board.note(
@@ -823,6 +906,12 @@ class Batch:
         return await asyncio.shield(task)
 
     async def _create_durably(self, line: int, value: dict[str, Any]) -> Prediction:
+        """Journal the intent, send the create, journal the returned id.
+
+        A failure after which the prediction may exist raises :class:`_Unconfirmed` (the line is looked
+        up later, never re-sent). The crash hooks exit the process right after the intent or the
+        create, the two points a crash-safety test must hit.
+        """
         await self._journal.record_intent(line, value)
         self._intents_sent += 1
         if self._intents_sent == self._crash_after_intent:
@@ -875,6 +964,10 @@ class Batch:
             )
 
     async def _cancel_remote(self, line: int, pid: str) -> None:
+        """Cancel one running prediction on a second Ctrl-C; a failure is noted, not raised.
+
+        The journal is not touched: a re-run re-attaches by id and records how the prediction ended.
+        """
         try:
             prediction = await self.client.predictions.cancel(pid)
         except ReplicateError as exc:
@@ -889,7 +982,11 @@ class Batch:
     async def _download(
         self, line: int, output: Any, *, overwrite: bool
     ) -> tuple[list[Path], tuple[str, bool] | None]:
-        """Save the line's file outputs: the paths, and on failure (message, gone for good)."""
+        """Save the line's file outputs: the paths, and on failure (message, gone for good).
+
+        "Gone for good" (a 404, a malformed data URI) is kept in the result so re-runs stop trying;
+        any other failure is retried by the next run. Never raises for a download.
+        """
         assert self.download is not None
         try:
             files = await save_files(
@@ -905,7 +1002,11 @@ class Batch:
         return files, None
 
     async def _retry_downloads(self) -> None:
-        """Download again the files of lines that succeeded while their download failed."""
+        """Download again the files of lines that succeeded while their download failed.
+
+        Without --download this run only says how many wait; the results keep their download_error.
+        The rewritten result line supersedes the old one (a later line for a line number wins).
+        """
         pending = sorted(self._pending_downloads.items())
         if not pending:
             return
@@ -928,6 +1029,7 @@ class Batch:
     def _add_download(
         self, result: dict[str, Any], files: list[Path] | None, failure: tuple[str, bool] | None
     ) -> None:
+        """Add the download's outcome (``files``, or ``download_error``) to a result about to be written."""
         if files is not None:
             result["files"] = [str(p) for p in files]
         if failure is not None:
@@ -943,6 +1045,10 @@ class Batch:
         files: list[Path] | None,
         failure: tuple[str, bool] | None = None,
     ) -> None:
+        """Write the terminal prediction's result line and count it on the progress board.
+
+        Any terminal status is a result (failed and canceled too); only the status tells them apart.
+        """
         result: dict[str, Any] = {
             "id": prediction.id,
             "status": str(prediction.status),
@@ -960,6 +1066,7 @@ class Batch:
         self._row.finished(prediction.status == Status.SUCCEEDED, text)
 
     async def _record_invalid(self, line: int, message: str, digest: str) -> None:
+        """Write the result of a line that is not a JSON object (status ``invalid``); it never ran."""
         await self._write_result(
             line, {"id": None, "status": "invalid", "output": None, "error": message}, digest
         )
@@ -967,7 +1074,11 @@ class Batch:
         self._row.finished(False, f"line {line}: invalid: {message}", was_in_flight=False)
 
     async def _write_result(self, line: int, result: dict[str, Any], digest: str | None) -> None:
-        """Append the result line (durably), then journal the line as done."""
+        """Append the result line (durably), then journal the line as done.
+
+        In that order: a crash in between leaves a result with no done mark, and the re-run writes the
+        line again (a later line supersedes), rather than a done mark with no result.
+        """
         seq = self._results.write((json_line({"line": line, **result}) + "\n").encode())
         self._finished[line] = str(result["status"])
         self._running.pop(line, None)
@@ -992,7 +1103,11 @@ def _distance(prediction: Prediction, intent: dt.datetime) -> tuple[int, float]:
 
 
 def _settled(task: asyncio.Task[Prediction]) -> None:
-    """Mark a create's outcome as seen (its runner may have been cancelled and gone)."""
+    """Mark a create's outcome as seen (its runner may have been cancelled and gone).
+
+    Without this asyncio would log "Task exception was never retrieved" for a create whose
+    caller was cancelled by a Ctrl-C while the shielded create went on.
+    """
     if not task.cancelled():
         task.exception()
 
@@ -1014,11 +1129,13 @@ def _parse_line(raw: bytes, number: int) -> tuple[Any, str]:
 
 
 def _short(text: str, limit: int = 160) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis, for progress notes."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _hook(environ: Mapping[str, str], name: str) -> int:
+    """A crash-test hook's count from ``environ`` (0: off); CLIError when it is not a whole number."""
     value = environ.get(name, "").strip()
     try:
         return int(value) if value else 0

@@ -25,6 +25,11 @@ __all__ = ["DeploymentPredictions", "Deployments"]
 
 
 def _deployment_path(deployment: str) -> tuple[ModelRef, str]:
+    """The parsed ``owner/name`` of a deployment and its API path; InvalidReferenceError otherwise.
+
+    A ``:version`` is refused with its own hint: a deployment pins its version server-side, so
+    a caller naming one has mistaken a deployment for a model.
+    """
     parsed = parse_ref(deployment) if isinstance(deployment, str) else None
     if parsed is None or parsed.model is None or parsed.version is not None:
         raise InvalidReferenceError(
@@ -39,7 +44,11 @@ def _deployment_path(deployment: str) -> tuple[ModelRef, str]:
 
 
 def _release_ref(deployment: Deployment) -> ModelRef:
-    """``owner/name:<version>`` of the deployment's current release."""
+    """``owner/name:<version>`` of the deployment's current release.
+
+    Raises UnexpectedResponseError (labelled 200) when the API's answer names no release: only
+    validation needs it, and a deployment without one cannot have its input checked.
+    """
     release = deployment.current_release
     model, version = (release.model, release.version) if release else ("", "")
     if not model or not version:
@@ -53,16 +62,26 @@ def _release_ref(deployment: Deployment) -> ModelRef:
 
 
 class DeploymentPredictions:
-    """Predictions made through a deployment. Reached as ``client.deployments.predictions``."""
+    """Predictions made through a deployment. Reached as ``client.deployments.predictions``.
+
+    Only ``create`` lives here: the result is an ordinary prediction, so waiting, streaming and
+    cancelling go through ``client.predictions``.
+    """
 
     def __init__(
         self, deployments: Deployments, models: Models, predictions: Callable[[], Predictions]
     ) -> None:
+        """Wire to the deployments (for the release cache) and models (for schemas) of one client.
+
+        ``predictions`` is a callable, not the service, because the client builds the predictions
+        service after this one (and may swap it for a webhook-aware one).
+        """
         self._deployments = deployments
         self._models = models
         self._predictions = predictions
 
     def __repr__(self) -> str:
+        """A fixed label: there is nothing of its own to show (and never the token)."""
         return "<DeploymentPredictions>"
 
     async def create(
@@ -115,12 +134,18 @@ class Deployments:
     def __init__(
         self, session: Session, models: Models, predictions: Callable[[], Predictions]
     ) -> None:
+        """Wire the service to a session; ``_releases`` caches each deployment's current release.
+
+        The cache serves only ``validate=True`` on deployment creates, so a stale entry costs at
+        worst a minute of validating against the previous release's schema.
+        """
         self._session = session
         self._releases: dict[str, tuple[float, ModelRef]] = {}
         self.predictions = DeploymentPredictions(self, models, predictions)
         """Predictions through a deployment: ``client.deployments.predictions.create(...)``."""
 
     def __repr__(self) -> str:
+        """The base URL only; the session and its token stay out."""
         return f"<Deployments {self._session.config.base_url}>"
 
     async def get(self, deployment: str) -> Deployment:
@@ -131,11 +156,17 @@ class Deployments:
         return self._remember(structure(response.json(), Deployment, what=f"deployment {path}"))
 
     def pages(self) -> AsyncIterator[Page[Deployment]]:
-        """Whole pages of your deployments."""
+        """Whole pages of your deployments.
+
+        ``next`` links are followed on this client's base URL, never on the host they name.
+        """
         return paginate(self._session, "deployments", Deployment, what="deployment page")
 
     async def list(self) -> AsyncIterator[Deployment]:
-        """Every deployment you own, following pages as you iterate."""
+        """Every deployment you own, following pages as you iterate.
+
+        Pages are fetched as you go: stopping early costs no more requests.
+        """
         async for page in self.pages():
             for deployment in page.results:
                 yield deployment
@@ -180,7 +211,10 @@ class Deployments:
         min_instances: int | None = None,
         max_instances: int | None = None,
     ) -> Deployment:
-        """Change a deployment (a new release); only the arguments you give are sent."""
+        """Change a deployment (a new release); only the arguments you give are sent.
+
+        ValueError when none is given. Predictions already running keep the release they started on.
+        """
         _, path = _deployment_path(deployment)
         fields = {
             "version": version,
@@ -195,12 +229,21 @@ class Deployments:
         return self._remember(structure(response.json(), Deployment, what=f"deployment {path}"))
 
     async def delete(self, deployment: str) -> None:
-        """Delete a deployment (the API allows it once it has been idle for a while)."""
+        """Delete a deployment (the API allows it once it has been idle for a while).
+
+        A refusal (a deployment still busy) is the API's error, raised as is; the cached release is
+        dropped either way.
+        """
         _, path = _deployment_path(deployment)
         self._releases.pop(path, None)
         await self._session.request("DELETE", path)
 
     def _remember(self, deployment: Deployment) -> Deployment:
+        """Cache the release of a deployment the API just described, for :meth:`_current_ref`.
+
+        An answer that names no usable release is returned as is, uncached: it is not an error here,
+        only validation needs the release.
+        """
         try:
             ref = _release_ref(deployment)
         except (UnexpectedResponseError, InvalidReferenceError):
@@ -210,7 +253,10 @@ class Deployments:
         return deployment
 
     async def _current_ref(self, deployment: str) -> ModelRef:
-        """The current release's ``owner/name:<version>``, fetched at most once a minute."""
+        """The current release's ``owner/name:<version>``, fetched at most once a minute.
+
+        Any get, create or update of the deployment through this client refreshes the cache too.
+        """
         _, path = _deployment_path(deployment)
         hit = self._releases.get(path)
         if hit is not None and hit[0] > asyncio.get_running_loop().time():

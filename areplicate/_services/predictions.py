@@ -69,11 +69,20 @@ def unknown_target(error: BaseException) -> bool:
 
 
 def _aware(when: dt.datetime) -> dt.datetime:
+    """``when`` as an aware datetime: a naive one is taken as UTC (as the API's timestamps are).
+
+    Only for comparing against ``created_at``; what the API is sent keeps the caller's value.
+    """
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
 class Predictions:
-    """Everything you do with one prediction. Reached as ``client.predictions``."""
+    """Everything you do with one prediction. Reached as ``client.predictions``.
+
+    Creates here are never retried after an ambiguous failure, and a create abandoned by its
+    caller is reaped (found and cancelled) in the background when it is provably this client's:
+    see :class:`Reaper`. Waits share the client's request budget with everything else.
+    """
 
     def __init__(
         self,
@@ -84,6 +93,12 @@ class Predictions:
         receiver: Receiver | None = None,
         listen: Callable[[], None] | None = None,
     ) -> None:
+        """Wire the service to a session and the client's optional hooks.
+
+        ``validator`` checks an input against the model schema (``validate=True``), ``input_hook``
+        uploads or encodes files in an input, ``receiver`` and ``listen`` make waits end at a webhook
+        delivery instead of a poll. All are None for a bare service.
+        """
         self._session = session
         # Webhook-driven waits: creates carry the receiver's URL, waits end at its delivery.
         self._receiver = receiver
@@ -99,6 +114,7 @@ class Predictions:
         )
 
     def __repr__(self) -> str:
+        """The base URL only; the session and its token stay out."""
         return f"<Predictions {self._session.config.base_url}>"
 
     # -- create ------------------------------------------------------------------------------
@@ -137,6 +153,10 @@ class Predictions:
         return await self._create(ref, input, options)
 
     async def _create(self, ref: str, input: Mapping[str, Any], options: RunOptions) -> Prediction:
+        """Pick the create route for ``ref``: a model's own route, or ``predictions`` with a version.
+
+        Parsing ``ref`` first means a malformed one raises InvalidReferenceError before any request.
+        """
         parsed = parse_ref(ref)
         if parsed.version is None:
             path = f"models/{parsed.owner}/{parsed.name}/predictions"
@@ -232,6 +252,7 @@ class Predictions:
         return prediction
 
     async def _listed_since(self, since: dt.datetime) -> list[Prediction]:
+        """Every prediction created since ``since``, for the reaper's search for an abandoned create."""
         return [p async for p in self.list(created_after=since)]
 
     async def find(
@@ -257,7 +278,11 @@ class Predictions:
     # -- read ------------------------------------------------------------------------------------
 
     async def get(self, prediction: PredictionLike) -> Prediction:
-        """The prediction's current state. NotFoundError if there is no such prediction."""
+        """The prediction's current state. NotFoundError if there is no such prediction.
+
+        One GET, retried like any read; for a prediction some other token made, the API also answers
+        404 (not 403).
+        """
         pid = object_id(prediction, "prediction")
         response = await self._session.request("GET", f"predictions/{quote(pid, safe='')}")
         return structure(response.json(), Prediction, what=f"prediction {pid}")
@@ -361,6 +386,11 @@ class Predictions:
         cancel_on_exit: bool,
         elapsed: float = 0.0,
     ) -> Prediction:
+        """:meth:`wait` with ``elapsed``: time already spent on this call (the create, for run).
+
+        A webhook receiver is used only when the prediction delivers to its URL; any other prediction
+        (one made before the client had a receiver, or by someone else) is polled as usual.
+        """
         current = prediction if isinstance(prediction, Prediction) else None
         receiver = self._receiver
         if receiver is not None and (current is None or current.webhook != receiver.url):
@@ -381,12 +411,21 @@ class Predictions:
         )
 
     async def _cancel_shielded(self, pid: str) -> None:
-        """Best-effort remote cancel that outlives the caller's cancellation."""
+        """Best-effort remote cancel that outlives the caller's cancellation.
+
+        The cancel runs as a session task, so even if this await is cut short, close() still waits
+        for it. It never raises: a cancel that fails is logged.
+        """
         task = self._session.spawn(self._cancel_quietly(pid))
         with anyio.CancelScope(shield=True):
             await asyncio.shield(task)
 
     async def _cancel_quietly(self, pid: str) -> None:
+        """Send one cancel, bounded by ``_CANCEL_TIMEOUT``, logging (not raising) a failure.
+
+        ``paced=False``: a clean-up cancel must not queue behind the request budget it may be
+        relieving, or a cancelled fan-out would leave its predictions running for minutes.
+        """
         try:
             with anyio.fail_after(_CANCEL_TIMEOUT):
                 await self._session.request(
@@ -454,6 +493,12 @@ class Predictions:
     async def _create_and_wait(
         self, ref: str, input: Mapping[str, Any], options: RunOptions
     ) -> Prediction:
+        """Create, then wait, under one deadline (``options.timeout``) for both.
+
+        The ``Prefer: wait`` hold is shortened to fit the deadline. Timing out during the create raises
+        WaitTimeoutError carrying a placeholder prediction with an empty id: no id is known yet (the
+        reaper cancels the prediction if it was made).
+        """
         loop = asyncio.get_running_loop()
         started = loop.time()
         timeout = options.timeout
@@ -520,7 +565,11 @@ class Predictions:
             raise
 
     async def _events(self, current: Prediction, url: str) -> AsyncGenerator[StreamEvent, None]:
-        """The stream's events, reconnecting as :meth:`stream` describes."""
+        """The stream's events, reconnecting as :meth:`stream` describes.
+
+        Progress is counted per event id: a reconnect that only replays what was already delivered
+        counts as a failed connection, so a server looping on the same events ends in ReplicateError.
+        """
         decoder = SSEDecoder()
         # Events delivered per id. Events without an id line carry the previous one forward, so
         # one id may cover several events (and events before the first id have none: None is a

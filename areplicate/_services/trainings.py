@@ -39,7 +39,11 @@ TrainingLike = Training | str
 
 
 class Trainings:
-    """Create, get, list, cancel and wait for trainings. Reached as ``client.trainings``."""
+    """Create, get, list, cancel and wait for trainings. Reached as ``client.trainings``.
+
+    Trainings are not reaped like predictions: a create cut short by a timeout or a cancel may
+    leave a training running, which :meth:`list` shows. The wait loop is the predictions' own.
+    """
 
     def __init__(
         self,
@@ -47,12 +51,14 @@ class Trainings:
         *,
         input_hook: Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
+        """Wire the service to a session; ``input_hook`` prepares file values as for predictions."""
         self._session = session
         # Turns file values (paths, bytes, file objects, FileOutputs) into what the API accepts,
         # as for predictions; without it the input must already be plain JSON.
         self._input_hook = input_hook
 
     def __repr__(self) -> str:
+        """The base URL only; the session and its token stay out."""
         return f"<Trainings {self._session.config.base_url}>"
 
     async def create(
@@ -100,23 +106,36 @@ class Trainings:
         return structure_created(response, Training, what="training create response")
 
     async def get(self, training: TrainingLike) -> Training:
-        """The training as it is now. NotFoundError if there is no such training."""
+        """The training as it is now. NotFoundError if there is no such training.
+
+        ``output`` holds the new version (``{"version": ..., "weights": ...}``) only once it succeeded.
+        """
         tid = object_id(training, "training")
         response = await self._session.request("GET", f"trainings/{quote(tid, safe='')}")
         return structure(response.json(), Training, what=f"training {tid}")
 
     async def cancel(self, training: TrainingLike) -> Training:
-        """Ask the API to stop the training; returns it as the API then describes it."""
+        """Ask the API to stop the training; returns it as the API then describes it.
+
+        The answer may still say ``processing``: the stop takes effect later, so :meth:`wait` for the
+        terminal state if you need it. Cancelling a finished training changes nothing.
+        """
         tid = object_id(training, "training")
         response = await self._session.request("POST", f"trainings/{quote(tid, safe='')}/cancel")
         return structure(response.json(), Training, what=f"training {tid}")
 
     def pages(self) -> AsyncIterator[Page[Training]]:
-        """Whole pages of your trainings, newest first."""
+        """Whole pages of your trainings, newest first.
+
+        ``next`` links are followed on this client's base URL, never on the host they name.
+        """
         return paginate(self._session, "trainings", Training, what="training page")
 
     async def list(self) -> AsyncIterator[Training]:
-        """Every training you started, newest first, following pages as you iterate."""
+        """Every training you started, newest first, following pages as you iterate.
+
+        Pages are fetched as you go: stopping early costs no more requests.
+        """
         async for page in self.pages():
             for training in page.results:
                 yield training
@@ -150,12 +169,16 @@ class Trainings:
         )
 
     async def _cancel_shielded(self, tid: str) -> None:
-        """Best-effort remote cancel that outlives the caller's cancellation (close() awaits it)."""
+        """Best-effort remote cancel that outlives the caller's cancellation (close() awaits it).
+
+        Never raises: a failed cancel is logged by :meth:`_cancel_quietly`.
+        """
         task = self._session.spawn(self._cancel_quietly(tid))
         with anyio.CancelScope(shield=True):
             await asyncio.shield(task)
 
     async def _cancel_quietly(self, tid: str) -> None:
+        """Send one unpaced cancel bounded by ``_CANCEL_TIMEOUT``; log, never raise, a failure."""
         try:
             with anyio.fail_after(_CANCEL_TIMEOUT):
                 # Unpaced: clean-up must not queue behind the work it stops.

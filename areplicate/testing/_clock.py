@@ -59,6 +59,7 @@ class InstantClock:
     """
 
     def __init__(self, start: float | None = None) -> None:
+        """Start at ``start`` (Unix seconds; default: the real time now) with no sleeper waiting."""
         self._now = time.time() if start is None else start
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
@@ -73,7 +74,11 @@ class InstantClock:
         return self._now
 
     def advance(self, seconds: float) -> None:
-        """Move time forward by ``seconds`` without anyone sleeping."""
+        """Move time forward by ``seconds`` without anyone sleeping.
+
+        Nobody is woken by it: a sleeper whose deadline it passes still wakes only on its loop turn.
+        A negative ``seconds`` is taken as 0, so time never goes back.
+        """
         self._now += max(0.0, seconds)
 
     async def sleep(self, seconds: float) -> None:
@@ -87,6 +92,11 @@ class InstantClock:
         await future
 
     def _wake(self) -> None:
+        """Wake the earliest live sleeper, moving time to its deadline, then schedule the next wake.
+
+        One sleeper per loop turn, so whatever it does on waking (a new, shorter sleep) runs before a
+        later deadline is reached, as it would on a real clock.
+        """
         self._scheduled = False
         while self._sleepers:
             due, _, future = heapq.heappop(self._sleepers)
@@ -104,6 +114,7 @@ def call_later(clock: Clock, seconds: float, callback: Callable[[], None]) -> as
     """Run ``callback`` after ``seconds`` of ``clock`` time; cancel the returned task to stop it."""
 
     async def wait_then_call() -> None:
+        """Sleep on ``clock``, then run the callback (not run at all if cancelled first)."""
         await clock.sleep(seconds)
         callback()
 

@@ -31,7 +31,11 @@ __all__ = [
 
 
 def dumps(value: Any) -> bytes:
-    """Compact JSON bytes, as the API sends them."""
+    """Compact JSON bytes, as the API sends them.
+
+    Non-ASCII text goes out as UTF-8 bytes rather than JSON escapes, so a client's decoding of
+    real UTF-8 bodies is exercised.
+    """
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -39,7 +43,10 @@ _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 
 
 def new_id() -> str:
-    """A prediction or file id like the API's: 26 lowercase base32 characters."""
+    """A prediction or file id like the API's: 26 lowercase base32 characters.
+
+    Random (``secrets``), not sequential: tests must not rely on ids sorting by creation.
+    """
     bits = secrets.randbits(130)
     return "".join([_BASE32[(bits >> shift) & 31] for shift in range(0, 130, 5)])
 
@@ -97,11 +104,16 @@ class WebhookDelivery:
 
 
 class WebhookState:
-    """Per-prediction webhook bookkeeping: the throttle and the delivery chain (kept in order)."""
+    """Per-prediction webhook bookkeeping: the throttle and the delivery chain (kept in order).
+
+    ``last_task`` is the previous delivery: each new one waits for it, so a receiver never sees
+    ``completed`` before an earlier ``output``, however the retries fall.
+    """
 
     __slots__ = ("last_intermediate", "last_task", "pending_event", "timer")
 
     def __init__(self) -> None:
+        """No intermediate event sent yet, no throttle timer, no delivery in flight."""
         self.last_intermediate = float("-inf")
         self.timer: asyncio.Task[None] | None = None
         self.pending_event = "output"
@@ -109,7 +121,11 @@ class WebhookState:
 
 
 class PredictionRecord:
-    """A prediction's state in the fake. Mutate only through FakeReplicate, then call touch()."""
+    """A prediction's state in the fake. Mutate only through FakeReplicate, then call touch().
+
+    The encoded body is cached between touches: a change made without touch() is invisible to
+    ``GET`` and to SSE readers.
+    """
 
     __slots__ = (
         "_body",
@@ -200,12 +216,19 @@ class PredictionRecord:
 
     @property
     def terminal(self) -> bool:
-        """succeeded, failed, canceled or aborted."""
+        """succeeded, failed, canceled or aborted.
+
+        Once true, the lifecycle ignores further outputs, logs and finishes.
+        """
         return is_terminal(self.status)
 
     @property
     def logs(self) -> str:
-        """All log text so far."""
+        """All log text so far.
+
+        Appends are kept as a list and joined on read, so a chatty model costs linear time, not
+        quadratic.
+        """
         if len(self._logs) > 1:
             self._logs = ["".join(self._logs)]
         return self._logs[0] if self._logs else ""
@@ -228,7 +251,11 @@ class PredictionRecord:
         self.touch()
 
     def mark_completed(self, status: str, unix: float) -> None:
-        """A terminal status, reached at ``unix`` (call touch() after setting the rest)."""
+        """A terminal status, reached at ``unix`` (call touch() after setting the rest).
+
+        It does not touch() itself, so output, error and metrics can be set first and readers never
+        see a terminal status without them.
+        """
         self.status = status
         self.completed = unix
         self._completed_at = timestamp(unix)
@@ -241,7 +268,11 @@ class PredictionRecord:
             self.changed = None
 
     async def wait_changed(self) -> None:
-        """Sleep until the next touch()."""
+        """Sleep until the next touch().
+
+        One event per change, made on demand: every waiter wakes at the same touch and must call
+        again for the next.
+        """
         if self.changed is None:
             self.changed = asyncio.Event()
         await self.changed.wait()
@@ -252,7 +283,10 @@ class PredictionRecord:
         self.touch()
 
     def event_id(self, seq: int) -> str:
-        """``<unix_ts>:<seq>``, the id form the real stream uses."""
+        """``<unix_ts>:<seq>``, the id form the real stream uses.
+
+        ``seq`` counts from 0 over all of the prediction's events, so ``Last-Event-ID`` resumes exactly.
+        """
         return f"{int(self.created)}:{seq}"
 
     def to_json(self) -> dict[str, Any]:
@@ -293,11 +327,15 @@ class PredictionRecord:
         return self._body
 
     def __repr__(self) -> str:
+        """Id, model and status: never the input, which may be megabytes."""
         return f"<PredictionRecord {self.id} {self.model} {self.status}>"
 
 
 class FileRecord:
-    """An uploaded file (``POST /files``)."""
+    """An uploaded file (``POST /files``).
+
+    ``created`` and ``expires`` (24 h later) are wall-clock times, not the fake's injectable clock.
+    """
 
     __slots__ = (
         "content_type",
@@ -324,6 +362,7 @@ class FileRecord:
         metadata: dict[str, Any],
         url: str,
     ) -> None:
+        """Hash the data once (``etag`` is its md5, as the API's is) and stamp creation and expiry."""
         self.id = id
         self.seq = seq
         self.name = name

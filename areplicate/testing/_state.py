@@ -69,6 +69,12 @@ class FakeDeployment:
 
 @attrs.define
 class _ModelEntry:
+    """One model of the fake's catalogue: its API fields and its versions, oldest first.
+
+    Mutable (``run_count``, ``versions``, the fields ``PATCH`` changes), unlike the frozen
+    :class:`FakeModel` versions it holds.
+    """
+
     owner: str
     name: str
     official: bool
@@ -89,14 +95,19 @@ class _ModelEntry:
 
     @property
     def latest(self) -> FakeModel:
+        """The newest version; IndexError for a model without any (use :attr:`latest_or_none`)."""
         return self.versions[-1]
 
     @property
     def latest_or_none(self) -> FakeModel | None:
+        """The newest version, or None for a model created without one (as the API allows)."""
         return self.versions[-1] if self.versions else None
 
     def json(self) -> dict[str, Any]:
-        """The API's model object."""
+        """The API's model object.
+
+        ``default_example`` is always null here: the fake's examples are listed by their own route.
+        """
         latest = self.latest_or_none
         body: dict[str, Any] = {
             "url": f"https://replicate.com/{self.owner}/{self.name}",
@@ -121,6 +132,10 @@ class _ModelEntry:
 
 @attrs.define
 class _Training:
+    """One training of the fake: nothing runs it; each ``GET`` advances it a step (starting,
+    processing, then succeeded with a new version of the destination).
+    """
+
     id: str
     base: FakeModel
     destination: str
@@ -156,25 +171,33 @@ class _Training:
 
 
 def _matches(entry: _ModelEntry, query: str) -> bool:
+    """Whether every word of ``query`` appears (case-folded) in the model's name or description."""
     text = f"{entry.owner}/{entry.name} {entry.description or ''}".casefold()
     return all(word in text for word in query.casefold().split())
 
 
 class _Sink:
-    """Where ``log()`` writes for one prediction; safe to call from worker threads."""
+    """Where ``log()`` writes for one prediction; safe to call from worker threads.
+
+    A line logged from another thread is handed to the loop with ``call_soon_threadsafe``, so it
+    appears in the prediction's logs a moment later, not at once.
+    """
 
     __slots__ = ("_fake", "_loop", "_rec", "_thread")
 
     def __init__(self, fake: FakeState, rec: PredictionRecord) -> None:
+        """Bind to the running loop and thread: the ones the prediction's callable was started on."""
         self._fake = fake
         self._rec = rec
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
 
     def read_file(self, url: str) -> bytes | None:
+        """The bytes of one of this fake's file URLs, for a model reading its file input (None: not ours)."""
         return self._fake._read_own_file(url)
 
     def write_log(self, text: str) -> None:
+        """Append ``text`` to the prediction's logs, from the loop's thread or any other."""
         if threading.get_ident() == self._thread:
             self._fake._append_log(self._rec, text)
         else:
@@ -182,7 +205,11 @@ class _Sink:
 
 
 class FakeState:
-    """The data and the lifecycle of one fake (:class:`FakeReplicate` adds the serving)."""
+    """The data and the lifecycle of one fake (:class:`FakeReplicate` adds the serving).
+
+    Predictions run as tasks on the loop that serves the fake, so a model callable that blocks
+    (``time.sleep``) stalls every request to the fake; use ``asyncio.sleep`` or a thread.
+    """
 
     def __init__(
         self,
@@ -392,7 +419,11 @@ class FakeState:
         return f"{self._public_base()}/files/{file_id}/download?{query}"
 
     def _read_own_file(self, url: str) -> bytes | None:
-        """The bytes behind one of this fake's file URLs (``urls.get``, a download or delivery)."""
+        """The bytes behind one of this fake's file URLs (``urls.get``, a download or delivery).
+
+        Matches by path under the public or the served base, so a URL given through a proxy in front
+        of the fake is found too. Any other URL is not ours: None.
+        """
         path = urlsplit(url).path
         for base in {self._public_base(), self._served or ""}:
             prefix = urlsplit(base).path if base else None
@@ -406,6 +437,7 @@ class FakeState:
         return None
 
     def _matching_models(self, query: str) -> list[_ModelEntry]:
+        """The catalogue entries a search query finds, in catalogue order."""
         return [e for e in self._models.values() if _matches(e, query)]
 
     # -- inspection -----------------------------------------------------------------------
@@ -434,11 +466,7 @@ class FakeState:
 
     @property
     def faults(self) -> Faults | None:
-        """The injected faults (None: none). Settable at any time, also while serving.
-
-        Setting it starts a fresh random source (seeded from the new ``Faults.seed``), so the
-        same seed gives the same faults from that request on.
-        """
+        """Install (or with None remove) the injected faults, with a fresh random source."""
         return self._dice.faults if self._dice is not None else None
 
     @faults.setter
@@ -477,6 +505,11 @@ class FakeState:
         return buckets
 
     async def _shutdown(self) -> None:
+        """Stop serving: running predictions end ``canceled``, timers stop, webhooks are flushed.
+
+        No completion webhook is sent for those cancels (``_closing``): the receiver is usually being
+        torn down too.
+        """
         self._closing = True
         for task, rec in list(self._active.items()):
             self._finish(rec, "canceled")
@@ -492,6 +525,7 @@ class FakeState:
     # -- the prediction lifecycle ---------------------------------------------------------
 
     def _public_base(self) -> str:
+        """The base URL the fake's JSON links name: ``public_base_url`` when set, else the served one."""
         return self.public_base_url or self._served or ""
 
     def _start_prediction(
@@ -505,6 +539,12 @@ class FakeState:
         webhook_filter: list[str] | None,
         lifetime: float | None,
     ) -> PredictionRecord:
+        """Record a new prediction and start its callable as a task; return the record.
+
+        ``created_at`` never goes backwards in list order, even on a clock that does (microsecond
+        timestamps are bumped to the last one), because clients page by it. A ``lifetime`` arms the
+        Cancel-After timer on the fake's clock.
+        """
         loop = asyncio.get_running_loop()
         micros = int(self.clock.time() * 1e6)  # what created_at shows, exactly
         if self._created and micros < self._created[-1]:
@@ -549,9 +589,16 @@ class FakeState:
         return rec
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
+        """Forget a finished callable's task (for :attr:`running` and :meth:`wait_idle`)."""
         self._active.pop(task, None)
 
     async def _run(self, rec: PredictionRecord, model: FakeModel) -> None:
+        """Run the model callable for one prediction and finish it with what it returned or raised.
+
+        Generators (sync or async) stream their items as outputs, and the prediction succeeds with the
+        list of them; any exception fails it with its message; being cancelled cancels it. A prediction
+        cancelled during its boot delay never starts.
+        """
         token = _CURRENT.set(_Sink(self, rec))
         try:
             if model.boot_delay:
@@ -589,7 +636,12 @@ class FakeState:
             _CURRENT.reset(token)
 
     def _materialize(self, rec: PredictionRecord, value: Any) -> Any:
-        """Output as JSON values; FileOut (and pathlib.Path) become delivery URLs."""
+        """Output as JSON values; FileOut (and pathlib.Path) become delivery URLs.
+
+        Delivery URLs name the served address, not ``public_base_url``: the files are served by the
+        fake itself. NaN, infinities and non-string dict keys raise TypeError, which fails the
+        prediction: they are not JSON.
+        """
         if value is None or isinstance(value, (str, bool, int)):
             return value
         if isinstance(value, float):
@@ -620,6 +672,10 @@ class FakeState:
         )
 
     def _emit_output(self, rec: PredictionRecord, item: Any) -> None:
+        """Append one streamed item to the output (an SSE ``output`` event for a streaming model).
+
+        Ignored once the prediction is terminal: a generator that outlives its cancel cannot change it.
+        """
         if rec.terminal:
             return
         value = self._materialize(rec, item)
@@ -633,6 +689,7 @@ class FakeState:
         self._webhooks.notify(rec, "output")
 
     def _append_log(self, rec: PredictionRecord, text: str) -> None:
+        """Append a log line (newline-terminated) and its SSE ``logs`` event; ignored once terminal."""
         if rec.terminal:
             return
         rec.append_log(text if text.endswith("\n") else text + "\n")
@@ -643,6 +700,12 @@ class FakeState:
     def _finish(
         self, rec: PredictionRecord, status: str, *, output: Any = _UNSET, error: str | None = None
     ) -> None:
+        """Move the prediction to a terminal ``status`` (once: later calls are ignored).
+
+        Sets the metrics as the API does: ``predict_time`` only for a prediction that started. Ends the
+        SSE stream, wakes waiters, sends the ``completed`` webhook and, with ``data_ttl``, arms the
+        removal of its data.
+        """
         if rec.terminal:
             return
         now = self.clock.time()
@@ -678,14 +741,22 @@ class FakeState:
                 )
 
     def _expire(self, rec: PredictionRecord) -> None:
-        """The deadline (Cancel-After) passed."""
+        """The deadline (Cancel-After) passed.
+
+        A prediction that had started ends ``canceled``; one still booting ends ``aborted``, as the
+        API reports them.
+        """
         rec.deadline_handle = None
         self._finish(rec, "canceled" if rec.started is not None else "aborted")
         if rec.task is not None:
             rec.task.cancel()
 
     async def _cancel(self, rec: PredictionRecord) -> None:
-        """User cancel: final state now, then stop the callable (waiting briefly for it)."""
+        """User cancel: final state now, then stop the callable (waiting briefly for it).
+
+        The prediction is already terminal when this returns, even if its callable ignores the
+        cancellation for a while.
+        """
         if rec.terminal:
             return
         self._finish(rec, "canceled")
@@ -695,6 +766,10 @@ class FakeState:
             await asyncio.wait({task}, timeout=_CANCEL_GRACE)
 
     def _remove_data(self, rec: PredictionRecord) -> None:
+        """What ``data_ttl`` does after completion: input, output, logs and deliveries dropped.
+
+        The prediction itself stays listed with ``data_removed: true``, as the API keeps its record.
+        """
         rec.ttl_handle = None
         rec.input = {}
         rec.output = None
@@ -709,6 +784,7 @@ class FakeState:
     def _new_file(
         self, name: str, content_type: str, data: bytes, metadata: dict[str, Any]
     ) -> FileRecord:
+        """Store an upload as a new file record; its ``urls.get`` names the public base."""
         fid = new_id()
         self._file_seq += 1
         rec = FileRecord(

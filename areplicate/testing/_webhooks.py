@@ -96,6 +96,10 @@ class WebhookSender:
         self._enqueue(rec, event, final=event == "completed")
 
     def _flush(self, rec: PredictionRecord) -> None:
+        """Send the throttled intermediate event now that its timer fired (unless the prediction ended).
+
+        The body sent is the prediction as it is at this moment, not as it was when the event arose.
+        """
         state = rec.webhook_state
         if state is None or state.timer is None:
             return
@@ -107,6 +111,10 @@ class WebhookSender:
         self._enqueue(rec, state.pending_event, final=False)
 
     def _enqueue(self, rec: PredictionRecord, event: str, *, final: bool) -> None:
+        """Start one delivery task, chained behind the prediction's previous delivery.
+
+        The body is encoded now, so a later change to the prediction does not alter a queued webhook.
+        """
         state = rec.webhook_state
         assert state is not None
         assert rec.webhook is not None
@@ -127,6 +135,12 @@ class WebhookSender:
         body: bytes,
         final: bool,
     ) -> None:
+        """POST one webhook, after ``previous`` has finished; only the final one is retried.
+
+        Intermediate events get one attempt; ``completed`` is retried along ``webhook_backoff``, each
+        attempt with the same ``webhook-id`` (so a receiver can drop duplicates) and a fresh signature
+        and timestamp. A non-2xx answer counts as a failed attempt.
+        """
         if previous is not None and not previous.done():
             await asyncio.wait({previous})  # keep one prediction's deliveries in order
         fake = self._fake
