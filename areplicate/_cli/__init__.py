@@ -21,6 +21,7 @@ from areplicate._cli._common import (
     describe_error,
     print_error,
 )
+from areplicate._cli.batch import Checkpoint
 from areplicate._errors import ReplicateError
 from areplicate._version import package_version
 
@@ -99,13 +100,13 @@ def _logging(*, verbose: bool) -> Iterator[None]:
             logger.removeHandler(_HANDLER)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, checkpoint: Checkpoint | None = None) -> int:
     """Run the ``areplicate`` command with ``argv`` (default: ``sys.argv[1:]``); the exit code.
 
     ``fake-server`` is dispatched before argparse sees the line, since its options belong to
     the fake's own parser. Errors the user can act on (a bad argument, an API error) are printed
     as one line with a distinct exit code, never as a traceback; anything else is a bug and
-    propagates.
+    propagates. ``checkpoint`` reaches ``batch`` only (the crash tests' hook; see its module).
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == [fake_server.NAME]:
@@ -121,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version, or a usage error argparse already printed
         return exc.code if isinstance(exc.code, int) else 2
+    args.checkpoint = checkpoint
     try:
         with _logging(verbose=args.verbose):
             code: int = args.handler(args)

@@ -25,12 +25,11 @@ journaled), leaves running predictions running and exits 130 with a hint to re-r
 while it stops, cancels the running predictions; a re-run then records those as canceled (nothing
 is ever created twice).
 
-Test hooks (read from the environment; they exist for the crash tests and do nothing unless set):
-
-- ``AREPLICATE_TEST_CRASH_AFTER_INTENT=N``: ``os._exit(137)`` right after the N-th intent is on
-  disk, before its create is sent.
-- ``AREPLICATE_TEST_CRASH_AFTER_CREATE=N``: ``os._exit(137)`` right after the N-th create returns,
-  before its prediction id is journaled (the window the lookup by input exists for).
+The crash tests stop the process at chosen moments through an injected checkpoint (see
+:data:`Checkpoint`): ``main(argv, checkpoint=...)`` hands it to the batch, which calls it right after
+each intent is on disk (``"intent"``, before its create is sent) and right after each create returns
+(``"created"``, before its id is journaled: the window the lookup by input exists for). The command
+line never sets one.
 """
 
 from __future__ import annotations
@@ -39,9 +38,8 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +63,18 @@ from areplicate._cli._common import (
     run_main,
     stderr,
 )
+from areplicate._cli._journal import (
+    AppendOnlyFile,
+    BatchLock,
+    BatchLockedError,
+    Journal,
+    JournalError,
+    input_hash,
+    journal_path,
+    line_hash,
+    lock_path,
+    replay_results,
+)
 from areplicate._cli._outputs import save_files
 from areplicate._cli._progress import ProgressBoard, Row
 from areplicate._client import Client
@@ -78,30 +88,16 @@ from areplicate._errors import (
     ServerError,
 )
 from areplicate._fanout import FanOut, stops_everything
-from areplicate._journal import (
-    AppendOnlyFile,
-    BatchLock,
-    BatchLockedError,
-    Journal,
-    JournalError,
-    input_hash,
-    journal_path,
-    line_hash,
-    lock_path,
-    replay_results,
-)
 from areplicate._ledger import matches
 from areplicate._models import Prediction
 from areplicate._options import RunOptions
 from areplicate._summary import Tally
 
-__all__ = ["CRASH_AFTER_CREATE", "CRASH_AFTER_INTENT", "execute", "register"]
+__all__ = ["Checkpoint", "execute", "register"]
 
-#: Test hook: exit right after the N-th create returns, before its id is journaled.
-CRASH_AFTER_CREATE = "AREPLICATE_TEST_CRASH_AFTER_CREATE"
-#: Test hook: exit right after the N-th intent is durable, before its create is sent.
-CRASH_AFTER_INTENT = "AREPLICATE_TEST_CRASH_AFTER_INTENT"
-_CRASH_CODE = 137
+#: Called as ``checkpoint(moment, n)`` at the n-th ``"intent"`` made durable and the n-th create
+#: ``"created"``; a test's checkpoint may end the process there. None: no checkpoint.
+Checkpoint = Callable[[str, int], None]
 
 #: The ``Prefer: wait`` window of each create. Quick models finish inside it (one request per
 #: prediction); it also bounds how long the first Ctrl-C waits for creates already sent.
@@ -281,7 +277,7 @@ def _execute_locked(
         download=args.download,
         validate=args.validate,
         lifetime=lifetime,
-        environ=os.environ,
+        checkpoint=getattr(args, "checkpoint", None),
     )
     return run_main(batch.main, on_interrupt=batch.interrupt)
 
@@ -457,12 +453,11 @@ class Batch:
         download: Path | None,
         validate: bool,
         lifetime: str | None,
-        environ: Mapping[str, str],
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         """Take over the replayed files of ``opened``; nothing runs until :meth:`main`.
 
-        ``environ`` carries the crash-test hooks (``CRASH_AFTER_INTENT`` / ``CRASH_AFTER_CREATE``),
-        read once here so a test can inject them without touching the process environment.
+        ``checkpoint`` is the crash tests' hook (see the module docstring); None in real runs.
         """
         self.client = client
         self.ref = ref
@@ -487,8 +482,7 @@ class Batch:
         #: Lines this pass must not create (a second lookup is still to decide them).
         self._hold: set[int] = set()
         self._only: set[int] | None = None
-        self._crash_after_intent = _hook(environ, CRASH_AFTER_INTENT)
-        self._crash_after_create = _hook(environ, CRASH_AFTER_CREATE)
+        self._checkpoint = checkpoint
         self._intents_sent = 0
         self._creates_returned = 0
         self._line_of: dict[int, int] = {}
@@ -909,13 +903,13 @@ class Batch:
         """Journal the intent, send the create, journal the returned id.
 
         A failure after which the prediction may exist raises :class:`_Unconfirmed` (the line is looked
-        up later, never re-sent). The crash hooks exit the process right after the intent or the
+        up later, never re-sent). The checkpoint is called right after the intent and after the
         create, the two points a crash-safety test must hit.
         """
         await self._journal.record_intent(line, value)
         self._intents_sent += 1
-        if self._intents_sent == self._crash_after_intent:
-            os._exit(_CRASH_CODE)
+        if self._checkpoint is not None:
+            self._checkpoint("intent", self._intents_sent)
         try:
             prediction = await self.client.predictions.create(
                 str(self.ref),
@@ -932,8 +926,8 @@ class Batch:
             # pass (one scan serves every such line), when it has had time to show up.
             raise _Unconfirmed(f"the create may have run: {exc}") from exc
         self._creates_returned += 1
-        if self._creates_returned == self._crash_after_create:
-            os._exit(_CRASH_CODE)
+        if self._checkpoint is not None:
+            self._checkpoint("created", self._creates_returned)
         self._claimed.add(prediction.id)
         self._running[line] = prediction.id
         await self._journal.record_created(line, prediction.id)
@@ -1132,12 +1126,3 @@ def _short(text: str, limit: int = 160) -> str:
     """``text`` on one line, cut to ``limit`` characters with an ellipsis, for progress notes."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _hook(environ: Mapping[str, str], name: str) -> int:
-    """A crash-test hook's count from ``environ`` (0: off); CLIError when it is not a whole number."""
-    value = environ.get(name, "").strip()
-    try:
-        return int(value) if value else 0
-    except ValueError:
-        raise CLIError(f"{name} must be a whole number, got {value!r}") from None

@@ -119,12 +119,25 @@ def cli_env(fake: Fake | None, **extra: str) -> dict[str, str]:
     return env
 
 
+CRASHING = Path(__file__).with_name("crashing_batch.py")
+
+
 def run_cli(
-    args: Sequence[str], *, fake: Fake | None, cwd: Path, timeout: float = RUN_TIMEOUT, **env: str
+    args: Sequence[str],
+    *,
+    fake: Fake | None,
+    cwd: Path,
+    timeout: float = RUN_TIMEOUT,
+    crash_at: tuple[str, int] | None = None,
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m areplicate ARGS`` to completion."""
+    """Run ``python -m areplicate ARGS`` to completion; ``crash_at=("intent", 100)`` runs it with
+    a checkpoint that kills the process at that moment (see crashing_batch.py)."""
+    command = [sys.executable, "-m", "areplicate"]
+    if crash_at is not None:
+        command = [sys.executable, str(CRASHING), crash_at[0], str(crash_at[1])]
     return subprocess.run(
-        [sys.executable, "-m", "areplicate", *args],
+        [*command, *args],
         cwd=cwd,
         env=cli_env(fake, **env),
         capture_output=True,

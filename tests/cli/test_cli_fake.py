@@ -323,7 +323,7 @@ class TestBatch:
             assert path == Path("imgs") / f"{res['line']}-out-0.png"
             assert (tmp_path / path).read_bytes().startswith(PNG)
 
-    @pytest.mark.parametrize("hook", ["CRASH_AFTER_CREATE", "CRASH_AFTER_INTENT"])
+    @pytest.mark.parametrize("hook", ["created", "intent"])
     def test_a_crash_in_the_create_window_then_a_rerun_creates_each_exactly_once(
         self, fake: Fake, tmp_path: Path, hook: str
     ) -> None:
@@ -333,7 +333,7 @@ class TestBatch:
             tmp_path / "in.jsonl", [json.dumps({"text": f"{hook} {n}"}) for n in range(300)]
         )
         args = ["batch", "demo/echo", str(inputs), "--out", "r.jsonl", "-c", "16"]
-        crashed = run_cli(args, fake=fake, cwd=tmp_path, **{f"AREPLICATE_TEST_{hook}": "100"})
+        crashed = run_cli(args, fake=fake, cwd=tmp_path, crash_at=(hook, 100))
         assert crashed.returncode == 137, crashed.stderr
         partial = read_results(tmp_path / "r.jsonl")
         assert 0 < len(partial) < 300

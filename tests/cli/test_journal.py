@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from areplicate import _journal
-from areplicate._journal import (
+from areplicate._cli import _journal
+from areplicate._cli._journal import (
     AppendOnlyFile,
     BatchLock,
     BatchLockedError,
