@@ -141,7 +141,8 @@ class Budget:
             else:
                 from areplicate._redis_budget import SharedPaces
 
-                self._shared = SharedPaces(limits, limits.shared, token)
+                params = {create: pace_params(limits, create=create) for create in (True, False)}
+                self._shared = SharedPaces(params, limits.shared, token)
 
     def __repr__(self) -> str:
         """The mode (off, local or shared) only; never the token or the Redis address's credentials."""

@@ -15,10 +15,11 @@ Imported only when ``RateLimits(shared=...)`` is set (it needs ``pip install 'ar
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from areplicate._config import RateLimits
+from areplicate._core.pace import PaceParams
 
 try:
     import redis.asyncio as aioredis
@@ -171,18 +172,17 @@ class SharedPaces:
         TimeoutError,
     )
 
-    def __init__(self, limits: RateLimits, url: str, token: str) -> None:
-        """Prepare the keys and pace parameters; no connection is made until the first request.
+    def __init__(self, params: Mapping[bool, PaceParams], url: str, token: str) -> None:
+        """Prepare the keys; no connection is made until the first request.
 
-        ``token`` is used only to derive the two keys (creates and other requests have separate
-        paces, as in the in-process budget); it is not kept.
+        ``params`` are the two paces' parameters (creates: True, other requests: False), which the
+        budget derives from its RateLimits. ``token`` is used only to derive the two keys (creates
+        and other requests have separate paces, as in the in-process budget); it is not kept.
         """
-        from areplicate._budget import pace_params
-
         self.where = redis_location(url)
         self._url = url
         self._keys = {create: budget_key(token, create=create) for create in (True, False)}
-        self._params = {create: pace_params(limits, create=create) for create in (True, False)}
+        self._params = dict(params)
         self._redis: Any = None
         self._script: Any = None
 

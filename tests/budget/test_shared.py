@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import areplicate
 from areplicate import _budget
-from areplicate._budget import Budget
+from areplicate._budget import Budget, pace_params
 from areplicate._core.pace import Pace, paused, reserve, succeeded, throttled
 from areplicate._redis_budget import LUA, SharedPaces, budget_key
 from areplicate.testing import FakeRateLimits, FakeReplicate
@@ -57,7 +57,9 @@ def test_the_lua_script_computes_what_the_python_pace_does(
     conn = redis.Redis.from_url(redis_url)
     try:
         script = conn.register_script(LUA)
-        shared = SharedPaces(limits(redis_url, burst=2.0), redis_url, TOKEN)
+        configured = limits(redis_url, burst=2.0)
+        params = {create: pace_params(configured, create=create) for create in (True, False)}
+        shared = SharedPaces(params, redis_url, TOKEN)
         params = shared._params[True]
         key = "areplicate:test:lua"
         conn.delete(key)

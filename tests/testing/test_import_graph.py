@@ -19,10 +19,7 @@ ROOT = pathlib.Path(areplicate.__file__).parent
 #: Cycles outside ``areplicate.testing`` that existed when this test was written, each given as
 #: the sorted modules of one strongly connected component. They are another reshaping's work;
 #: listing them keeps this test failing on any new cycle meanwhile. Remove an entry once fixed.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # The budget and its Redis sharing refer to each other (one lazily).
-    frozenset({"areplicate._budget", "areplicate._redis_budget"}),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def test_every_known_cycle_still_exists() -> None:
