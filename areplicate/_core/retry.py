@@ -38,7 +38,9 @@ __all__ = [
 MAX_RETRY_AFTER = 120.0
 
 _RETRYABLE_5XX = frozenset({500, 502, 503, 504})
-_DETAIL_SECONDS = re.compile(r"(?:available in|resets in)\s*~?\s*(\d+(?:\.\d+)?)\s*s", re.I)
+_DETAIL_SECONDS = re.compile(
+    r"(?:available in|resets in)\s*~?\s*(\d+(?:\.\d+)?)\s*s", re.IGNORECASE
+)
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
