@@ -895,7 +895,7 @@ class Batch:
             files = await save_files(
                 self.client, output, self.download, prefix=f"{line}-", overwrite=overwrite
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded on the line; the kind decides retry
             # A file Replicate no longer serves (deleted after the hour) or a malformed data URI
             # will never download; a full disk, a network error or a 5xx may pass.
             gone = isinstance(exc, NotFoundError | ValueError)

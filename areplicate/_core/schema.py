@@ -513,7 +513,7 @@ class InputSchema:
                 instance[key] = value
         try:
             found = list(self._validator.iter_errors(instance))
-        except Exception as exc:  # advisory: a schema we cannot use must not block the create
+        except Exception as exc:  # noqa: BLE001 - advisory: a schema we cannot use must not block the create
             return InputCheck(
                 warnings=(
                     *warnings,
@@ -532,7 +532,7 @@ class InputSchema:
         """
         try:
             return self._accepts_null(key)
-        except Exception:  # an unusable property schema: let the main check speak
+        except Exception:  # noqa: BLE001 - an unusable property schema: let the main check speak
             return False
 
     def _rank(self, error: ValidationError) -> tuple[float, str]:

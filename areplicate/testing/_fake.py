@@ -120,7 +120,7 @@ class FakeReplicate(FakeState):
         def target() -> None:
             try:
                 asyncio.run(main())
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 box["error"] = exc
             finally:
                 ready.set()
