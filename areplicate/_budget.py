@@ -49,7 +49,9 @@ def _header_number(headers: Mapping[str, str], name: str) -> float | None:
 class LocalPaces:
     """The two paces (creates, others) of one process, on an injected steady clock."""
 
-    def __init__(self, limits: RateLimits, *, share: float = 1.0, clock: Callable[[], float]):
+    def __init__(
+        self, limits: RateLimits, *, share: float = 1.0, clock: Callable[[], float]
+    ) -> None:
         self._clock = clock
         now = clock()
         self.params = {
