@@ -100,7 +100,10 @@ def _type_keyword(
 
 
 def _required_keyword(
-    validator: Any, required: Any, instance: Any, schema: Mapping[str, Any]
+    validator: Any,
+    required: Any,
+    instance: Any,
+    schema: Mapping[str, Any],  # noqa: ARG001 - jsonschema's keyword signature
 ) -> Iterator[ValidationError]:
     """The ``required`` keyword, reporting each missing name at its own path.
 
@@ -517,8 +520,10 @@ class InputSchema:
             return InputCheck(
                 warnings=(
                     *warnings,
-                    f"input: the model's input schema could not be used ({type(exc).__name__}: "
-                    f"{exc}), so the input was not checked",
+                    (
+                        f"input: the model's input schema could not be used ({type(exc).__name__}: "
+                        f"{exc}), so the input was not checked"
+                    ),
                 )
             )
         found.sort(key=lambda e: (self._rank(e), _path(e.absolute_path)))
