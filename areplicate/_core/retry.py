@@ -8,6 +8,7 @@ failed before the request was sent. Anything ambiguous (a 5xx, a timeout after s
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -70,7 +71,7 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
         if when is None:
             return None
         seconds = when - now
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+    if not math.isfinite(seconds):  # NaN or infinite
         return None
     return max(0.0, seconds)
 
