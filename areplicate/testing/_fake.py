@@ -17,7 +17,7 @@ __all__ = ["FakeDeployment", "FakeReplicate"]
 
 
 def _url_host(host: str) -> str:
-    if host in ("", "0.0.0.0"):  # a wildcard bind: use loopback in URLs
+    if host in ("", "0.0.0.0"):  # noqa: S104  # a wildcard bind: use loopback in URLs
         return "127.0.0.1"
     if host == "::":
         return "[::1]"
