@@ -469,7 +469,7 @@ class Batch:
 
     # -- Ctrl-C --------------------------------------------------------------------------------
 
-    def interrupt(self, main: asyncio.Task[int], count: int) -> None:
+    def interrupt(self, main: asyncio.Task[int], count: int) -> None:  # noqa: ARG002 - run_main's callback signature
         """SIGINT: the first stops new work, the second also cancels running predictions."""
         self._interrupts = count
         if count == 1:
