@@ -60,7 +60,9 @@ class LocalPaces:
     A thin stateful shell over the pure functions of ``_core.pace``: all the arithmetic is there.
     """
 
-    def __init__(self, limits: RateLimits, *, share: float = 1.0, clock: Callable[[], float]):
+    def __init__(
+        self, limits: RateLimits, *, share: float = 1.0, clock: Callable[[], float]
+    ) -> None:
         """Fresh paces for both classes at ``share`` of ``limits``, timed on ``clock``."""
         self._clock = clock
         now = clock()

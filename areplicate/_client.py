@@ -108,7 +108,7 @@ class Client:
                     "webhooks= takes an areplicate.webhooks.Receiver, "
                     f"not {type(webhooks).__name__}"
                 )
-            webhooks.bind(lambda: self.webhooks.default_secret())
+            webhooks.bind(lambda: self.webhooks.default_secret())  # noqa: PLW0108 - `self.webhooks` is read at call time
             limits = self._config.rate_limits
             if limits is not None and limits.shared is not None:
                 from areplicate._redis_relay import Relay

@@ -24,7 +24,7 @@ __all__ = [
     "TOKEN_ENV",
 ]
 
-TOKEN_ENV = "REPLICATE_API_TOKEN"
+TOKEN_ENV = "REPLICATE_API_TOKEN"  # noqa: S105 - the variable's name, not a token
 BASE_URL_ENV = "REPLICATE_BASE_URL"
 #: A Redis URL: every client on this token shares one request budget there (``RateLimits.shared``).
 REDIS_URL_ENV = "AREPLICATE_REDIS_URL"
@@ -58,7 +58,7 @@ class RateLimits:
     creates_per_minute: float = 600.0
     requests_per_minute: float = 3000.0
     burst: float = 5.0
-    shared: str | None = attrs.field(default=None, repr=lambda url: _redacted(url))
+    shared: str | None = attrs.field(default=None, repr=lambda url: _redacted(url))  # noqa: PLW0108 - defined below
     fallback_share: float = 0.25
 
     def __attrs_post_init__(self) -> None:

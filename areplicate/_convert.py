@@ -178,7 +178,7 @@ def structure(data: Any, cl: type[T], *, what: str = "response", status: int = 2
     """Structure ``data`` into ``cl``; a body of the wrong shape raises UnexpectedResponseError."""
     try:
         return converter.structure(data, cl)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - cattrs raises many kinds; all mean a body of the wrong shape
         problems = (
             cattrs.transform_error(exc)
             if isinstance(exc, cattrs.BaseValidationError)

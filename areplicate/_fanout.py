@@ -264,7 +264,7 @@ class _Run:
             await self._queue.put(_END)
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # the inputs iterable itself failed
+        except BaseException as exc:  # noqa: BLE001 - the inputs iterable itself failed
             await self._queue.put(exc)
 
     async def _run_one(self, index: int, item: Mapping[str, Any]) -> None:
@@ -284,7 +284,7 @@ class _Run:
         except asyncio.CancelledError:
             self._slots.release()
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a result unless it stops everything
             if stops_everything(exc):
                 self._slots.release()
                 await self._queue.put(exc)

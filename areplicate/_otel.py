@@ -36,7 +36,7 @@ T = TypeVar("T")
 
 def tracer() -> Any:
     """areplicate's tracer, or None when opentelemetry-api is not installed (looked up once)."""
-    global _tracer, _trace
+    global _tracer, _trace  # noqa: PLW0603 - a lazy, once-only lookup of an optional extra
     if _tracer is _UNRESOLVED:
         try:
             from opentelemetry import trace

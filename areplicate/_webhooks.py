@@ -245,7 +245,7 @@ class Receiver:
         if self._publish is not None:
             try:
                 await self._publish(body if isinstance(body, bytes) else body.encode())
-            except Exception as exc:  # the local waits are served; the others fall back to polls
+            except Exception as exc:  # noqa: BLE001 - the local waits are served; the others fall back to polls
                 logger.warning("could not relay the delivery of %s: %r", prediction.id, exc)
         return Reply(200, "ok")
 

@@ -29,6 +29,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 TOKEN = "r8_benchmark_token"
@@ -148,7 +149,7 @@ async def memory_probe(url: str, n: int, seconds: float) -> dict[str, Any]:
     import areplicate
 
     def rss() -> int:
-        with open("/proc/self/statm") as f:
+        with Path("/proc/self/statm").open() as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     inputs = [{"seconds": seconds} for _ in range(n)]

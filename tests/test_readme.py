@@ -18,10 +18,10 @@ import pytest
 from areplicate.testing import FakeReplicate
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-ILLUSTRATION = re.compile(r"^```py\n(.*?)^```", re.S | re.M)
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+ILLUSTRATION = re.compile(r"^```py\n(.*?)^```", re.DOTALL | re.MULTILINE)
 # any other fence that could hold Python and would escape both checks
-OTHER_PYTHON = re.compile(r"^```(?:python3|py3|pycon|ipython)\b", re.M)
+OTHER_PYTHON = re.compile(r"^```(?:python3|py3|pycon|ipython)\b", re.MULTILINE)
 
 
 def blocks(fence: re.Pattern[str] = BLOCK) -> list[str]:

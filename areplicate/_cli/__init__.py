@@ -67,7 +67,7 @@ class _Stderr(logging.Handler):
         """Write one formatted record; a failure goes to logging's own error hook, not up."""
         try:
             sys.stderr.write(self.format(record) + "\n")
-        except Exception:
+        except Exception:  # noqa: BLE001 - logging's contract: a handler reports its own failure, never raises
             self.handleError(record)
 
 

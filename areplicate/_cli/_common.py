@@ -262,8 +262,10 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
         return str(exc), exc.code
     if isinstance(exc, AuthenticationError):
         return (
-            f"the API rejected the token ({exc}); check {TOKEN_ENV}, "
-            "or try `areplicate demo`, which needs none",
+            (
+                f"the API rejected the token ({exc}); check {TOKEN_ENV}, "
+                "or try `areplicate demo`, which needs none"
+            ),
             EXIT_API,
         )
     if isinstance(exc, PaymentRequiredError):
@@ -273,8 +275,10 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
         )
     if isinstance(exc, NotFoundError):
         return (
-            f"not found ({exc}); check the model reference (a community model needs "
-            "owner/name:VERSION) or the prediction id",
+            (
+                f"not found ({exc}); check the model reference (a community model needs "
+                "owner/name:VERSION) or the prediction id"
+            ),
             EXIT_API,
         )
     if isinstance(exc, InputValidationError | InvalidReferenceError | InvalidRequestError):

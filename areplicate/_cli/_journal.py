@@ -513,7 +513,9 @@ class Journal:
     Every ``record_*`` method returns once its record is on disk.
     """
 
-    def __init__(self, file: AppendOnlyFile, state: JournalState, clock: Callable[[], dt.datetime]):
+    def __init__(
+        self, file: AppendOnlyFile, state: JournalState, clock: Callable[[], dt.datetime]
+    ) -> None:
         """Wrap an open file and its replayed state; use :meth:`open`, which does the replay."""
         self._file = file
         self.state = state

@@ -506,7 +506,7 @@ class Batch:
 
     # -- Ctrl-C --------------------------------------------------------------------------------
 
-    def interrupt(self, main: asyncio.Task[int], count: int) -> None:
+    def interrupt(self, main: asyncio.Task[int], count: int) -> None:  # noqa: ARG002 - run_main's callback signature
         """SIGINT: the first stops new work, the second also cancels running predictions.
 
         Called from the signal handler on the loop: it only flags and cancels, and the unwinding
@@ -986,7 +986,7 @@ class Batch:
             files = await save_files(
                 self.client, output, self.download, prefix=f"{line}-", overwrite=overwrite
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded on the line; the kind decides retry
             # A file Replicate no longer serves (deleted after the hour) or a malformed data URI
             # will never download; a full disk, a network error or a 5xx may pass.
             gone = isinstance(exc, NotFoundError | ValueError)

@@ -16,7 +16,7 @@ from urllib.parse import unquote_to_bytes
 
 __all__ = ["bad_data_uri", "check_data_uris", "data_uri_parts", "decode_data_uri"]
 
-_BASE64_PARAM = re.compile(r";[ \t]*base64[ \t]*$", re.I)
+_BASE64_PARAM = re.compile(r";[ \t]*base64[ \t]*$", re.IGNORECASE)
 _BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/]*")
 _ASCII_SPACE = re.compile(rb"[\t\n\f\r ]+")
 _DATA_URI_FORM = (

@@ -38,11 +38,11 @@ _MAX_TEXT = 300
 # A non-JSON body is read for a message only this far: a title or a 300-character excerpt is found
 # near the start of any real error page, and scanning a 100 MB body for one would block the loop.
 _PLAIN_PREFIX = 64 * 1024
-_HTML = re.compile(r"<\s*(?:!doctype\s+html|html|head|body|title)\b", re.I)
+_HTML = re.compile(r"<\s*(?:!doctype\s+html|html|head|body|title)\b", re.IGNORECASE)
 # Searched literally, never as one ``<title…>(.*?)</title>`` pattern: that pattern backtracks from
 # every unclosed ``<title>`` to the end of the text, quadratic on a page full of them.
-_TITLE_OPEN = re.compile(r"<title", re.I)
-_TITLE_CLOSE = re.compile(r"</title\s*>", re.I)
+_TITLE_OPEN = re.compile(r"<title", re.IGNORECASE)
+_TITLE_CLOSE = re.compile(r"</title\s*>", re.IGNORECASE)
 
 
 def decode_json(body: bytes | str) -> Any:

@@ -8,6 +8,7 @@ failed before the request was sent. Anything ambiguous (a 5xx, a timeout after s
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -38,7 +39,9 @@ __all__ = [
 MAX_RETRY_AFTER = 120.0
 
 _RETRYABLE_5XX = frozenset({500, 502, 503, 504})
-_DETAIL_SECONDS = re.compile(r"(?:available in|resets in)\s*~?\s*(\d+(?:\.\d+)?)\s*s", re.I)
+_DETAIL_SECONDS = re.compile(
+    r"(?:available in|resets in)\s*~?\s*(\d+(?:\.\d+)?)\s*s", re.IGNORECASE
+)
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -68,7 +71,7 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
         if when is None:
             return None
         seconds = when - now
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+    if not math.isfinite(seconds):  # NaN or infinite
         return None
     return max(0.0, seconds)
 

@@ -100,7 +100,10 @@ def _type_keyword(
 
 
 def _required_keyword(
-    validator: Any, required: Any, instance: Any, schema: Mapping[str, Any]
+    validator: Any,
+    required: Any,
+    instance: Any,
+    schema: Mapping[str, Any],  # noqa: ARG001 - jsonschema's keyword signature
 ) -> Iterator[ValidationError]:
     """The ``required`` keyword, reporting each missing name at its own path.
 
@@ -513,12 +516,14 @@ class InputSchema:
                 instance[key] = value
         try:
             found = list(self._validator.iter_errors(instance))
-        except Exception as exc:  # advisory: a schema we cannot use must not block the create
+        except Exception as exc:  # noqa: BLE001 - advisory: a schema we cannot use must not block the create
             return InputCheck(
                 warnings=(
                     *warnings,
-                    f"input: the model's input schema could not be used ({type(exc).__name__}: "
-                    f"{exc}), so the input was not checked",
+                    (
+                        f"input: the model's input schema could not be used ({type(exc).__name__}: "
+                        f"{exc}), so the input was not checked"
+                    ),
                 )
             )
         found.sort(key=lambda e: (self._rank(e), _path(e.absolute_path)))
@@ -532,7 +537,7 @@ class InputSchema:
         """
         try:
             return self._accepts_null(key)
-        except Exception:  # an unusable property schema: let the main check speak
+        except Exception:  # noqa: BLE001 - an unusable property schema: let the main check speak
             return False
 
     def _rank(self, error: ValidationError) -> tuple[float, str]:

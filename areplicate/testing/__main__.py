@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 import importlib
 import inspect
-import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from areplicate.testing._demo import add_demo_models
@@ -116,8 +116,8 @@ def load_setup(spec: str) -> Callable[[FakeReplicate], object]:
     module_name, colon, attr = spec.partition(":")
     if not colon or not module_name or not attr:
         raise ValueError(f"--models wants PACKAGE.MODULE:FUNCTION, got {spec!r}")
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` would: the user's own package
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # as `python -m` would: the user's own package
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -17,7 +17,7 @@ __all__ = ["FakeDeployment", "FakeReplicate"]
 
 
 def _url_host(host: str) -> str:
-    if host in ("", "0.0.0.0"):  # a wildcard bind: use loopback in URLs
+    if host in ("", "0.0.0.0"):  # noqa: S104  # a wildcard bind: use loopback in URLs
         return "127.0.0.1"
     if host == "::":
         return "[::1]"
@@ -120,7 +120,7 @@ class FakeReplicate(FakeState):
         def target() -> None:
             try:
                 asyncio.run(main())
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 box["error"] = exc
             finally:
                 ready.set()

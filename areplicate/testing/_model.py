@@ -175,7 +175,7 @@ def _from_signature(fn: Callable[..., Any], kind: Kind) -> _Signature:
         return _Signature({"type": "object", "title": "Input", "properties": {}}, None, {})
     try:
         hints = typing.get_type_hints(fn)
-    except Exception:  # unresolvable annotations just mean "no type"
+    except Exception:  # noqa: BLE001 - unresolvable annotations just mean "no type"
         hints = {}
     properties: dict[str, Any] = {}
     required: list[str] = []

@@ -370,7 +370,7 @@ class FileRecord:
         self.data = data
         self.metadata = metadata
         self.url = url
-        self.md5 = hashlib.md5(data).hexdigest()  # the API's etag is the md5
+        self.md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()  # the API's etag is the md5
         self.sha256 = hashlib.sha256(data).hexdigest()
         self.created = time.time()
         self.expires = self.created + 24 * 3600

@@ -630,7 +630,7 @@ class FakeState:
         except asyncio.CancelledError:
             self._finish(rec, "canceled")
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a model function's error fails the prediction, as on Replicate
             self._finish(rec, "failed", error=str(exc) or type(exc).__name__)
         finally:
             _CURRENT.reset(token)

@@ -246,8 +246,10 @@ class TestWarnings:
         result = check({"prompt": "x", "width": None})
         assert result.ok
         assert result.warnings == (
-            "width: null is not a valid value for this input and the API may reject it; "
-            "leave the key out to use the model's default",
+            (
+                "width: null is not a valid value for this input and the API may reject it; "
+                "leave the key out to use the model's default"
+            ),
         )
 
     def test_openapi_nullable_admits_null_silently(self) -> None:

@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import Webhook
 from areplicate import WebhookVerificationError
 from areplicate._core.webhooks import DEFAULT_TOLERANCE, sign, verify
 
-# docs/api-notes.md#webhooks: Svix's vector, used by the official Python and JS clients
+# Svix's vector (docs/api-notes.md#webhooks), used by the official Python and JS clients
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 MSG_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
 TIMESTAMP = 1614265330

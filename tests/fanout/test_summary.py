@@ -40,8 +40,10 @@ def test_per_model_statuses_and_percentiles() -> None:
     assert summary.predictions == 23
     assert summary.requests_per_prediction == pytest.approx(3.0)
     assert str(summary).splitlines() == [
-        "acme/a: 22 (20 succeeded, 1 error, 1 failed); predict_time 210.5 s total, "
-        "p50 10.00 s, p95 19.00 s",
+        (
+            "acme/a: 22 (20 succeeded, 1 error, 1 failed); predict_time 210.5 s total, "
+            "p50 10.00 s, p95 19.00 s"
+        ),
         "acme/b: 1 (1 canceled)",
         "Wall time 12.5 s; 69 requests (3.0 per prediction), 2 retries, 3 429s.",
     ]

@@ -84,13 +84,17 @@ async def test_a_429_is_an_info_line_with_its_wait(
     assert lines(caplog) == [
         (
             "INFO",
-            f"GET {url}: HTTP 429 Too Many Requests (1 in a row); asking again in 0.05 s "
-            "(a 429 uses up no retry)",
+            (
+                f"GET {url}: HTTP 429 Too Many Requests (1 in a row); asking again in 0.05 s "
+                "(a 429 uses up no retry)"
+            ),
         ),
         (
             "INFO",
-            f"GET {url}: HTTP 429 Too Many Requests (2 in a row); asking again in 0.05 s "
-            "(a 429 uses up no retry)",
+            (
+                f"GET {url}: HTTP 429 Too Many Requests (2 in a row); asking again in 0.05 s "
+                "(a 429 uses up no retry)"
+            ),
         ),
     ]
 

@@ -56,7 +56,7 @@ class Proxy:
             ) as resp,
         ):
             body = await resp.read()
-            keep = {k: v for k, v in resp.headers.items() if k.lower() in ("content-type",)}
+            keep = {k: v for k, v in resp.headers.items() if k.lower() == "content-type"}
             return web.Response(status=resp.status, body=body, headers=keep)
 
     async def __aenter__(self) -> Proxy:

@@ -321,7 +321,7 @@ class TestLifecycle:
     async def test_output_that_is_not_json_fails(
         self, fake: FakeReplicate, base_url: str, http: Any
     ) -> None:
-        fake.add_model("acme/odd", lambda: object())
+        fake.add_model("acme/odd", lambda: object())  # noqa: PLW0108 - a model function, not a class
         body = (
             await http.post(
                 f"{base_url}/models/acme/odd/predictions",

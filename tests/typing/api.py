@@ -85,7 +85,7 @@ async def predictions(client: Client) -> None:
     p = await client.predictions.cancel(p)
 
     status: Status | str = p.status
-    if p.status == Status.SUCCEEDED or p.status == "succeeded":
+    if p.status == Status.SUCCEEDED or p.status == "succeeded":  # noqa: PLR1714 - each comparison is a typing check
         output: Any = p.output
         del output
     finished: bool = p.is_terminal
