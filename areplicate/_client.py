@@ -71,12 +71,16 @@ class Client:
         file_encoding: Literal["auto", "upload", "data-uri"] = "auto",
         trust_env: bool = True,
         webhooks: Receiver | None = None,
+        timeout: float | None = None,
     ) -> None:
         """Resolve and check the configuration; nothing connects until the first request.
 
         A missing token, a bad timeout or a bad ``file_encoding`` raises ValueError here, at
         construction, not on the first call. Services are made on first attribute access.
+        ``timeout=`` is the contract's short spelling of ``request_timeout=`` (each HTTP request's
+        deadline; a call's own ``timeout=`` on ``run``/``wait`` is the whole call's): give one.
         """
+        request_timeout = _request_timeout(request_timeout, timeout, DEFAULT_REQUEST_TIMEOUT)
         self._config = Config.resolve(
             os.environ if environ is None else environ,
             api_token=api_token,
@@ -139,7 +143,11 @@ class Client:
         return self._config
 
     def with_options(
-        self, *, request_timeout: float | None = None, max_retries: int | None = None
+        self,
+        *,
+        request_timeout: float | None = None,
+        max_retries: int | None = None,
+        timeout: float | None = None,
     ) -> Client:
         """This client with other per-request settings, for one call or a part of your app:
         ``await client.with_options(request_timeout=120).models.get(...)``.
@@ -147,8 +155,11 @@ class Client:
         The view shares this client's connection pool, request budget and background clean-up: it
         costs nothing to make, and you need not (and cannot) close it; closing it leaves this
         client open. Once this client is closed the view raises the same closed-client error.
-        Arguments left out (None) keep this client's values.
+        Arguments left out (None) keep this client's values; ``timeout=`` is the short spelling of
+        ``request_timeout=``.
         """
+        if timeout is not None:
+            request_timeout = _request_timeout(request_timeout, timeout, None)
         config = attrs.evolve(  # checked like the Client's own
             self._config,
             request_timeout=(
@@ -338,3 +349,14 @@ class Client:
         return await self.predictions.run(
             ref, input, hold=hold, timeout=timeout, lifetime=lifetime, validate=validate
         )
+
+
+def _request_timeout(
+    request_timeout: float | None, timeout: float | None, default: float | None
+) -> Any:
+    """The per-request deadline from ``request_timeout=`` or its short spelling ``timeout=``."""
+    if timeout is None:
+        return request_timeout
+    if request_timeout is not None and request_timeout != default:
+        raise TypeError("give request_timeout= or its short spelling timeout=, not both")
+    return timeout

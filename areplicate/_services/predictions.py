@@ -129,6 +129,7 @@ class Predictions:
         webhook: str | None = None,
         webhook_events_filter: Sequence[str] | None = None,
         validate: bool = False,
+        wait: bool | int | None = None,
     ) -> Prediction:
         """Start a prediction and return it as the API first describes it.
 
@@ -141,8 +142,13 @@ class Predictions:
         raises InputValidationError without sending anything.
 
         A create is never retried after an ambiguous failure (a 500 or a timeout after sending): it
-        raises instead, so nothing is billed twice.
+        raises instead, so nothing is billed twice. ``wait=`` is the first wave's spelling of
+        ``hold=`` (same meaning), still accepted; give one of the two.
         """
+        if wait is not None:
+            if hold is not False:
+                raise TypeError("give hold= or its older spelling wait=, not both")
+            hold = wait
         options = RunOptions(
             hold=hold,
             lifetime=lifetime,
