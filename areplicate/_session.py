@@ -626,25 +626,10 @@ class Session:
         request_headers = self.headers_for(url, headers)
         if route.request_headers:
             request_headers.update(route.request_headers)
-        try:
-            with connection_errors("GET", url):
-                async with http.get(
-                    url,
-                    headers=request_headers,
-                    timeout=timeout,
-                    allow_redirects=not same_origin(url, self.config.base_url),
-                    proxy=route.proxy,
-                    proxy_headers=route.connect_headers,
-                ) as resp:
-                    if resp.status >= 400:
-                        body = await _read_body(resp)
-                        error = error_for(resp.status, resp.headers, body, now=time.time())
-                        if error is not None:
-                            raise error
-                    yield resp
-        except (APIError, APIConnectionError) as exc:
-            _detach(exc)  # the same error, without aiohttp's (which hold the request's headers)
-            raise
+        # Redirects only off the API's origin: following one could carry the token elsewhere.
+        redirects = 0 if same_origin(url, self.config.base_url) else _DOWNLOAD_REDIRECTS
+        async with _plain_get(http, url, timeout, route, request_headers, redirects) as resp:
+            yield resp
 
     @contextlib.asynccontextmanager
     async def download(
@@ -669,22 +654,28 @@ _DOWNLOAD_REDIRECTS = 5
 
 @contextlib.asynccontextmanager
 async def _plain_get(
-    http: aiohttp.ClientSession, url: str, timeout: aiohttp.ClientTimeout, route: Route = DIRECT
+    http: aiohttp.ClientSession,
+    url: str,
+    timeout: aiohttp.ClientTimeout,
+    route: Route = DIRECT,
+    headers: Mapping[str, str] | None = None,
+    redirects: int = _DOWNLOAD_REDIRECTS,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
-    """A GET without credentials that yields a response below 400 (errors raised mapped).
+    """A GET that yields a response below 400 (errors raised mapped, without aiohttp's context).
 
-    Used for output and file downloads, which may live on other hosts (a CDN): no Authorization
-    header is ever added, and redirects are followed (up to ``_DOWNLOAD_REDIRECTS``), unlike API
-    requests.
+    Downloads (outputs and files, which may live on a CDN) call it with no ``headers``: no
+    Authorization is ever added there, and up to ``redirects`` redirects are followed, unlike API
+    requests. ``Session.stream`` passes its own headers (the token on the API's origin only) and
+    ``redirects=0`` there.
     """
     try:
         with connection_errors("GET", url):
             async with http.get(
                 url,
                 timeout=timeout,
-                allow_redirects=True,
-                max_redirects=_DOWNLOAD_REDIRECTS,
-                headers=route.request_headers,
+                allow_redirects=redirects > 0,
+                max_redirects=max(redirects, 1),
+                headers=route.request_headers if headers is None else headers,
                 proxy=route.proxy,
                 proxy_headers=route.connect_headers,
             ) as resp:
@@ -695,7 +686,7 @@ async def _plain_get(
                         raise error
                 yield resp
     except (APIError, APIConnectionError) as exc:
-        _detach(exc)
+        _detach(exc)  # the same error, without aiohttp's (which hold the request's headers)
         raise
 
 

@@ -18,30 +18,11 @@ import areplicate
 from areplicate import Status
 from areplicate.testing import FakeReplicate, Faults
 
+from ._held import Held
 from ._local import serve_app
 
 CREATE = "POST /v1/models/{owner}/{name}/predictions"
 CANCEL = "POST /v1/predictions/{id}/cancel"
-
-
-class Held:
-    """A model that runs until the test releases it; counts how many have started."""
-
-    def __init__(self) -> None:
-        self.release = asyncio.Event()
-        self.started = 0
-        self.changed = asyncio.Event()
-
-    async def __call__(self, prompt: str = "") -> str:
-        self.started += 1
-        self.changed.set()
-        await self.release.wait()
-        return prompt
-
-    async def until_started(self, n: int) -> None:
-        while self.started < n:
-            self.changed.clear()
-            await self.changed.wait()
 
 
 @pytest.fixture

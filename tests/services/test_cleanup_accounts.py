@@ -23,28 +23,9 @@ from areplicate._core.times import date_offset
 from areplicate._ledger import Intent
 from areplicate.testing import FakeReplicate
 
+from ._held import Held
+
 CANCEL = "POST /v1/predictions/{id}/cancel"
-
-
-class Held:
-    """A model that runs until released; counts the predictions that started."""
-
-    def __init__(self) -> None:
-        self.release = asyncio.Event()
-        self.started = 0
-        self.changed = asyncio.Event()
-
-    async def __call__(self, prompt: str = "") -> str:
-        self.started += 1
-        self.changed.set()
-        await self.release.wait()
-        return prompt
-
-    async def until_started(self, n: int) -> None:
-        with anyio.fail_after(10):
-            while self.started < n:
-                self.changed.clear()
-                await self.changed.wait()
 
 
 @pytest.fixture

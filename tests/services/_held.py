@@ -1,0 +1,30 @@
+"""A fake model that runs until the test releases it, for clean-up tests that need predictions
+still running (both tests/services/test_cleanup*.py use it)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+
+
+class Held:
+    """A model that runs until ``release`` is set; counts the predictions that started."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.started = 0
+        self.changed = asyncio.Event()
+
+    async def __call__(self, prompt: str = "") -> str:
+        self.started += 1
+        self.changed.set()
+        await self.release.wait()
+        return prompt
+
+    async def until_started(self, n: int) -> None:
+        """Return once ``n`` predictions have started (10 s at most)."""
+        with anyio.fail_after(10):
+            while self.started < n:
+                self.changed.clear()
+                await self.changed.wait()
