@@ -1,6 +1,7 @@
 """Many processes, one account: benchmarks/shared_budget.py at 10x Replicate's rates, four worker
-processes sharing one Redis budget against one fake (250 predictions each, to keep the suite
-fast on two shared cores; the benchmark runs 4 x 500 at the real rates)."""
+processes sharing one Redis budget against one fake (100 predictions each, to keep the suite
+fast on two shared cores: each process pacing alone gets a quarter of them 429ed; the benchmark
+runs 4 x 500 at the real rates)."""
 
 from __future__ import annotations
 
@@ -32,15 +33,15 @@ def run(*args: str) -> dict[str, object]:
 
 @pytest.mark.slow
 def test_four_processes_share_one_budget(redis_server: RedisServer) -> None:
-    """4 x 250 predictions: 0 errors, 0 duplicates, under 1 % of requests 429, and never faster
+    """4 x 100 predictions: 0 errors, 0 duplicates, under 1 % of requests 429, and never faster
     than the account's limits allow. How close to that pace it gets is a speed figure, measured by
     benchmarks/shared_budget.py at the real rates, not asserted here on a shared machine."""
     redis_server.flush()
-    result = run("--scale", "10", "--per-process", "250", "--redis", redis_server.url)
+    result = run("--scale", "10", "--per-process", "100", "--redis", redis_server.url)
     assert result["errors"] == 0, result["first_errors"]
     assert result["outputs_ok"]
     assert result["duplicates"] == 0
-    assert result["predictions"] == 1000
+    assert result["predictions"] == 400
     throttled, requests = result["throttled"], result["requests"]
     assert isinstance(throttled, int)
     assert isinstance(requests, int)

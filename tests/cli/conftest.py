@@ -21,6 +21,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from areplicate._cli import batch as batch_module
 from areplicate.testing import FakeReplicate, add_demo_models
 
 CREATE_KEY = "POST /v1/models/{owner}/{name}/predictions"
@@ -157,3 +158,10 @@ def start(args: Sequence[str], *, fake: Fake, cwd: Path, **env: str) -> subproce
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.fixture
+def settle_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Second lookups after half a second instead of ten: the fake lists a prediction the moment it
+    exists, so how long the batch waits for lost creates to show up changes only the test's length."""
+    monkeypatch.setattr(batch_module, "_SETTLE", 0.5, raising=False)

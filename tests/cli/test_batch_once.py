@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import stamina
 
-from areplicate._cli import batch as batch_module
 from areplicate._cli import main
 from areplicate.testing import FakeReplicate, Faults, FileOut, add_demo_models
 from areplicate.testing._demo import png
@@ -56,13 +55,6 @@ def invoke(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) 
         return code, out, err
 
     return invoke
-
-
-@pytest.fixture
-def settle_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Second lookups after half a second instead of ten: the fake's failed creates never exist,
-    so how long the batch waits for them to show up changes nothing but the test's length."""
-    monkeypatch.setattr(batch_module, "_SETTLE", 0.5, raising=False)
 
 
 class TestOneRunAtATime:

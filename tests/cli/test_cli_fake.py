@@ -277,7 +277,7 @@ class TestBatch:
         assert fake.creates() == 40
 
     def test_lost_and_failed_creates_never_make_a_prediction_twice(
-        self, invoke: Any, tmp_path: Path
+        self, invoke: Any, tmp_path: Path, settle_fast: None
     ) -> None:
         # Creates answered 5xx before they run, or run and lose their response on the way back.
         flaky = FakeReplicate(
