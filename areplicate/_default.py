@@ -12,9 +12,12 @@ import asyncio
 import contextlib
 import weakref
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from areplicate._client import Client
+
+if TYPE_CHECKING:
+    from areplicate._options import Lifetime
 
 __all__ = ["default_client", "run"]
 
@@ -64,11 +67,21 @@ def default_client() -> Client:
     return client
 
 
-async def run(ref: str, input: Mapping[str, Any], **options: Any) -> Any:
+async def run(
+    ref: str,
+    input: Mapping[str, Any],
+    *,
+    hold: bool | int = True,
+    timeout: float | None = None,
+    lifetime: Lifetime | None = None,
+    validate: bool = False,
+) -> Any:
     """Run a model on the default client and return its output: ``await areplicate.run(ref, {...})``.
 
-    The same as ``Client().run(ref, input, **options)`` (see :meth:`Client.run`) with the token
-    from ``REPLICATE_API_TOKEN``; one client per event loop, closed with it, so successive
-    ``asyncio.run(areplicate.run(...))`` calls each get a working one.
+    The same as ``Client().run(ref, input, ...)`` (see :meth:`Client.run`, whose options these are)
+    with the token from ``REPLICATE_API_TOKEN``; one client per event loop, closed with it, so
+    successive ``asyncio.run(areplicate.run(...))`` calls each get a working one.
     """
-    return await default_client().run(ref, input, **options)
+    return await default_client().run(
+        ref, input, hold=hold, timeout=timeout, lifetime=lifetime, validate=validate
+    )

@@ -221,3 +221,9 @@ async def testing() -> None:
         await client.run("acme/echo", {"text": "hi"})
     count: int = fake.counts["POST /v1/models/{owner}/{name}/predictions"]
     del count
+
+
+async def module_level_run() -> None:
+    out = await areplicate.run(REF, {"prompt": "hi"}, timeout=30, lifetime="5m")
+    del out
+    await areplicate.run(REF, {}, wait=True)  # type: ignore[call-arg]  # hold=, not wait=
