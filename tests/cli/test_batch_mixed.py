@@ -9,12 +9,16 @@ tests' (the fake is shared by the whole session).
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+
+from areplicate._cli._journal import input_hash
+from areplicate._core.times import format_timestamp
 
 from .conftest import CREATE_KEY, Fake, run_cli
 from .test_batch_once import invoke, latest, read_results, write_lines
@@ -178,6 +182,33 @@ class TestMixedBatch:
         check_results(tmp_path / "r.jsonl", lines, models)
         assert made(fake, tag)[("mixed/reverse", "t0")] == 2  # line 1 now, and line 3 before
         assert sum(made(fake, tag).values()) == 7
+
+    def test_a_lost_create_is_looked_up_on_the_lines_own_model(
+        self, invoke: Any, fake: Fake, models: Models, tmp_path: Path
+    ) -> None:
+        # Line 1's create (on mixed/upper) was journaled as an intent and its answer lost. Just
+        # after it, the same input ran on another model (another batch): that prediction is the
+        # closest in time with the same input, but is not line 1's.
+        tag = "mixed-lookup"
+        line = {"model": models.upper, "input": {"text": "twin", "tag": tag}}
+        intent_time = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+        other = write_lines(
+            tmp_path / "other.jsonl", [json.dumps({**line, "model": models.reverse})]
+        )
+        assert invoke("batch", str(other), "-o", "o.jsonl", cwd=tmp_path, url=fake.url)[0] == 0
+        inputs = write_lines(tmp_path / "in.jsonl", [json.dumps(line)])
+        records = [
+            {"type": "batch", "ref": None, "inputs": str(inputs.resolve()),
+             "time": format_timestamp(intent_time), "version": 3},
+            {"type": "intent", "line": 1, "input_sha256": input_hash(line),
+             "time": format_timestamp(intent_time), "model": models.upper},
+        ]  # fmt: skip
+        (tmp_path / "r.jsonl.journal").write_text("".join(json.dumps(r) + "\n" for r in records))
+        code, _, err = invoke("batch", str(inputs), "-o", "r.jsonl", cwd=tmp_path, url=fake.url)
+        assert code == 0, err
+        assert "(1 to look up first)" in err
+        assert read_results(tmp_path / "r.jsonl")[0]["output"] == "TWIN"
+        assert made(fake, tag) == {("mixed/reverse", "twin"): 1, ("mixed/upper", "twin"): 1}
 
 
 class TestJournalOfAnotherKind:
