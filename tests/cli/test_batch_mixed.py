@@ -412,3 +412,44 @@ class TestCommandLine:
         )
         assert code == 0, err
         assert read_results(tmp_path / "r.jsonl")[0]["output"] == {"text": "interleaved"}
+
+
+class TestOptions:
+    def test_validate_checks_each_line_against_its_own_models_schema_fetched_once_per_model(
+        self, invoke: Any, fake: Fake, models: Models, tmp_path: Path
+    ) -> None:
+        tag = "mixed-validate"
+        # (A bare version id cannot be validated: the API serves schemas under the model.)
+        lines = [x for x in mixed_lines(models, tag, 5) if json.loads(x)["model"] != models.reverse]
+        lines.append(json.dumps({"model": models.upper, "input": {"tag": tag}}))  # no text
+        inputs = write_lines(tmp_path / "in.jsonl", lines)
+        code, _, err = invoke(
+            "batch", str(inputs), "-o", "r.jsonl", "--validate", cwd=tmp_path, url=fake.url
+        )
+        assert code == 1, err
+        results = latest(tmp_path / "r.jsonl")
+        assert results[11]["status"] == "error"
+        assert "text" in results[11]["error"]
+        assert sum(made(fake, tag).values()) == 10
+        schema_reads = {
+            k: n for k, n in fake.server.counts.items() if k.startswith("GET /v1/models")
+        }
+        assert sum(schema_reads.values()) == 2, schema_reads  # once per model
+
+    def test_download_saves_each_models_files_named_by_line(
+        self, invoke: Any, fake: Fake, tmp_path: Path
+    ) -> None:
+        lines = [
+            json.dumps({"model": "demo/pixel", "input": {"prompt": "mixed llama"}}),
+            json.dumps({"model": "demo/echo", "input": {"text": "no files"}}),
+        ]
+        inputs = write_lines(tmp_path / "in.jsonl", lines)
+        code, _, err = invoke(
+            "batch", str(inputs), "-o", "r.jsonl", "--download", "out", cwd=tmp_path, url=fake.url
+        )
+        assert code == 0, err
+        results = latest(tmp_path / "r.jsonl")
+        assert results[1]["model"] == "demo/pixel"
+        assert results[1]["files"] == [str(Path("out") / "1-out-0.png")]
+        assert (tmp_path / "out" / "1-out-0.png").read_bytes().startswith(b"\x89PNG")
+        assert results[2]["files"] == []
