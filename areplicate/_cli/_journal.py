@@ -266,8 +266,10 @@ def parse_records(data: bytes) -> tuple[list[Record], int]:
     return _replay(data, _parse_record_line, "journal")
 
 
-def _parse_result_line(line: bytes) -> tuple[int, str, dict[str, Any] | None]:
-    """One results line as ``(input line, status, result to retry or None)``.
+def _parse_result_line(line: bytes) -> tuple[int, str, dict[str, Any] | None, str | None]:
+    """One results line as ``(input line, status, result to retry or None, model or None)``.
+
+    The model is a mixed batch's result's ``"model"`` (None when absent or not a string).
 
     Only ``line`` and ``status`` are read strictly: the rest of a result is whatever the model
     returned. A result is kept for retrying when its download failed for a reason other than the
@@ -278,7 +280,8 @@ def _parse_result_line(line: bytes) -> tuple[int, str, dict[str, Any] | None]:
     if isinstance(number, bool) or not isinstance(number, int) or not isinstance(status, str):
         raise TypeError("'line' must be an integer and 'status' a string")
     retry = value.get("download_error") is not None and not value.get("download_gone")
-    return number, status, value if retry else None
+    model = value.get("model")
+    return number, status, value if retry else None, model if isinstance(model, str) else None
 
 
 @attrs.define
@@ -286,11 +289,13 @@ class ResultsState:
     """What a results file says, line by line (the last result of an input line wins).
 
     ``status`` maps each input line to its recorded status; ``downloads`` holds the whole result
-    of each line whose prediction succeeded but whose ``--download`` failed and may be retried.
+    of each line whose prediction succeeded but whose ``--download`` failed and may be retried;
+    ``models`` the model each result of a mixed batch names.
     """
 
     status: dict[int, str] = attrs.field(factory=dict)
     downloads: dict[int, dict[str, Any]] = attrs.field(factory=dict)
+    models: dict[int, str] = attrs.field(factory=dict)
 
 
 def replay_results(data: bytes) -> tuple[ResultsState, int]:
@@ -301,8 +306,12 @@ def replay_results(data: bytes) -> tuple[ResultsState, int]:
     """
     items, good = _replay(data, _parse_result_line, "results")
     state = ResultsState()
-    for number, status, retry in items:
+    for number, status, retry, model in items:
         state.status[number] = status
+        if model is None:
+            state.models.pop(number, None)
+        else:
+            state.models[number] = model
         if retry is None:
             state.downloads.pop(number, None)
         else:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import json
@@ -378,6 +379,8 @@ class _Opened:
     lost: dict[int, _Line]
     changed: list[int] = attrs.field(factory=list)
     downloads: dict[int, dict[str, Any]] = attrs.field(factory=dict)
+    #: The model each finished line of a mixed batch ran on, as its result names it.
+    models: dict[int, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -492,7 +495,8 @@ def _open(ref: ModelRef | None, inputs: Path, out: Path, journal_file: Path) -> 
         journal.close()
         raise
     downloads = {n: r for n, r in replayed.downloads.items() if n in finished}
-    return _Opened(journal, results, finished, total, lost, changed, downloads)
+    models = {n: m for n, m in replayed.models.items() if n in finished}
+    return _Opened(journal, results, finished, total, lost, changed, downloads, models)
 
 
 def _compare(
@@ -638,6 +642,7 @@ class Batch:
         self._journal = opened.journal
         self._results = opened.results
         self._finished = dict(opened.finished)
+        self._model_of = dict(opened.models)
         self._total = opened.total
         self._lost = opened.lost
         self._changed = opened.changed
@@ -771,6 +776,8 @@ class Batch:
             f"Results in {self._results.path}.",
             markup=False,
         )
+        if self.ref is None and self._finished:
+            self.console.print(self._by_model(), markup=False)
         if self._download_failures:
             self.console.print(
                 f"{self._download_failures} line(s) succeeded but their --download failed "
@@ -789,6 +796,22 @@ class Batch:
             return EXIT_API
         ok = row.failed == 0 and row.done == self._total and not self._download_failures
         return EXIT_OK if ok else EXIT_FAILED
+
+    def _by_model(self) -> str:
+        """A mixed batch's lines done so far (this run and earlier ones), per model and status.
+
+        A line whose model is not a string is counted as ``(no model)``; it could not run.
+        """
+        counts: dict[str, collections.Counter[str]] = {}
+        for line, status in self._finished.items():
+            model = self._model_of.get(line, "(no model)")
+            counts.setdefault(model, collections.Counter())[status] += 1
+        rows = []
+        for model in sorted(counts):
+            statuses = sorted(counts[model].items(), key=lambda kv: (-kv[1], kv[0]))
+            shown = ", ".join(f"{n} {status}" for status, n in statuses)
+            rows.append(f"  {model}: {sum(counts[model].values())} ({shown})")
+        return "By model, all runs:\n" + "\n".join(rows)
 
     def _interrupted_hint(self) -> int:
         """Tell a user who pressed Ctrl-C what is still running and how to resume."""
@@ -1289,6 +1312,11 @@ class Batch:
         """
         seq = self._results.write((json_line({"line": line, **result}) + "\n").encode())
         self._finished[line] = str(result["status"])
+        model = result.get("model")
+        if self.ref is None and isinstance(model, str):
+            self._model_of[line] = model
+        else:
+            self._model_of.pop(line, None)
         self._running.pop(line, None)
         await self._results.sync(seq)
         await self._journal.record_done(line, digest)

@@ -159,6 +159,10 @@ class TestMixedBatch:
         assert resumed.returncode == 0, resumed.stderr
         assert "Resuming:" in resumed.stderr
         check_results(tmp_path / "r.jsonl", lines, models)
+        # The closing lines count each model over both runs (the cost, this run's only).
+        assert "By model, all runs:" in resumed.stderr
+        for ref in models.refs:
+            assert f"  {ref}: 20 (20 succeeded)\n" in resumed.stderr
         counts = made(fake, tag)
         assert sorted(counts.values()) == [1] * 60  # nothing created twice
         assert len(counts) == 60
