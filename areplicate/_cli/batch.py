@@ -388,15 +388,15 @@ class _Line:
     """One runnable line of the inputs file: its number, the model it runs on, its input.
 
     ``source`` is the line's object as read: the input itself in a single-model batch, the whole
-    ``{"model", "input"}`` object in a mixed one. Its :func:`input_hash` is the line's digest, the
-    one its intent and done records keep (so in a mixed batch the model is part of it).
+    ``{"model", "input"}`` object in a mixed one. Its :func:`input_hash` is the line's digest
+    (:func:`line_hash`), the one its intent and done records keep (so in a mixed batch the model
+    is part of it).
     """
 
     number: int
     ref: ModelRef
     input: dict[str, Any]
     source: dict[str, Any]
-    digest: str
     #: The line's model as a result and the summary name it (None in a single-model batch's
     #: results, which do not repeat the command line's model).
     model: str | None = None
@@ -407,7 +407,7 @@ class _Line:
         return str(self.ref)
 
 
-def _to_line(ref: ModelRef | None, number: int, value: Any, digest: str) -> _Line:
+def _to_line(ref: ModelRef | None, number: int, value: Any) -> _Line:
     """The line's object as a :class:`_Line`; a CLIError (the line is invalid) saying what is
     wrong with it and how to write it.
 
@@ -428,7 +428,7 @@ def _to_line(ref: ModelRef | None, number: int, value: Any, digest: str) -> _Lin
                 f"command line gives {ref}: leave REF out to run each line on its own model, "
                 "or make the line the input itself to run it on REF"
             )
-        return _Line(number, ref, value, value, digest)
+        return _Line(number, ref, value, value)
     if "model" not in value:
         raise CLIError(
             f"line {number} names no model: without REF on the command line each line is "
@@ -456,7 +456,7 @@ def _to_line(ref: ModelRef | None, number: int, value: Any, digest: str) -> _Lin
         line_ref = parse_ref(model)
     except InvalidReferenceError as exc:
         raise CLIError(f"line {number}: {exc}") from None
-    return _Line(number, line_ref, given, value, digest, model=str(line_ref))
+    return _Line(number, line_ref, given, value, model=str(line_ref))
 
 
 def _open(ref: ModelRef | None, inputs: Path, out: Path, journal_file: Path) -> _Opened:
@@ -534,7 +534,7 @@ def _compare(
                 mismatched.append(number)
             elif number in state.lost:
                 with contextlib.suppress(CLIError):  # not runnable: the pass reports it invalid
-                    lost[number] = _to_line(ref, number, value, digest)
+                    lost[number] = _to_line(ref, number, value)
     cut = sorted(n for n in ran if n > last)  # lines cut off the end
     mismatched.extend(cut)
     removed.update(cut)
@@ -874,8 +874,8 @@ class Batch:
                 for number, raw in enumerate(f, 1):
                     if number in numbers:
                         try:
-                            value, digest = _parse_line(raw, number)
-                            found[number] = _to_line(self.ref, number, value, digest)
+                            value, _ = _parse_line(raw, number)
+                            found[number] = _to_line(self.ref, number, value)
                         except CLIError:
                             continue
             return found
@@ -970,7 +970,7 @@ class Batch:
                     await self._record_invalid(number, str(exc), line_hash(raw, None), None)
                     continue
                 try:
-                    item = _to_line(self.ref, number, value, digest)
+                    item = _to_line(self.ref, number, value)
                 except CLIError as exc:
                     named = value.get("model") if isinstance(value, dict) else None
                     model = named if isinstance(named, str) and self.ref is None else None
