@@ -457,3 +457,25 @@ class TestOptions:
         assert results[1]["files"] == [str(Path("out") / "1-out-0.png")]
         assert (tmp_path / "out" / "1-out-0.png").read_bytes().startswith(b"\x89PNG")
         assert results[2]["files"] == []
+
+
+class TestSummary:
+    def test_a_single_model_batch_counts_every_line_under_the_reference_it_was_given(
+        self, invoke: Any, fake: Fake, models: Models, tmp_path: Path
+    ) -> None:
+        # The API names the model (owner/name) even of a create by version; the summary keeps
+        # the reference the batch was given, and counts lines that ended in an error too.
+        lines = [
+            json.dumps({"text": "one", "tag": "summary"}),
+            json.dumps({"text": "two", "tag": "summary"}),
+            "[1]",
+            json.dumps({"text": 3, "tag": "summary"}),  # rejected by the model's schema: a 422
+        ]
+        inputs = write_lines(tmp_path / "in.jsonl", lines)
+        code, _, err = invoke(
+            "batch", models.length, str(inputs), "-o", "r.jsonl", cwd=tmp_path, url=fake.url
+        )
+        assert code == 1, err
+        assert latest(tmp_path / "r.jsonl")[4]["status"] == "error"
+        assert f"Cost: {models.length}: 4 (2 succeeded, 1 error, 1 invalid)" in err
+        assert "mixed/length: " not in err
