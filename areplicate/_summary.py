@@ -189,14 +189,20 @@ class Tally:
         """How many items were counted so far."""
         return f"<Tally {sum(sum(s.values()) for s in self._statuses.values())} items>"
 
-    def add(self, item: "Completed | Prediction") -> None:
+    def add(self, item: "Completed | Prediction", *, model: str | None = None) -> None:
         """Count one finished item: a fan-out's Completed (an error counts as ``"error"``) or a
-        terminal Prediction."""
+        terminal Prediction.
+
+        It is counted under ``model`` when given (e.g. the reference it was created with),
+        else under the prediction's own ``model``. The gotcha: the API reports ``owner/name``
+        even for a create by version, so without ``model`` two spellings of one model share a
+        line.
+        """
         prediction = item if isinstance(item, Prediction) else item.prediction
         if prediction is None:
-            self.count(self._model, ERROR)
+            self.count(model or self._model, ERROR)
             return
-        model = prediction.model or self._model
+        model = model or prediction.model or self._model
         self.count(model, _status(prediction))
         seconds = _predict_time(prediction)
         if seconds is not None:

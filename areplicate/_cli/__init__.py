@@ -118,6 +118,8 @@ def main(argv: Sequence[str] | None = None, *, checkpoint: Checkpoint | None = N
             # `run REF --json prompt=hi`: inputs given after an option still count as inputs.
             args.inputs.extend(a for a in extra if not a.startswith("-"))
             extra = [a for a in extra if a.startswith("-")]
+        if extra and args.command == "batch":
+            extra = batch.take_positionals(args, extra)  # `batch REF --out r.jsonl in.jsonl`
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version, or a usage error argparse already printed

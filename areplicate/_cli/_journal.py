@@ -3,11 +3,14 @@
 An append-only JSON-lines file beside the results (``results.jsonl.journal``). Each record is one
 line, fsynced before the step that depends on it:
 
-- ``batch``: the first line; the model reference and the inputs file, so a re-run of a *different*
-  command against the same output is refused instead of mixing two batches.
-- ``intent`` (line, input hash, time): written and fsynced **before** the create is sent. A re-run
-  that finds an intent without an id knows the create may have reached the API and looks the
-  prediction up (same model, same input, created after the intent) instead of creating it again.
+- ``batch``: the first line; the model reference (null for a mixed batch, whose lines each name
+  their model) and the inputs file, so a re-run of a *different* command against the same output
+  is refused instead of mixing two batches.
+- ``intent`` (line, line hash, time; in a mixed batch also the line's model): written and fsynced
+  **before** the create is sent. A re-run that finds an intent without an id knows the create may
+  have reached the API and looks the prediction up (same model, same input, created after the
+  intent) instead of creating it again. The hash is :func:`line_hash`'s of the whole line, so in a
+  mixed batch it covers the line's model too: a line whose model was edited counts as edited.
 - ``created`` (line, prediction id): right after the create returns; a re-run re-attaches by id.
 - ``done`` (line, input hash): after the item's result line is written (and fsynced) to the
   results file. The hash lets a re-run notice a line edited since: it runs again and its new
@@ -41,7 +44,7 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from areplicate._core.times import format_timestamp, parse_timestamp
 
@@ -75,9 +78,12 @@ JOURNAL_SUFFIX = ".journal"
 #: The lock beside the results file: ``results.jsonl`` → ``results.jsonl.lock``.
 LOCK_SUFFIX = ".lock"
 #: The format of the records below; a journal of another version is refused.
-JOURNAL_VERSION = 2
-#: Versions this one reads (version 1 had no input hash in ``done`` records).
-_READABLE_VERSIONS = (1, 2)
+JOURNAL_VERSION = 3
+#: Versions this one reads (version 1 had no input hash in ``done`` records; versions 1 and 2 have
+#: no mixed batches: their header always names a model).
+_READABLE_VERSIONS = (1, 2, 3)
+#: How a mixed batch (each line names its own model) is named in messages.
+MIXED = "mixed models (each line names its model)"
 
 
 class JournalError(Exception):
@@ -89,11 +95,12 @@ class JournalError(Exception):
 
 @attrs.frozen(kw_only=True)
 class BatchRecord:
-    """The journal's first line: which batch this is."""
+    """The journal's first line: which batch this is (``ref`` None: a mixed batch, each line
+    names its own model)."""
 
     type: Literal["batch"] = "batch"
 
-    ref: str
+    ref: str | None
     inputs: str
     time: dt.datetime
     version: int = JOURNAL_VERSION
@@ -101,13 +108,18 @@ class BatchRecord:
 
 @attrs.frozen(kw_only=True)
 class IntentRecord:
-    """A create for input ``line`` is about to be sent (fsynced before sending)."""
+    """A create for input ``line`` is about to be sent (fsynced before sending).
+
+    ``model`` is the line's own model in a mixed batch (None, and not written, otherwise); it is
+    for a person reading the journal: the hash already covers it.
+    """
 
     type: Literal["intent"] = "intent"
 
     line: int
     input_sha256: str
     time: dt.datetime
+    model: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -175,6 +187,11 @@ def _make_strict_converter() -> cattrs.Converter:
         conv.register_structure_hook(
             cls, make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True)
         )
+    # A single-model batch's intents stay as they were (no ``"model": null`` on every line).
+    conv.register_unstructure_hook(
+        IntentRecord,
+        make_dict_unstructure_fn(IntentRecord, conv, model=override(omit_if_default=True)),
+    )
     return conv
 
 
@@ -249,8 +266,10 @@ def parse_records(data: bytes) -> tuple[list[Record], int]:
     return _replay(data, _parse_record_line, "journal")
 
 
-def _parse_result_line(line: bytes) -> tuple[int, str, dict[str, Any] | None]:
-    """One results line as ``(input line, status, result to retry or None)``.
+def _parse_result_line(line: bytes) -> tuple[int, str, dict[str, Any] | None, str | None]:
+    """One results line as ``(input line, status, result to retry or None, model or None)``.
+
+    The model is a mixed batch's result's ``"model"`` (None when absent or not a string).
 
     Only ``line`` and ``status`` are read strictly: the rest of a result is whatever the model
     returned. A result is kept for retrying when its download failed for a reason other than the
@@ -261,7 +280,8 @@ def _parse_result_line(line: bytes) -> tuple[int, str, dict[str, Any] | None]:
     if isinstance(number, bool) or not isinstance(number, int) or not isinstance(status, str):
         raise TypeError("'line' must be an integer and 'status' a string")
     retry = value.get("download_error") is not None and not value.get("download_gone")
-    return number, status, value if retry else None
+    model = value.get("model")
+    return number, status, value if retry else None, model if isinstance(model, str) else None
 
 
 @attrs.define
@@ -269,11 +289,13 @@ class ResultsState:
     """What a results file says, line by line (the last result of an input line wins).
 
     ``status`` maps each input line to its recorded status; ``downloads`` holds the whole result
-    of each line whose prediction succeeded but whose ``--download`` failed and may be retried.
+    of each line whose prediction succeeded but whose ``--download`` failed and may be retried;
+    ``models`` the model each result of a mixed batch names.
     """
 
     status: dict[int, str] = attrs.field(factory=dict)
     downloads: dict[int, dict[str, Any]] = attrs.field(factory=dict)
+    models: dict[int, str] = attrs.field(factory=dict)
 
 
 def replay_results(data: bytes) -> tuple[ResultsState, int]:
@@ -284,8 +306,12 @@ def replay_results(data: bytes) -> tuple[ResultsState, int]:
     """
     items, good = _replay(data, _parse_result_line, "results")
     state = ResultsState()
-    for number, status, retry in items:
+    for number, status, retry, model in items:
         state.status[number] = status
+        if model is None:
+            state.models.pop(number, None)
+        else:
+            state.models[number] = model
         if retry is None:
             state.downloads.pop(number, None)
         else:
@@ -531,13 +557,15 @@ class Journal:
         cls,
         path: Path,
         *,
-        ref: str,
+        ref: str | None,
         inputs: Path,
         clock: Callable[[], dt.datetime] = _utcnow,
     ) -> Journal:
-        """Replay ``path`` (creating it if absent) for a batch of ``ref`` over ``inputs``.
+        """Replay ``path`` (creating it if absent) for a batch of ``ref`` over ``inputs``
+        (``ref`` None: a mixed batch, each line naming its model).
 
-        Raises JournalError when the file is damaged, or belongs to a batch of another model.
+        Raises JournalError when the file is damaged, or belongs to a batch of another model (a
+        mixed batch's journal is refused to a single-model run, and the other way round).
         """
         data = path.read_bytes() if path.exists() else b""
         records, good = parse_records(data)
@@ -548,6 +576,20 @@ class Journal:
                 raise JournalError(
                     f"{path} was written by another version of areplicate (format "
                     f"{header.version}, this one reads {JOURNAL_VERSION})"
+                )
+            if header.ref is None and header.version < 3:
+                raise JournalError(f"{path} is damaged: its header names no model")
+            if header.ref is None and ref is not None:
+                raise JournalError(
+                    f"{path} belongs to a batch of {MIXED}, not of {ref}: run it as it was "
+                    "started, without a model on the command line (areplicate batch INPUTS.jsonl "
+                    "--out ...); or use another --out (or --restart to throw the old results away)"
+                )
+            if ref is None and header.ref is not None:
+                raise JournalError(
+                    f"{path} belongs to a batch of {header.ref}, not of {MIXED}: run it as it was "
+                    f"started (areplicate batch {header.ref} INPUTS.jsonl --out ...); or use "
+                    "another --out (or --restart to throw the old results away)"
                 )
             if header.ref != ref:
                 raise JournalError(
@@ -576,9 +618,17 @@ class Journal:
         self.state.apply(record)
         return self._file.write(encode_record(record))
 
-    async def record_intent(self, line: int, value: Mapping[str, Any]) -> IntentRecord:
-        """Journal that the create for ``line`` is about to be sent; returns once it is durable."""
-        record = IntentRecord(line=line, input_sha256=input_hash(value), time=self._clock())
+    async def record_intent(
+        self, line: int, value: Mapping[str, Any], *, model: str | None = None
+    ) -> IntentRecord:
+        """Journal that the create for ``line`` is about to be sent; returns once it is durable.
+
+        ``value`` is the line's object as read (what :func:`line_hash` hashes: the input, or in a
+        mixed batch the whole ``{"model", "input"}`` line); ``model`` the mixed line's model.
+        """
+        record = IntentRecord(
+            line=line, input_sha256=input_hash(value), time=self._clock(), model=model
+        )
         await self._file.sync(self._append(record))
         return record
 

@@ -1,10 +1,16 @@
-"""``areplicate batch REF inputs.jsonl --out results.jsonl``: many predictions, resumable.
+"""``areplicate batch [REF] inputs.jsonl --out results.jsonl``: many predictions, resumable.
 
-Each line of the inputs file is one input object. Results are appended to ``--out`` as they finish,
+With REF, each line of the inputs file is one input object for that model. Without it (a mixed
+batch) each line names its own model: ``{"model": "owner/name", "input": {…}}`` (the model in any
+form REF takes), and the lines of every model run in one fan-out under one request budget; each
+result then names its ``"model"`` too, and the closing summary counts each model apart.
+
+Results are appended to ``--out`` as they finish,
 one JSON object a line: ``{"line": N, "id": …, "status": …, "output": …, "error": …}`` (plus
 ``"files"`` with ``--download``, and ``"download_error"`` when a download failed: the prediction's
 result stays recorded and a re-run retries the download). ``status`` is the prediction's status,
-``"error"`` when a request for it failed, or ``"invalid"`` for a line that is not a JSON object.
+``"error"`` when a request for it failed, or ``"invalid"`` for a line that is not a JSON object
+(or, in a mixed batch, not a ``{"model", "input"}`` object with a valid reference).
 When an input line appears twice (its input was edited and it ran again, or a download was
 retried), the later result supersedes the earlier one.
 
@@ -36,6 +42,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import contextlib
 import datetime as dt
 import json
 import time
@@ -58,7 +66,6 @@ from areplicate._cli._common import (
     json_line,
     make_client,
     parse_lifetime,
-    parse_model_ref,
     positive_int,
     run_main,
     stderr,
@@ -78,10 +85,11 @@ from areplicate._cli._journal import (
 from areplicate._cli._outputs import save_files
 from areplicate._cli._progress import ProgressBoard, Row
 from areplicate._client import Client
-from areplicate._core.refs import ModelRef
+from areplicate._core.refs import ModelRef, parse_ref
 from areplicate._core.status import Status
 from areplicate._errors import (
     APIConnectionError,
+    InvalidReferenceError,
     NotFoundError,
     RateLimitError,
     ReplicateError,
@@ -113,13 +121,26 @@ _SETTLE = 10.0
 #: Rounds of such second lookups within one run; what is left after them is left to a re-run.
 _SECOND_LOOKS = 3
 _DEFAULT_CONCURRENCY = 32
+#: Names a lone positional ends with when it is meant as a file, not a model (a model's name may
+#: hold dots too, so only these are taken as the user's word).
+_FILE_SUFFIXES = (".jsonl", ".json", ".ndjson", ".txt")
+#: The keys of a mixed batch's line.
+_LINE_KEYS = ("model", "input")
+#: What a mixed batch's line looks like, for its error messages.
+_LINE_SHAPE = '{"model": "owner/name", "input": {...}}'
+#: The fan-out's model reference in a mixed batch. The batch's runner creates every line on the
+#: line's own model, so the fan-out never uses it; it is there because the fan-out takes one.
+_NO_REF = "mixed/models"
 
 _EXAMPLES = """\
 examples:
   areplicate batch black-forest-labs/flux-schnell prompts.jsonl --out results.jsonl --download images/
   areplicate batch owner/model:<64-hex version> inputs.jsonl --out results.jsonl --concurrency 64
+  areplicate batch mixed.jsonl --out results.jsonl      (no REF: each line names its model)
 
 inputs.jsonl holds one JSON object per line, e.g. {"prompt": "a llama"}; blank lines are skipped.
+Without REF each line is {"model": "owner/name", "input": {"prompt": "a llama"}} (the model in
+any form REF takes), every model runs in the same batch, and each result names its "model".
 results.jsonl gets one line per input as it finishes:
   {"line": 3, "id": "…", "status": "succeeded", "output": …, "error": null}
 status is the prediction's (succeeded, failed, canceled, aborted), "error" when a request for
@@ -155,9 +176,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "ref", metavar="REF", help="owner/name (official model), owner/name:VERSION, or VERSION"
+        "ref",
+        metavar="REF",
+        nargs="?",
+        help=(
+            "owner/name (official model), owner/name:VERSION, or VERSION; leave it out when "
+            'each line names its model: {"model": REF, "input": {...}}'
+        ),
     )
-    p.add_argument("inputs", metavar="INPUTS.jsonl", type=Path, help="one input object per line")
+    p.add_argument(
+        "inputs", metavar="INPUTS.jsonl", type=Path, help="one input object (or line) per line"
+    )
     p.add_argument(
         "--out", "-o", metavar="RESULTS.jsonl", type=Path, required=True, help="results file"
     )
@@ -199,9 +228,9 @@ def execute(args: argparse.Namespace) -> int:
     by another run) raise CLIError before any client is made or anything is sent. The lock is held
     for the whole run and released however it ends.
     """
-    ref = parse_model_ref(args.ref)
-    lifetime = parse_lifetime(args.lifetime)
     inputs: Path = args.inputs
+    ref = _command_line_ref(args.ref, inputs)
+    lifetime = parse_lifetime(args.lifetime)
     try:
         with inputs.open("rb"):
             pass
@@ -220,6 +249,59 @@ def execute(args: argparse.Namespace) -> int:
         return _execute_locked(args, ref, lifetime, inputs, out, journal_file)
     finally:
         lock.release()
+
+
+def take_positionals(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """Place positionals argparse left over (``batch REF --out r.jsonl in.jsonl``) as REF and
+    INPUTS; returns what is still unrecognized.
+
+    REF being optional, argparse (before 3.13) gives the first chunk's lone positional to INPUTS
+    and leaves the one after an option unrecognized: it is moved here, so the same command line
+    means the same batch on every Python.
+    """
+    rest = [a for a in extra if a.startswith("-")]
+    words = [a for a in extra if not a.startswith("-")]
+    if args.ref is None and len(words) == 1:
+        args.ref, args.inputs = str(args.inputs), Path(words[0])
+        return rest
+    return extra
+
+
+def _command_line_ref(text: str | None, inputs: Path) -> ModelRef | None:
+    """The model of a single-model batch, or None for a mixed one (no REF: one positional).
+
+    A lone positional that is no file but reads as a model reference is most likely a REF whose
+    inputs file was forgotten, and is told so rather than "no such file"; a REF that is an
+    existing file, an inputs file given twice.
+    """
+    if text is None:
+        if not inputs.exists() and inputs.suffix not in _FILE_SUFFIXES and _is_ref(str(inputs)):
+            raise CLIError(
+                f"no inputs file: {inputs} is not a file but reads as a model reference. Give "
+                f"the inputs file after it (areplicate batch {inputs} INPUTS.jsonl --out ...), "
+                'or give only an inputs file whose lines each name their model ({"model": '
+                '"owner/name", "input": {...}})'
+            )
+        return None
+    try:
+        return parse_ref(text)
+    except InvalidReferenceError as exc:
+        if Path(text).is_file():
+            raise CLIError(
+                f"{text} is a file, not a model reference: give one inputs file, after the model "
+                f"(areplicate batch REF {text} --out ...), or alone when each line names its "
+                'model ({"model": "owner/name", "input": {...}})'
+            ) from None
+        raise CLIError(str(exc)) from None
+
+
+def _is_ref(text: str) -> bool:
+    """Whether ``text`` parses as a model reference."""
+    try:
+        parse_ref(text)
+    except InvalidReferenceError:
+        return False
+    return True
 
 
 def _lock(out: Path) -> BatchLock:
@@ -244,7 +326,7 @@ def _os_reason(exc: OSError) -> str:
 
 def _execute_locked(
     args: argparse.Namespace,
-    ref: ModelRef,
+    ref: ModelRef | None,
     lifetime: str | None,
     inputs: Path,
     out: Path,
@@ -294,18 +376,98 @@ class _Opened:
     results: AppendOnlyFile
     finished: dict[int, str]
     total: int
-    lost: dict[int, dict[str, Any]]
+    lost: dict[int, _Line]
     changed: list[int] = attrs.field(factory=list)
     downloads: dict[int, dict[str, Any]] = attrs.field(factory=dict)
+    #: The model each finished line of a mixed batch ran on, as its result names it.
+    models: dict[int, str] = attrs.field(factory=dict)
 
 
-def _open(ref: ModelRef, inputs: Path, out: Path, journal_file: Path) -> _Opened:
+@attrs.frozen
+class _Line:
+    """One runnable line of the inputs file: its number, the model it runs on, its input.
+
+    ``source`` is the line's object as read: the input itself in a single-model batch, the whole
+    ``{"model", "input"}`` object in a mixed one. Its :func:`input_hash` is the line's digest
+    (:func:`line_hash`), the one its intent and done records keep (so in a mixed batch the model
+    is part of it).
+    """
+
+    number: int
+    ref: ModelRef
+    input: dict[str, Any]
+    source: dict[str, Any]
+    #: The line's model as a result and the summary name it (None in a single-model batch's
+    #: results, which do not repeat the command line's model).
+    model: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The model this line is counted under in the summary."""
+        return str(self.ref)
+
+
+def _to_line(ref: ModelRef | None, number: int, value: Any) -> _Line:
+    """The line's object as a :class:`_Line`; a CLIError (the line is invalid) saying what is
+    wrong with it and how to write it.
+
+    With REF (``ref`` given) the object is the input. A line shaped as a mixed batch's (exactly
+    ``model`` and an ``input`` object) is refused then, not sent as an input of REF: it would
+    run, and be billed, on the wrong model.
+    """
+    if not isinstance(value, dict):
+        kind = {list: "array", str: "string", bool: "boolean"}.get(
+            type(value), "number" if value is not None else "null"
+        )
+        what = "an object of input names" if ref is not None else _LINE_SHAPE
+        raise CLIError(f"line {number} is a JSON {kind}, not {what}")
+    if ref is not None:
+        if set(value) == set(_LINE_KEYS) and isinstance(value["input"], dict):
+            raise CLIError(
+                f"line {number} names its own model ({json.dumps(value['model'])}), but the "
+                f"command line gives {ref}: leave REF out to run each line on its own model, "
+                "or make the line the input itself to run it on REF"
+            )
+        return _Line(number, ref, value, value)
+    if "model" not in value:
+        raise CLIError(
+            f"line {number} names no model: without REF on the command line each line is "
+            f"{_LINE_SHAPE}; to run every line on one model, give it: areplicate batch REF "
+            "INPUTS.jsonl"
+        )
+    extra = sorted(k for k in value if k not in _LINE_KEYS)
+    if extra:
+        raise CLIError(
+            f"line {number} has unknown key(s) {', '.join(map(repr, extra))}: a line is "
+            f'{_LINE_SHAPE} (inputs go inside "input"; options such as --lifetime apply '
+            "to every line)"
+        )
+    model, given = value["model"], value.get("input")
+    if not isinstance(model, str):
+        raise CLIError(
+            f'line {number}: "model" must be a string such as "owner/name", not {json.dumps(model)}'
+        )
+    if not isinstance(given, dict):
+        raise CLIError(
+            f'line {number}: "input" must be an object of input names, e.g. '
+            f'{{"model": {json.dumps(model)}, "input": {{"prompt": "a llama"}}}}'
+        )
+    try:
+        line_ref = parse_ref(model)
+    except InvalidReferenceError as exc:
+        raise CLIError(f"line {number}: {exc}") from None
+    return _Line(number, line_ref, given, value, model=str(line_ref))
+
+
+def _open(ref: ModelRef | None, inputs: Path, out: Path, journal_file: Path) -> _Opened:
     """Replay the journal and the results, and read the inputs once: count them, compare each
     line that ran with the input it ran with (an edited line runs again; another file, or a line
     edited while its prediction was in flight, is refused), and pick up the inputs whose creates
     may be lost."""
     try:
-        journal = Journal.open(journal_file, ref=str(ref), inputs=inputs.resolve())
+        journal = Journal.open(
+            journal_file, ref=None if ref is None else str(ref), inputs=inputs.resolve()
+        )
     except JournalError as exc:
         raise CLIError(
             f"{exc} (delete {out} and {journal_file.name}, or pass --restart, to start over)"
@@ -324,7 +486,7 @@ def _open(ref: ModelRef, inputs: Path, out: Path, journal_file: Path) -> _Opened
             ) from None
         except OSError as exc:
             raise CLIError(f"cannot read the results file {out}: {_os_reason(exc)}") from None
-        finished, total, lost, changed = _compare(journal, replayed.status, inputs)
+        finished, total, lost, changed = _compare(journal, replayed.status, inputs, ref)
         try:
             results = AppendOnlyFile(out, truncate_at=good if good < len(data) else None)
         except OSError as exc:
@@ -333,12 +495,13 @@ def _open(ref: ModelRef, inputs: Path, out: Path, journal_file: Path) -> _Opened
         journal.close()
         raise
     downloads = {n: r for n, r in replayed.downloads.items() if n in finished}
-    return _Opened(journal, results, finished, total, lost, changed, downloads)
+    models = {n: m for n, m in replayed.models.items() if n in finished}
+    return _Opened(journal, results, finished, total, lost, changed, downloads, models)
 
 
 def _compare(
-    journal: Journal, results: dict[int, str], inputs: Path
-) -> tuple[dict[int, str], int, dict[int, dict[str, Any]], list[int]]:
+    journal: Journal, results: dict[int, str], inputs: Path, ref: ModelRef | None
+) -> tuple[dict[int, str], int, dict[int, _Line], list[int]]:
     """The lines still finished, the count of input lines, the lost creates' inputs, and the
     lines whose input changed since their result was written (forgotten: they run again)."""
     state = journal.state
@@ -348,7 +511,7 @@ def _compare(
     ran = set(finished) | set(state.intents)  # lines whose input some run used
     total = 0
     last = 0
-    lost: dict[int, dict[str, Any]] = {}
+    lost: dict[int, _Line] = {}
     mismatched: list[int] = []
     removed: set[int] = set()
     with inputs.open("rb") as f:
@@ -369,8 +532,9 @@ def _compare(
             recorded = state.recorded_hash(number)
             if recorded is not None and recorded != digest:
                 mismatched.append(number)
-            elif number in state.lost and isinstance(value, dict):
-                lost[number] = value
+            elif number in state.lost:
+                with contextlib.suppress(CLIError):  # not runnable: the pass reports it invalid
+                    lost[number] = _to_line(ref, number, value)
     cut = sorted(n for n in ran if n > last)  # lines cut off the end
     mismatched.extend(cut)
     removed.update(cut)
@@ -406,6 +570,13 @@ class _Halted(Exception):
     """An item left for a re-run (the batch is stopping, or its create is unconfirmed).
 
     Nothing is written for it: the journal alone says what a re-run must do with the line.
+    """
+
+
+class _UnknownModel(Exception):
+    """A mixed batch's line of a model the API said, earlier in this run, does not exist.
+
+    Raised instead of sending its create; the message is the first such line's error.
     """
 
 
@@ -445,7 +616,7 @@ class Batch:
     def __init__(
         self,
         client: Client,
-        ref: ModelRef,
+        ref: ModelRef | None,
         inputs: Path,
         opened: _Opened,
         *,
@@ -458,6 +629,7 @@ class Batch:
         """Take over the replayed files of ``opened``; nothing runs until :meth:`main`.
 
         ``checkpoint`` is the crash tests' hook (see the module docstring); None in real runs.
+        ``ref`` None makes a mixed batch: each line names its own model.
         """
         self.client = client
         self.ref = ref
@@ -470,6 +642,7 @@ class Batch:
         self._journal = opened.journal
         self._results = opened.results
         self._finished = dict(opened.finished)
+        self._model_of = dict(opened.models)
         self._total = opened.total
         self._lost = opened.lost
         self._changed = opened.changed
@@ -485,7 +658,10 @@ class Batch:
         self._checkpoint = checkpoint
         self._intents_sent = 0
         self._creates_returned = 0
-        self._line_of: dict[int, int] = {}
+        self._line_of: dict[int, _Line] = {}
+        #: Models of a mixed batch the API said do not exist, with the error: their other lines
+        #: are recorded as that error without a create (each would get the same 404).
+        self._unknown: dict[str, str] = {}
         self._next_index = 0
         self._claimed = self._journal.state.claimed
         self._attached: dict[int, Prediction] = {}
@@ -498,10 +674,11 @@ class Batch:
         self._work: asyncio.Task[None] | None = None
         self._cancel_all = asyncio.Event()
         self._board = ProgressBoard(self.console)
-        self._tally = Tally(client, model=str(ref))  # what this run cost, printed at its end
+        label = "all models" if ref is None else str(ref)
+        self._tally = Tally(client, model=label)  # what this run cost, printed at its end
         before_failed = sum(1 for s in self._finished.values() if s != Status.SUCCEEDED)
         self._row: Row = self._board.add(
-            str(ref), self._total, done=len(self._finished), failed=before_failed
+            label, self._total, done=len(self._finished), failed=before_failed
         )
 
     # -- Ctrl-C --------------------------------------------------------------------------------
@@ -599,6 +776,8 @@ class Batch:
             f"Results in {self._results.path}.",
             markup=False,
         )
+        if self.ref is None and self._finished:
+            self.console.print(self._by_model(), markup=False)
         if self._download_failures:
             self.console.print(
                 f"{self._download_failures} line(s) succeeded but their --download failed "
@@ -617,6 +796,22 @@ class Batch:
             return EXIT_API
         ok = row.failed == 0 and row.done == self._total and not self._download_failures
         return EXIT_OK if ok else EXIT_FAILED
+
+    def _by_model(self) -> str:
+        """A mixed batch's lines done so far (this run and earlier ones), per model and status.
+
+        A line whose model is not a string is counted as ``(no model)``; it could not run.
+        """
+        counts: dict[str, collections.Counter[str]] = {}
+        for line, status in self._finished.items():
+            model = self._model_of.get(line, "(no model)")
+            counts.setdefault(model, collections.Counter())[status] += 1
+        rows = []
+        for model in sorted(counts):
+            statuses = sorted(counts[model].items(), key=lambda kv: (-kv[1], kv[0]))
+            shown = ", ".join(f"{n} {status}" for status, n in statuses)
+            rows.append(f"  {model}: {sum(counts[model].values())} ({shown})")
+        return "By model, all runs:\n" + "\n".join(rows)
 
     def _interrupted_hint(self) -> int:
         """Tell a user who pressed Ctrl-C what is still running and how to resume."""
@@ -666,21 +861,23 @@ class Batch:
         await self._recover()
         await self._pass()
 
-    async def _read_lines(self, numbers: set[int]) -> dict[int, dict[str, Any]]:
-        """The input objects of the given line numbers, read again from the file (off the loop).
+    async def _read_lines(self, numbers: set[int]) -> dict[int, _Line]:
+        """The given lines, read again from the file (off the loop).
 
-        Only lines that still hold a JSON object are returned; the pass that runs the lines
-        reports the others.
+        Only lines that can still run are returned; the pass that runs the lines reports the
+        others.
         """
 
-        def read() -> dict[int, dict[str, Any]]:
-            found: dict[int, dict[str, Any]] = {}
+        def read() -> dict[int, _Line]:
+            found: dict[int, _Line] = {}
             with self.inputs.open("rb") as f:
                 for number, raw in enumerate(f, 1):
                     if number in numbers:
-                        value, _ = _parse_line(raw, number)
-                        if isinstance(value, dict):
-                            found[number] = value
+                        try:
+                            value, _ = _parse_line(raw, number)
+                            found[number] = _to_line(self.ref, number, value)
+                        except CLIError:
+                            continue
             return found
 
         return await asyncio.to_thread(read)
@@ -690,7 +887,7 @@ class Batch:
         self._next_index = 0  # each fan-out numbers its items from 0
         fan = FanOut(
             self.client,
-            str(self.ref),
+            _NO_REF if self.ref is None else str(self.ref),
             self._items(),
             concurrency=self.concurrency,
             options=RunOptions(hold=_CREATE_HOLD, lifetime=self.lifetime, validate=self.validate),
@@ -719,18 +916,18 @@ class Batch:
             now = time.monotonic()
             self._later.update(dict.fromkeys(lost, now))
 
-    async def _look_up(self, lost: Mapping[int, dict[str, Any]]) -> dict[int, Prediction]:
+    async def _look_up(self, lost: Mapping[int, _Line]) -> dict[int, Prediction]:
         """The predictions creates for ``lost`` lines made although their responses never
-        arrived: same model and input, created after the line's intent (the closest in time),
-        not claimed by another line. Journaled as the lines' when found.
+        arrived: the line's own model and input, created after the line's intent (the closest in
+        time), not claimed by another line. Journaled as the lines' when found.
 
         One scan of ``GET /predictions`` back to the oldest intent serves every line (a lookup
         per line would read the same pages once each).
         """
         intents = {line: self._journal.state.intents[line] for line in lost}
         by_input: dict[str, list[int]] = {}
-        for line, value in lost.items():
-            by_input.setdefault(input_hash(value), []).append(line)
+        for line, item in lost.items():
+            by_input.setdefault(input_hash(item.input), []).append(line)
         candidates: dict[int, list[Prediction]] = {}
         oldest = min(intent.time for intent in intents.values())
         async for prediction in self.client.predictions.list(created_after=oldest - _LOOKUP_MARGIN):
@@ -741,7 +938,7 @@ class Batch:
             except (TypeError, ValueError, RecursionError):
                 continue  # not an input any of our lines could have sent
             for line in by_input.get(key, ()):
-                if _matches(self.ref, lost[line], prediction):
+                if _matches(lost[line].ref, lost[line].input, prediction):
                     candidates.setdefault(line, []).append(prediction)
         found: dict[int, Prediction] = {}
         for line in sorted(candidates):
@@ -755,7 +952,7 @@ class Batch:
         return found
 
     async def _items(self) -> AsyncIterator[dict[str, Any]]:
-        """The input objects still to run; bad lines are written to the results on the way.
+        """The inputs still to run; bad lines are written to the results on the way.
 
         The file is read lazily, one line per free fan-out slot, so a huge inputs file is never held
         in memory. Finished and held lines are skipped without being parsed.
@@ -770,55 +967,57 @@ class Batch:
                 try:
                     value, digest = _parse_line(raw, number)
                 except CLIError as exc:
-                    await self._record_invalid(number, str(exc), line_hash(raw, None))
+                    await self._record_invalid(number, str(exc), line_hash(raw, None), None)
                     continue
-                if not isinstance(value, dict):
-                    kind = {list: "array", str: "string", bool: "boolean"}.get(
-                        type(value), "number" if value is not None else "null"
-                    )
-                    await self._record_invalid(
-                        number,
-                        f"line {number} is a JSON {kind}, not an object of input names",
-                        digest,
-                    )
+                try:
+                    item = _to_line(self.ref, number, value)
+                except CLIError as exc:
+                    named = value.get("model") if isinstance(value, dict) else None
+                    model = named if isinstance(named, str) and self.ref is None else None
+                    await self._record_invalid(number, str(exc), digest, model)
                     continue
                 self._digests[number] = digest
-                self._line_of[self._next_index] = number
+                self._line_of[self._next_index] = item
                 self._next_index += 1
-                yield value
+                yield item.input
 
-    async def _run_one(self, index: int, value: Mapping[str, Any]) -> Prediction:
-        """One item: attach or create, wait, download, record. Runs inside the fan-out.
+    async def _run_one(self, index: int, value: Mapping[str, Any]) -> Prediction:  # noqa: ARG002 - the fan-out's runner signature; the line holds the input
+        """The fan-out's runner: :meth:`step` for the line the fan-out's ``index`` stands for."""
+        return await self.step(self.client, self._line_of.pop(index))
 
-        An error the client's retries could not get past (the network, a 5xx) halts the batch
-        and leaves the item to a re-run, which loses nothing: its id is journaled (the re-run
-        re-attaches), or its intent is (the re-run looks the prediction up first). A create
-        that failed after it may have run, and whose prediction a lookup cannot find yet, and
-        an item the API kept rate limiting, are left for a second look at the end of this run;
-        the batch goes on.
+    async def step(self, client: Client, line: _Line) -> Prediction:
+        """One line: attach or create, wait, download, record. Runs inside the fan-out.
+
+        Everything it needs is the line (its number, model and input) and the batch's state, so
+        it is the whole per-item work of a fan-out step. An error the client's retries could not
+        get past (the network, a 5xx) halts the batch and leaves the item to a re-run, which
+        loses nothing: its id is journaled (the re-run re-attaches), or its intent is (the
+        re-run looks the prediction up first). A create that failed after it may have run, and
+        whose prediction a lookup cannot find yet, and an item the API kept rate limiting, are
+        left for a second look at the end of this run; the batch goes on.
         """
-        line = self._line_of.pop(index)
+        number = line.number
         self._row.started()
-        pid: str | None = self._journal.state.created.get(line)
+        pid: str | None = self._journal.state.created.get(number)
         try:
             try:
-                prediction = await self._start(line, pid, dict(value))
+                prediction = await self._start(client, line, pid)
             except (_Unconfirmed, RateLimitError) as exc:
-                raise self._later_look(line, exc) from exc
+                raise self._later_look(number, exc) from exc
             except _UNREACHABLE as exc:
                 raise self._halt(exc) from exc
             pid = prediction.id
-            self._running[line] = pid
+            self._running[number] = pid
             try:
-                final = await self.client.predictions.wait(prediction, cancel_on_exit=False)
+                final = await client.predictions.wait(prediction, cancel_on_exit=False)
             except RateLimitError as exc:
-                raise self._later_look(line, exc) from exc
+                raise self._later_look(number, exc) from exc
             except _UNREACHABLE as exc:
                 raise self._halt(exc) from exc
             files: list[Path] | None = None
             failure: tuple[str, bool] | None = None
             if self.download is not None and final.status == Status.SUCCEEDED:
-                files, failure = await self._download(line, final.output, overwrite=False)
+                files, failure = await self._download(number, final.output, overwrite=False)
             await self._record(line, final, files, failure)
             return final
         except (asyncio.CancelledError, _Halted):
@@ -835,31 +1034,50 @@ class Batch:
                 )
             ) from exc
         except Exception as exc:
-            if stops_everything(exc):  # a 401, 402 or unknown model: every line would get it
+            unknown_model = self.ref is None and isinstance(exc, NotFoundError)
+            if stops_everything(exc) and not unknown_model:
+                # A 401, 402, or the one model of the batch unknown: every line would get it.
                 self._row.stopped()
                 raise
-            message = str(exc) or type(exc).__name__
+            if isinstance(exc, _UnknownModel):
+                message = str(exc)
+            elif unknown_model and stops_everything(exc):
+                # One model of a mixed batch: its lines fail, the other models' go on.
+                message = (
+                    f"model {line.ref} was not found ({exc}); check the line's model (a "
+                    "community model needs owner/name:VERSION): an edited line runs again"
+                )
+                self._unknown.setdefault(line.label, message)
+            else:
+                message = str(exc) or type(exc).__name__
             await self._write_result(
-                line,
-                {"id": pid, "status": "error", "output": None, "error": message},
-                self._digests.pop(line, None),
+                number,
+                self._result(
+                    line, {"id": pid, "status": "error", "output": None, "error": message}
+                ),
+                self._digests.pop(number, None),
             )
-            self._row.finished(False, f"line {line}: error: {_short(message)}")
+            self._tally.count(line.label, "error")
+            self._row.finished(False, f"line {number}: error: {_short(message)}")
             raise _Recorded(message) from exc
 
-    async def _start(self, line: int, pid: str | None, value: dict[str, Any]) -> Prediction:
+    async def _start(self, client: Client, line: _Line, pid: str | None) -> Prediction:
         """The item's prediction: found by a lookup, fetched by its journaled id, or created.
 
         A journaled id that the API no longer knows is an error for that line, not a reason to create
-        it again: the earlier prediction may have been billed.
+        it again: the earlier prediction may have been billed. A line of a model already found
+        unknown in this run is not sent (see :class:`_UnknownModel`).
         """
-        prediction = self._attached.pop(line, None)
+        prediction = self._attached.pop(line.number, None)
         if prediction is not None:
             return prediction
         if pid is None:
-            return await self._create(line, value)
+            unknown = self._unknown.get(line.label)
+            if unknown is not None:
+                raise _UnknownModel(unknown)
+            return await self._create(client, line)
         try:
-            return await self.client.predictions.get(pid)
+            return await client.predictions.get(pid)
         except NotFoundError:
             raise ReplicateError(
                 f"prediction {pid}, started by an earlier run, was not found"
@@ -890,30 +1108,31 @@ class Batch:
                 self._work.cancel()
         return _Halted()
 
-    async def _create(self, line: int, value: dict[str, Any]) -> Prediction:
+    async def _create(self, client: Client, line: _Line) -> Prediction:
         """Journal the intent, create, journal the id: in a task of its own, so a Ctrl-C that
         cancels the item still lets a create that was sent come back and be journaled."""
-        task = asyncio.get_running_loop().create_task(self._create_durably(line, value))
-        self._creating[task] = line
+        task = asyncio.get_running_loop().create_task(self._create_durably(client, line))
+        self._creating[task] = line.number
         task.add_done_callback(_settled)
         task.add_done_callback(lambda t: self._creating.pop(t, None))
         return await asyncio.shield(task)
 
-    async def _create_durably(self, line: int, value: dict[str, Any]) -> Prediction:
+    async def _create_durably(self, client: Client, item: _Line) -> Prediction:
         """Journal the intent, send the create, journal the returned id.
 
         A failure after which the prediction may exist raises :class:`_Unconfirmed` (the line is looked
         up later, never re-sent). The checkpoint is called right after the intent and after the
         create, the two points a crash-safety test must hit.
         """
-        await self._journal.record_intent(line, value)
+        line = item.number
+        await self._journal.record_intent(line, item.source, model=item.model)
         self._intents_sent += 1
         if self._checkpoint is not None:
             self._checkpoint("intent", self._intents_sent)
         try:
-            prediction = await self.client.predictions.create(
-                str(self.ref),
-                value,
+            prediction = await client.predictions.create(
+                str(item.ref),
+                item.input,
                 hold=_CREATE_HOLD,
                 lifetime=self.lifetime,
                 validate=self.validate,
@@ -1032,9 +1251,15 @@ class Batch:
                 result["download_gone"] = True  # a re-run does not try again
             self._download_failures += 1
 
+    def _result(self, line: _Line | None, result: dict[str, Any]) -> dict[str, Any]:
+        """``result`` as a results line holds it: in a mixed batch, naming the line's model first."""
+        if self.ref is None:
+            return {"model": None if line is None else line.model, **result}
+        return result
+
     async def _record(
         self,
-        line: int,
+        item: _Line,
         prediction: Prediction,
         files: list[Path] | None,
         failure: tuple[str, bool] | None = None,
@@ -1043,15 +1268,19 @@ class Batch:
 
         Any terminal status is a result (failed and canceled too); only the status tells them apart.
         """
-        result: dict[str, Any] = {
-            "id": prediction.id,
-            "status": str(prediction.status),
-            "output": prediction.output,
-            "error": prediction.error,
-        }
+        line = item.number
+        result = self._result(
+            item,
+            {
+                "id": prediction.id,
+                "status": str(prediction.status),
+                "output": prediction.output,
+                "error": prediction.error,
+            },
+        )
         self._add_download(result, files, failure)
         await self._write_result(line, result, self._digests.pop(line, None))
-        self._tally.add(prediction)
+        self._tally.add(prediction, model=item.label)
         text = f"line {line}: {prediction.status} {prediction.id}"
         if prediction.error:
             text += f": {_short(prediction.error)}"
@@ -1059,12 +1288,20 @@ class Batch:
             text += f" (download failed: {_short(failure[0])})"
         self._row.finished(prediction.status == Status.SUCCEEDED, text)
 
-    async def _record_invalid(self, line: int, message: str, digest: str) -> None:
-        """Write the result of a line that is not a JSON object (status ``invalid``); it never ran."""
-        await self._write_result(
-            line, {"id": None, "status": "invalid", "output": None, "error": message}, digest
-        )
-        self._tally.count(str(self.ref), "invalid")
+    async def _record_invalid(
+        self, line: int, message: str, digest: str, model: str | None
+    ) -> None:
+        """Write the result of a line that cannot run (status ``invalid``); it never ran.
+
+        ``model`` is what a mixed batch's line gave as its model, if a string: the result and
+        the summary name it (else the line counts under the batch's label).
+        """
+        result = {"id": None, "status": "invalid", "output": None, "error": message}
+        if self.ref is None:
+            result = {"model": model, **result}
+        await self._write_result(line, result, digest)
+        label = str(self.ref) if self.ref is not None else (model or "(no model)")
+        self._tally.count(label, "invalid")
         self._row.finished(False, f"line {line}: invalid: {message}", was_in_flight=False)
 
     async def _write_result(self, line: int, result: dict[str, Any], digest: str | None) -> None:
@@ -1075,6 +1312,11 @@ class Batch:
         """
         seq = self._results.write((json_line({"line": line, **result}) + "\n").encode())
         self._finished[line] = str(result["status"])
+        model = result.get("model")
+        if self.ref is None and isinstance(model, str):
+            self._model_of[line] = model
+        else:
+            self._model_of.pop(line, None)
         self._running.pop(line, None)
         await self._results.sync(seq)
         await self._journal.record_done(line, digest)
