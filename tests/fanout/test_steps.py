@@ -21,10 +21,14 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x07" * 64
 
 
 class Gate:
-    """Holds the ``acme/held`` model's predictions until released (never, unless a test says)."""
+    """Holds the ``acme/held`` model's predictions until released (never, unless a test says);
+    ``enough`` is set once ``threshold`` of them are running on the fake."""
 
     def __init__(self) -> None:
         self.release = asyncio.Event()
+        self.enough = asyncio.Event()
+        self.threshold = 4
+        self.running = 0
 
 
 @pytest.fixture
@@ -56,6 +60,9 @@ def fake(gate: Gate) -> FakeReplicate:
         return f"a caption of {image.rsplit('/', 1)[-1]}"
 
     async def held(image: Any = None) -> str:
+        gate.running += 1
+        if gate.running >= gate.threshold:
+            gate.enough.set()
         await gate.release.wait()
         return "late"
 
@@ -97,10 +104,11 @@ def our_tasks() -> list[asyncio.Task[object]]:
 
 
 async def settled_tasks(deadline: float = 5.0) -> None:
-    """Wait (with a deadline) until none of the client's tasks is pending."""
+    """Wait (with a deadline) until none of the client's tasks is pending (a clean-up task may
+    start another, hence the loop)."""
     async with asyncio.timeout(deadline):
-        while our_tasks():
-            await asyncio.sleep(0.01)
+        while pending := our_tasks():
+            await asyncio.wait(pending)
 
 
 def downloads(fake: FakeReplicate) -> int:
@@ -197,8 +205,7 @@ class TestSteps:
 
         async def step(client: areplicate.Client, n: int) -> str:
             if n == 0:
-                while fake.running < 4:  # the others' predictions are running on the fake
-                    await asyncio.sleep(0.01)
+                await gate.enough.wait()  # the others' predictions are running on the fake
                 raise areplicate.AuthenticationError(401, detail="Invalid token.")
             return str(await client.run("acme/held", {"image": n}))
 
@@ -231,16 +238,16 @@ class TestSteps:
             areplicate.as_completed(client, step, range(3), timeout=5)  # type: ignore[call-overload]
 
     async def test_cancelling_the_caller_cancels_every_prediction_the_steps_run(
-        self, client: areplicate.Client, fake: FakeReplicate
+        self, client: areplicate.Client, fake: FakeReplicate, gate: Gate
     ) -> None:
         async def step(client: areplicate.Client, n: int) -> Any:
             await client.run("acme/echo", {"n": n})
             return await client.run("acme/held", {"image": n})
 
+        gate.threshold = 10
         task = asyncio.create_task(areplicate.gather_predictions(client, step, range(50)))
         async with asyncio.timeout(5):
-            while fake.running < 10:
-                await asyncio.sleep(0.01)
+            await gate.enough.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -396,7 +403,7 @@ class TestPipelines:
         )
 
     async def test_cancelling_the_caller_mid_pipeline_leaves_nothing_running(
-        self, client: areplicate.Client, fake: FakeReplicate
+        self, client: areplicate.Client, fake: FakeReplicate, gate: Gate
     ) -> None:
         draw, describe = areplicate.Stage("draw", 8), areplicate.Stage("describe", 4)
 
@@ -412,8 +419,7 @@ class TestPipelines:
             )
         )
         async with asyncio.timeout(5):
-            while fake.running < 4 or describe.waiting == 0:
-                await asyncio.sleep(0.01)
+            await gate.enough.wait()  # every describe slot is busy on the fake
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
