@@ -285,3 +285,13 @@ async def workflows(client: Client) -> None:
         client, pipeline, prompts, concurrency=40, on_progress=show
     )
     del piped
+
+
+async def text_output(client: Client) -> None:
+    prediction = await client.predictions.create_and_wait("meta/llama", {"prompt": "hi"})
+    text: str | None = prediction.output_text
+    model = await client.models.get("meta/llama")
+    if model.latest_version is not None:
+        is_text: bool = model.latest_version.output_is_text
+        del is_text
+    del text
