@@ -2,7 +2,7 @@
 
 Every prompt is drawn by an image model, then the image's URL goes straight to a captioning model
 (the image is never downloaded). The two stages overlap: while early prompts are being captioned,
-later ones are still being drawn, so the whole takes about as long as the slower stage. One
+later ones are still being drawn, so the whole takes less than the stages one after the other. One
 fan-out runs it all: one request budget, one progress line, and Ctrl-C cancels every prediction
 still running.
 
