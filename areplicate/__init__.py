@@ -32,7 +32,15 @@ from areplicate._errors import (
     UnexpectedResponseError,
     WebhookVerificationError,
 )
-from areplicate._fanout import Completed, FanOut, Progress, as_completed, gather_predictions
+from areplicate._fanout import (
+    Completed,
+    FanOut,
+    Job,
+    Progress,
+    Stage,
+    as_completed,
+    gather_predictions,
+)
 from areplicate._models import (
     Account,
     Collection,
@@ -95,6 +103,7 @@ __all__ = [
     "InputValidationError",
     "InvalidReferenceError",
     "InvalidRequestError",
+    "Job",
     "Lifetime",
     "Model",
     "ModelHit",
@@ -115,6 +124,7 @@ __all__ = [
     "RunOptions",
     "SearchResults",
     "ServerError",
+    "Stage",
     "Stats",
     "Status",
     "StreamEvent",

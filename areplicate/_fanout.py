@@ -1,10 +1,14 @@
-"""Fan-out: run many predictions at once under a concurrency limit and the client's request budget.
+"""Fan-out: run many predictions (or many steps) at once under a concurrency limit and the budget.
 
 ``as_completed`` is an async iterator that owns its worker tasks outright (no task group spans a
 ``yield``): breaking out of it, leaving its ``async with``, an exception, or the caller being
 cancelled all cancel the workers, and each worker cancels its remote prediction on the way out.
 Inputs are pulled lazily, one per free slot, so a generator of a million inputs is never
 materialised; results wait in a queue no longer than the concurrency.
+
+There is one code path: every form runs a *step* per item. The one-model form's step creates a
+prediction of that model and waits for it; the mixed-model form's step does the same with the
+model each :class:`Job` names; a user's step is any ``async def step(client, item)``.
 """
 
 from __future__ import annotations
@@ -12,26 +16,38 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import anyio
 import attrs
 
 from areplicate._core.refs import parse_ref
-from areplicate._core.status import Status
+from areplicate._core.status import Status, is_terminal
 from areplicate._errors import AuthenticationError, NotFoundError, PaymentRequiredError
 from areplicate._models import Prediction
 from areplicate._options import Lifetime, RunOptions
 from areplicate._services.predictions import unknown_target
 
 if TYPE_CHECKING:
+    # A default lets ``Completed`` / ``FanOut`` be written bare (meaning the one-model form's
+    # Prediction) under ``mypy --strict``; at run time a plain TypeVar is enough.
+    from typing_extensions import TypeVar as _DefaultedTypeVar
+
     from areplicate._client import Client
+
+    T = _DefaultedTypeVar("T", default=Prediction)
+else:
+    T = TypeVar("T")
+
+Item = TypeVar("Item")
 
 __all__ = [
     "Completed",
     "FanOut",
+    "Job",
     "Progress",
     "Runner",
+    "Stage",
     "as_completed",
     "gather_predictions",
     "stops_everything",
@@ -43,7 +59,7 @@ DEFAULT_CONCURRENCY = 32
 #: which journals each create and re-attaches to predictions a previous run started.
 Runner = Callable[[int, Mapping[str, Any]], Awaitable[Prediction]]
 # Errors that may fail every item the same way; which of them do is `stops_everything`'s call.
-# (A runner lets these through for the fan-out to decide.)
+# (A runner or a step lets these through for the fan-out to decide.)
 _FATAL = (AuthenticationError, PaymentRequiredError, NotFoundError)
 
 
@@ -52,40 +68,109 @@ def stops_everything(error: BaseException) -> bool:
 
     A 401 (the token) or 402 (the account's credit) does, from any request; a 404 does only when
     it answered a create (the model, version or deployment is unknown). A 404 on an existing
-    prediction's poll belongs to that one item.
+    prediction's poll belongs to that one item. The same rule holds for what a step raises.
     """
     if isinstance(error, NotFoundError):
         return unknown_target(error)
     return isinstance(error, (AuthenticationError, PaymentRequiredError))
 
 
+def _check_model(_instance: object, _attribute: object, value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"Job.model must be a model reference string, got {type(value).__name__}")
+    parse_ref(value)
+
+
+def _check_input(_instance: object, _attribute: object, value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"Job.input must be a mapping of input names to values, got {type(value).__name__}"
+        )
+
+
 @attrs.frozen
-class Completed:
+class Job:
+    """One item of a mixed-model fan-out: the model to run and its input.
+
+    Pass an iterable of these to :func:`gather_predictions` / :func:`as_completed` with ``None``
+    in place of the model: ``gather_predictions(client, None, [Job("a/b", {...}), ...])``. A
+    mapping ``{"model": "owner/name", "input": {...}}`` is read as a Job too (what a JSON line
+    holds). The model reference is checked here (InvalidReferenceError), not at the create.
+    Giving a model argument *and* Jobs is an error: the fan-out would not know which to run.
+    """
+
+    model: str = attrs.field(validator=_check_model)
+    input: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_input)
+
+    @classmethod
+    def of(cls, item: object) -> Job:
+        """``item`` as a Job: a Job as it is, a ``{"model": ..., "input": ...}`` mapping converted.
+
+        Anything else (a bare input mapping, a mapping with other keys) is a TypeError saying
+        what a mixed-model item must look like.
+        """
+        if isinstance(item, Job):
+            return item
+        if isinstance(item, Mapping) and "model" in item and set(item) <= {"model", "input"}:
+            return cls(item["model"], item.get("input", {}))
+        if isinstance(item, Mapping):
+            raise TypeError(
+                "with no model given, each item must name its own: a Job(model, input) or a "
+                f'mapping {{"model": "owner/name", "input": {{...}}}}; got keys {sorted(item)!r}'
+            )
+        raise TypeError(
+            "with no model given, each item must be a Job(model, input) or a mapping "
+            f'{{"model": "owner/name", "input": {{...}}}}, not a {type(item).__name__}'
+        )
+
+
+@attrs.frozen
+class Completed(Generic[T]):
     """One finished item of a fan-out.
 
-    ``prediction`` is the terminal Prediction (succeeded, failed, canceled or aborted: a model's
-    failure is a result) or None when the item ended with an exception, which is then in ``error``.
+    ``result`` is what the item's step returned: with a model (or with :class:`Job` items) the
+    terminal Prediction, whatever its status (a model's failure is a result, not an error); with
+    your own step, that step's return value. ``prediction`` is ``result`` when it is a Prediction,
+    else None. When the item ended with an exception it is in ``error`` and ``result`` is None.
     """
 
     index: int
-    input: Mapping[str, Any]
-    prediction: Prediction | None = None
+    input: Any
+    result: T | None = None
     error: BaseException | None = None
 
     @property
+    def prediction(self) -> Prediction | None:
+        """``result`` when it is a Prediction (always so in the model forms), else None."""
+        return self.result if isinstance(self.result, Prediction) else None
+
+    @property
     def ok(self) -> bool:
-        """True when the prediction succeeded.
+        """True when the item's step returned and its result is not a finished, unsuccessful
+        Prediction.
 
         False both for an item that raised (``error`` is set) and for a model's own failure or a
         cancel (``prediction.status`` says which): ``ok`` alone does not tell the two apart.
         """
-        return self.prediction is not None and self.prediction.status == Status.SUCCEEDED
+        return self.error is None and not _unsuccessful(self.result)
+
+
+def _unsuccessful(result: object) -> bool:
+    """A returned Prediction that ended other than succeeded (what Progress counts as failed)."""
+    return (
+        isinstance(result, Prediction)
+        and is_terminal(result.status)
+        and result.status != Status.SUCCEEDED
+    )
 
 
 @attrs.frozen
 class Progress:
     """A snapshot for ``on_progress``: counts so far.
 
+    ``errors`` counts items that ended with an exception; ``failed`` those whose result is a
+    finished Prediction that did not succeed (failed, canceled, aborted); ``succeeded`` every other
+    result (with your own step, any value it returned, a still-running Prediction included).
     ``total`` is None when the inputs have no ``len()`` (a generator, an async iterable).
     """
 
@@ -97,6 +182,76 @@ class Progress:
     in_flight: int
 
 
+class Stage:
+    """A named limit on how many items are inside one step of a pipeline at once, with counts.
+
+    Use it inside a fan-out's step, one Stage object per stage shared by every item::
+
+        draw, describe = Stage("draw", 8), Stage("describe", 32)
+
+        async def pipeline(client, prompt):
+            async with draw:
+                image = await client.run("acme/draw", {"prompt": prompt})
+            async with describe:
+                return await client.run("acme/describe", {"image": image})
+
+    Items move through the stages independently, so item 1 can be describing while item 40 is
+    still drawing. Every request still goes through the client's one budget: a Stage only bounds
+    how many items are inside it. The fan-out's ``concurrency`` bounds items in progress across
+    all stages; give it at least the sum of the stages' limits, or the stages cannot all be full.
+    ``waiting``, ``running``, ``done`` and ``errors`` are live counts (read them from
+    ``on_progress``; ``str(stage)`` prints them). A Stage belongs to the event loop it first
+    waited on: make a new one per ``asyncio.run``.
+    """
+
+    def __init__(self, name: str, limit: int) -> None:
+        """``limit``: at most this many items inside the stage at once (a whole number >= 1)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"Stage limit must be a whole number >= 1, got {limit!r}")
+        self.name = name
+        self.limit = limit
+        self.waiting = 0
+        self.running = 0
+        self.done = 0
+        self.errors = 0
+        self._slots = asyncio.Semaphore(limit)
+
+    async def __aenter__(self) -> Stage:
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Free the slot; count the item as done, or as an error when its body raised.
+
+        A cancelled body (the fan-out stopping) counts as neither. Exceptions are never swallowed.
+        """
+        self.running -= 1
+        self._slots.release()
+        if exc is None:
+            self.done += 1
+        elif not isinstance(exc, asyncio.CancelledError):
+            self.errors += 1
+
+    def __str__(self) -> str:
+        return (
+            f"{self.name}: {self.running} running, {self.waiting} waiting, "
+            f"{self.done} done, {self.errors} errors"
+        )
+
+    def __repr__(self) -> str:
+        return f"<Stage {self}, limit {self.limit}>"
+
+
 class _Sentinel:
     """The type of ``_END``, the marker the feeder queues after the last result.
 
@@ -106,16 +261,82 @@ class _Sentinel:
 
 _END = _Sentinel()
 
+# What a worker runs per item: (index, item) -> result. Every form is turned into one of these.
+_Work = Callable[[int, Any], Awaitable[Any]]
 
-class _Run:
+
+def _mapping_input(index: int, item: object) -> Mapping[str, Any]:
+    """The one-model form's item check: an input mapping, or that item's TypeError."""
+    if not isinstance(item, Mapping):
+        raise TypeError(f"input #{index} is a {type(item).__name__}, not a mapping of input names")
+    return item
+
+
+def _work_for(
+    client: Client,
+    model: str | Callable[[Client, Any], Awaitable[Any]] | None,
+    options: RunOptions,
+    runner: Runner | None,
+) -> _Work:
+    """Turn the fan-out's model argument (a reference, None for Jobs, or a step) into its work.
+
+    Checks that need no request happen here, at the call: a malformed reference, a step given
+    options it cannot use, a runner given without a model.
+    """
+    if callable(model):
+        if runner is not None:
+            raise TypeError("runner= replaces the model's create-and-wait; it takes no step")
+        if options != RunOptions():
+            raise ValueError(
+                "hold, timeout, lifetime and validate apply to the fan-out's own creates; with a "
+                "step, pass them to the calls inside the step"
+            )
+        step = model
+
+        async def run_step(_index: int, item: Any) -> Any:
+            return await step(client, item)
+
+        return run_step
+    if model is None:
+        if runner is not None:
+            raise TypeError("runner= needs a model reference")
+
+        async def run_job(_index: int, item: Any) -> Any:
+            job = Job.of(item)
+            return await client.predictions._create_and_wait(job.model, job.input, options)
+
+        return run_job
+    if not isinstance(model, str):
+        raise TypeError(
+            "the model must be a reference string ('owner/name[:version]'), None (each item a "
+            f"Job), or an async step(client, item); got {type(model).__name__}"
+        )
+    ref = model
+    parse_ref(ref)
+
+    async def run_model(index: int, item: Any) -> Any:
+        if isinstance(item, Job):
+            raise TypeError(
+                f"input #{index} is a Job, but the fan-out was given the model {ref!r}: pass None "
+                "as the model to run each Job's own"
+            )
+        inputs = _mapping_input(index, item)
+        if runner is not None:
+            return await runner(index, inputs)
+        return await client.predictions._create_and_wait(ref, inputs, options)
+
+    return run_model
+
+
+class _Run(Generic[T]):
     """The machinery of one fan-out. Its tasks hold references to it, never to the handle the
     caller iterates (:class:`FanOut`), so dropping the handle can cancel them."""
 
     def __init__(
         self,
         client: Client,
-        ref: str,
-        inputs: Inputs,
+        model: str | Callable[[Client, Any], Awaitable[T]] | None,
+        inputs: Iterable[Any] | AsyncIterable[Any],
         *,
         concurrency: int,
         options: RunOptions,
@@ -129,18 +350,16 @@ class _Run:
         """
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
-        if isinstance(inputs, Mapping):
-            raise TypeError("inputs must be an iterable of input mappings, not a single mapping")
-        parse_ref(ref)
+        if isinstance(inputs, (Mapping, Job)):
+            raise TypeError("inputs must be an iterable of items, not a single mapping or Job")
+        self._work = _work_for(client, model, options, runner)
         self._client = client
-        self._ref = ref
         self._inputs = inputs
         self._concurrency = concurrency
         self._options = options
         self._on_progress = on_progress
-        self._runner = runner
         self._total: int | None = len(inputs) if hasattr(inputs, "__len__") else None  # type: ignore[arg-type]
-        self._queue: asyncio.Queue[Completed | _Sentinel | BaseException] = asyncio.Queue(
+        self._queue: asyncio.Queue[Completed[T] | _Sentinel | BaseException] = asyncio.Queue(
             maxsize=concurrency
         )
         self._slots = asyncio.Semaphore(concurrency)
@@ -149,7 +368,7 @@ class _Run:
         self._closed = False
         self._done = self._succeeded = self._failed = self._errors = 0
 
-    async def next(self) -> Completed:
+    async def next(self) -> Completed[T]:
         """The next finished item; StopAsyncIteration when all are done.
 
         The first call starts the feeder. A fatal error (see :func:`stops_everything`) or a failing
@@ -212,7 +431,7 @@ class _Run:
         """
         return len(self._workers)
 
-    def _count(self, item: Completed) -> None:
+    def _count(self, item: Completed[T]) -> None:
         """Update the counts for an item the consumer is about to receive, then call ``on_progress``.
 
         Counted as items are handed out, not as they finish, so progress never runs ahead of what the
@@ -221,10 +440,10 @@ class _Run:
         self._done += 1
         if item.error is not None:
             self._errors += 1
-        elif item.ok:
-            self._succeeded += 1
-        else:
+        elif _unsuccessful(item.result):
             self._failed += 1
+        else:
+            self._succeeded += 1
         if self._on_progress is not None:
             self._on_progress(
                 Progress(
@@ -240,23 +459,16 @@ class _Run:
     async def _feed(self) -> None:
         """Pull inputs one per free slot and start a worker for each; queue ``_END`` after the last.
 
-        A non-mapping input becomes that item's TypeError (the rest go on); an exception from the
-        inputs iterable itself is queued and ends the fan-out.
+        An exception from the inputs iterable itself is queued and ends the fan-out (a bad item is
+        only that item's error: its worker's step raises).
         """
         index = 0
         try:
             async for item in _aiter(self._inputs):
                 await self._slots.acquire()
-                if not isinstance(item, Mapping):
-                    self._slots.release()
-                    error = TypeError(
-                        f"input #{index} is a {type(item).__name__}, not a mapping of input names"
-                    )
-                    await self._queue.put(Completed(index, {}, None, error))
-                else:
-                    task = self._client._session.spawn(self._run_one(index, item), work=True)
-                    self._workers.add(task)
-                    task.add_done_callback(self._workers.discard)
+                task = self._client._session.spawn(self._run_one(index, item), work=True)
+                self._workers.add(task)
+                task.add_done_callback(self._workers.discard)
                 index += 1
             # Wait for the last workers before signalling the end.
             while self._workers:
@@ -267,20 +479,14 @@ class _Run:
         except BaseException as exc:  # noqa: BLE001 - the inputs iterable itself failed
             await self._queue.put(exc)
 
-    async def _run_one(self, index: int, item: Mapping[str, Any]) -> None:
+    async def _run_one(self, index: int, item: Any) -> None:
         """Run one item and queue its :class:`Completed`; its slot is freed once the result is queued.
 
         Freeing the slot only after the queue accepts the result is what bounds the results waiting
         for a slow consumer to ``concurrency``. A fatal error is queued bare, for :meth:`next` to raise.
         """
         try:
-            if self._runner is not None:
-                prediction = await self._runner(index, item)
-            else:
-                prediction = await self._client.predictions._create_and_wait(
-                    self._ref, item, self._options
-                )
-            result = Completed(index, item, prediction, None)
+            result: Completed[T] = Completed(index, item, await self._work(index, item), None)
         except asyncio.CancelledError:
             self._slots.release()
             raise
@@ -296,20 +502,48 @@ class _Run:
             self._slots.release()
 
 
-class FanOut(AsyncIterator[Completed]):
-    """What :func:`as_completed` returns: an async iterator, and an async context manager that
-    stops the fan-out on exit. Dropped without either (a bare ``break``), it cancels its work when
-    garbage-collected.
+class FanOut(AsyncIterator[Completed[T]]):
+    """What :func:`as_completed` returns: an async iterator of :class:`Completed` items, and an
+    async context manager that stops the fan-out on exit. Dropped without either (a bare
+    ``break``), it cancels its work when garbage-collected.
 
-    Made by :func:`as_completed` (build it through that, not by hand). ``runner`` replaces the
-    default create-and-wait of each item (the batch CLI journals its creates through it).
+    Made by :func:`as_completed` (build it through that, not by hand). ``FanOut[str]`` is a
+    fan-out whose step returns ``str``; bare ``FanOut`` is the model form's (Predictions).
+    ``runner`` replaces the default create-and-wait of each item (the batch CLI journals its
+    creates through it).
     """
+
+    @overload
+    def __init__(
+        self: FanOut[Prediction],
+        client: Client,
+        ref: str | None,
+        inputs: Iterable[Any] | AsyncIterable[Any],
+        *,
+        concurrency: int,
+        options: RunOptions,
+        on_progress: Callable[[Progress], object] | None = None,
+        runner: Runner | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        client: Client,
+        ref: Callable[[Client, Any], Awaitable[T]],
+        inputs: Iterable[Any] | AsyncIterable[Any],
+        *,
+        concurrency: int,
+        options: RunOptions,
+        on_progress: Callable[[Progress], object] | None = None,
+        runner: None = None,
+    ) -> None: ...
 
     def __init__(
         self,
         client: Client,
-        ref: str,
-        inputs: Inputs,
+        ref: str | Callable[[Client, Any], Awaitable[T]] | None,
+        inputs: Iterable[Any] | AsyncIterable[Any],
         *,
         concurrency: int,
         options: RunOptions,
@@ -317,7 +551,7 @@ class FanOut(AsyncIterator[Completed]):
         runner: Runner | None = None,
     ) -> None:
         """Build the :class:`_Run` behind this handle; arguments are checked here, nothing is sent yet."""
-        self._run = _Run(
+        self._run: _Run[T] = _Run(
             client,
             ref,
             inputs,
@@ -329,16 +563,16 @@ class FanOut(AsyncIterator[Completed]):
 
     @property
     def options(self) -> RunOptions:
-        """The options every item is created and waited for with."""
+        """The options every item is created and waited for with (the model forms only)."""
         return self._run._options
 
-    def __aiter__(self) -> FanOut:
+    def __aiter__(self) -> FanOut[T]:
         return self
 
-    async def __anext__(self) -> Completed:
+    async def __anext__(self) -> Completed[T]:
         return await self._run.next()
 
-    async def __aenter__(self) -> FanOut:
+    async def __aenter__(self) -> FanOut[T]:
         return self
 
     async def __aexit__(
@@ -372,7 +606,7 @@ class FanOut(AsyncIterator[Completed]):
             run.cancel_now()
 
 
-async def _aiter(inputs: Inputs) -> AsyncIterator[object]:
+async def _aiter(inputs: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[object]:
     """Iterate a sync or an async iterable alike, lazily.
 
     A sync iterable is read on the loop: a generator that blocks stalls every worker.
@@ -385,10 +619,51 @@ async def _aiter(inputs: Inputs) -> AsyncIterator[object]:
             yield item
 
 
+@overload
 def as_completed(
     client: Client,
-    ref: str,
+    model: str,
     inputs: Inputs,
+    *,
+    concurrency: int = ...,
+    hold: bool | int = ...,
+    timeout: float | None = ...,
+    lifetime: Lifetime | None = ...,
+    validate: bool = ...,
+    on_progress: Callable[[Progress], object] | None = ...,
+) -> FanOut[Prediction]: ...
+
+
+@overload
+def as_completed(
+    client: Client,
+    model: None,
+    inputs: Iterable[Job | Mapping[str, Any]] | AsyncIterable[Job | Mapping[str, Any]],
+    *,
+    concurrency: int = ...,
+    hold: bool | int = ...,
+    timeout: float | None = ...,
+    lifetime: Lifetime | None = ...,
+    validate: bool = ...,
+    on_progress: Callable[[Progress], object] | None = ...,
+) -> FanOut[Prediction]: ...
+
+
+@overload
+def as_completed(
+    client: Client,
+    model: Callable[[Client, Item], Awaitable[T]],
+    inputs: Iterable[Item] | AsyncIterable[Item],
+    *,
+    concurrency: int = ...,
+    on_progress: Callable[[Progress], object] | None = ...,
+) -> FanOut[T]: ...
+
+
+def as_completed(
+    client: Client,
+    model: str | Callable[[Client, Any], Awaitable[Any]] | None,
+    inputs: Iterable[Any] | AsyncIterable[Any],
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     hold: bool | int = True,
@@ -396,18 +671,30 @@ def as_completed(
     lifetime: Lifetime | None = None,
     validate: bool = False,
     on_progress: Callable[[Progress], object] | None = None,
-) -> FanOut:
-    """Run one prediction per input, at most ``concurrency`` at once; yield each as it finishes.
+) -> FanOut[Any]:
+    """Run one prediction (or one step) per input, at most ``concurrency`` at once; yield each as
+    it finishes.
+
+    ``model`` is one of:
+
+    - a model reference ``"owner/name[:version]"``: each input is that model's input mapping;
+    - ``None``: each input names its own model, a :class:`Job` or ``{"model": ..., "input": ...}``
+      (mixed models in one fan-out and one budget);
+    - an async ``step(client, item)``: run once per item (any objects), e.g. a chain of models;
+      its return value is the item's ``.result``. Cancelling the fan-out cancels the step, and with
+      it every prediction the step's ``client.run`` / ``create_and_wait`` calls have running.
 
     Each item is a :class:`Completed` with ``.index`` (position in ``inputs``), ``.input``,
-    ``.prediction`` (terminal, whatever its status) and ``.error`` (an exception that item ended
-    with, e.g. a 422 for bad input, or a 404 for a prediction that vanished). Errors that would
-    fail every item (401, 402, a create's 404: an unknown model) are raised instead. ``inputs``
-    may be any iterable or async iterable; it is read lazily.
+    ``.result`` (the terminal Prediction in the model forms, whatever its status; the step's
+    value with a step), ``.prediction`` and ``.error`` (an exception that item ended with, e.g. a
+    422 for bad input, or a 404 for a prediction that vanished). Errors that would fail every item
+    (401, 402, a create's 404: an unknown model; see :func:`stops_everything`), from a step too,
+    are raised instead. ``inputs`` may be any iterable or async iterable; it is read lazily.
 
-    ``hold``, ``timeout``, ``lifetime`` and ``validate`` apply to each item as in
-    ``predictions.create_and_wait``: ``timeout`` is each item's own deadline, not the whole
-    fan-out's. They are checked (ValueError) here, before anything is sent.
+    ``hold``, ``timeout``, ``lifetime`` and ``validate`` apply to each item's create and wait as in
+    ``predictions.create_and_wait`` (the model forms only; a step passes its own): ``timeout`` is
+    each item's own deadline, not the whole fan-out's. They are checked (ValueError) here, before
+    anything is sent.
 
     Breaking out early, an exception or cancellation stops the rest and cancels their remote
     predictions; for that to happen at once (not at garbage collection), use it as
@@ -415,7 +702,7 @@ def as_completed(
     """
     return FanOut(
         client,
-        ref,
+        model,
         inputs,
         concurrency=concurrency,
         options=RunOptions(hold=hold, timeout=timeout, lifetime=lifetime, validate=validate),
@@ -426,7 +713,7 @@ def as_completed(
 @overload
 async def gather_predictions(
     client: Client,
-    ref: str,
+    model: str,
     inputs: Inputs,
     *,
     concurrency: int = ...,
@@ -442,7 +729,7 @@ async def gather_predictions(
 @overload
 async def gather_predictions(
     client: Client,
-    ref: str,
+    model: str,
     inputs: Inputs,
     *,
     concurrency: int = ...,
@@ -455,10 +742,66 @@ async def gather_predictions(
 ) -> list[Prediction | BaseException]: ...
 
 
+@overload
 async def gather_predictions(
     client: Client,
-    ref: str,
-    inputs: Inputs,
+    model: None,
+    inputs: Iterable[Job | Mapping[str, Any]] | AsyncIterable[Job | Mapping[str, Any]],
+    *,
+    concurrency: int = ...,
+    return_exceptions: Literal[False] = ...,
+    hold: bool | int = ...,
+    timeout: float | None = ...,
+    lifetime: Lifetime | None = ...,
+    validate: bool = ...,
+    on_progress: Callable[[Progress], object] | None = ...,
+) -> list[Prediction]: ...
+
+
+@overload
+async def gather_predictions(
+    client: Client,
+    model: None,
+    inputs: Iterable[Job | Mapping[str, Any]] | AsyncIterable[Job | Mapping[str, Any]],
+    *,
+    concurrency: int = ...,
+    return_exceptions: Literal[True],
+    hold: bool | int = ...,
+    timeout: float | None = ...,
+    lifetime: Lifetime | None = ...,
+    validate: bool = ...,
+    on_progress: Callable[[Progress], object] | None = ...,
+) -> list[Prediction | BaseException]: ...
+
+
+@overload
+async def gather_predictions(
+    client: Client,
+    model: Callable[[Client, Item], Awaitable[T]],
+    inputs: Iterable[Item] | AsyncIterable[Item],
+    *,
+    concurrency: int = ...,
+    return_exceptions: Literal[False] = ...,
+    on_progress: Callable[[Progress], object] | None = ...,
+) -> list[T]: ...
+
+
+@overload
+async def gather_predictions(
+    client: Client,
+    model: Callable[[Client, Item], Awaitable[T]],
+    inputs: Iterable[Item] | AsyncIterable[Item],
+    *,
+    concurrency: int = ...,
+    return_exceptions: Literal[True],
+    on_progress: Callable[[Progress], object] | None = ...,
+) -> list[T | BaseException]: ...
+
+
+async def gather_predictions(
+    client: Client,
+    model: str | Callable[[Client, Any], Awaitable[Any]] | None,
+    inputs: Iterable[Any] | AsyncIterable[Any],
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     return_exceptions: bool = False,
@@ -467,38 +810,43 @@ async def gather_predictions(
     lifetime: Lifetime | None = None,
     validate: bool = False,
     on_progress: Callable[[Progress], object] | None = None,
-) -> list[Prediction] | list[Prediction | BaseException]:
-    """Run one prediction per input and return them in input order.
+) -> list[Any]:
+    """Run one prediction (or one step) per input and return the results in input order.
 
-    The i-th result belongs to ``inputs[i]``: a terminal Prediction (failed and canceled ones
-    included; check ``.status``), or with ``return_exceptions=True`` the exception that item ended
-    with. Without it, the first exception cancels the rest (and their remote predictions) and is
-    raised. Cancelling the awaiting task does the same.
+    ``model`` is a reference, ``None`` (each input a :class:`Job`) or an async
+    ``step(client, item)``, as in :func:`as_completed`. The i-th result belongs to ``inputs[i]``:
+    in the model forms a terminal Prediction (failed and canceled ones included; check
+    ``.status``), with a step the step's return value; with ``return_exceptions=True`` the
+    exception that item ended with. Without it, the first exception cancels the rest (and their
+    remote predictions) and is raised. Cancelling the awaiting task does the same.
     """
-    results: list[Prediction | BaseException | None] = []
-    async with as_completed(
+    results: list[Any] = []
+    filled: list[bool] = []
+    fan: FanOut[Any] = FanOut(
         client,
-        ref,
+        model,
         inputs,
         concurrency=concurrency,
-        hold=hold,
-        timeout=timeout,
-        lifetime=lifetime,
-        validate=validate,
+        options=RunOptions(hold=hold, timeout=timeout, lifetime=lifetime, validate=validate),
         on_progress=on_progress,
-    ) as fan:
+    )
+    async with fan:
         async for item in fan:
             if item.error is not None and not return_exceptions:
                 raise item.error
             if item.index >= len(results):
-                results.extend([None] * (item.index + 1 - len(results)))
-            results[item.index] = item.prediction if item.error is None else item.error
-    return [r for r in results if r is not None]
+                grow = item.index + 1 - len(results)
+                results.extend([None] * grow)
+                filled.extend([False] * grow)
+            results[item.index] = item.result if item.error is None else item.error
+            filled[item.index] = True
+    # A step may return None, so "filled" (not the value) says which indexes came back.
+    return [r for r, f in zip(results, filled, strict=True) if f]
 
 
 # Resolve string annotations while these classes still belong to this module (the package renames
 # ``__module__`` to ``areplicate`` on export, after which ``typing.get_type_hints`` would fail).
-for _cls in (Completed, Progress):
-    attrs.resolve_types(_cls)
+for _cls in (Completed, Progress, Job):
+    attrs.resolve_types(_cls, globalns=globals())
     _cls.__annotations__ = {a.name: a.type for a in attrs.fields(_cls)}
 del _cls

@@ -197,6 +197,40 @@ class Prediction:
             )
         raise PredictionFailedError(self)
 
+    @property
+    def output_text(self) -> str | None:
+        """The output as one string: ``output`` itself when it is a string, the items joined with
+        nothing between them when it is a list of strings (a language model's tokens), else None.
+
+        The one thing to know: this reads the output's shape, not its meaning, so a list of file
+        URLs (an image model's outputs) would be joined too. Use it for a model you know returns
+        text, or check the model's schema first with :attr:`Version.output_is_text`. An empty
+        list gives ``""``; None (no output yet) gives None.
+        """
+        output = self.output
+        if isinstance(output, str):
+            return output
+        if isinstance(output, list) and all(isinstance(token, str) for token in output):
+            return "".join(output)
+        return None
+
+
+def _output_is_text(schema: object) -> bool:
+    """Whether a Cog ``Output`` schema declares text: a string that is not a URI, or an array of
+    strings its model marks ``x-cog-array-display: concatenate`` (streamed tokens)."""
+    if not isinstance(schema, dict):
+        return False
+    if schema.get("type") == "string":
+        return schema.get("format") != "uri"
+    items = schema.get("items")
+    return (
+        schema.get("type") == "array"
+        and isinstance(items, dict)
+        and items.get("type") == "string"
+        and items.get("format") != "uri"
+        and schema.get("x-cog-array-display") == "concatenate"
+    )
+
 
 @attrs.frozen
 class Page(Generic[T]):
@@ -221,6 +255,19 @@ class Version:
     cog_version: str | None = None
     openapi_schema: dict[str, Any] | None = None
     extra: dict[str, Any] = _extra()
+
+    @property
+    def output_is_text(self) -> bool:
+        """Whether this version's schema says its output is text, so that a prediction's
+        :attr:`Prediction.output_text` is the text the model wrote.
+
+        True for an output declared as a string (not a URI), or as an array of strings marked
+        ``"x-cog-array-display": "concatenate"`` (how language models declare streamed tokens).
+        False for anything else, a list of file URLs included, and when there is no schema (a
+        version without one says nothing, so nothing is assumed).
+        """
+        schemas = ((self.openapi_schema or {}).get("components") or {}).get("schemas") or {}
+        return isinstance(schemas, dict) and _output_is_text(schemas.get("Output"))
 
 
 @attrs.frozen

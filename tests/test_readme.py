@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from areplicate.testing import FakeReplicate
+from areplicate.testing import FakeReplicate, FileOut
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -60,8 +60,16 @@ async def readme_api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeRepli
         for word in ("Once", " upon", " a", " time."):
             yield word
 
+    def draw(prompt: str = "") -> FileOut:
+        return FileOut(b"\x89PNG\r\n\x1a\n" + prompt.encode(), f"{prompt}.png")
+
+    def caption(image: str) -> str:
+        return f"a caption of {image.rsplit('/', 1)[-1]}"
+
     fake.add_model("acme/hello-world", hello)
     fake.add_model("acme/chat", chat)
+    fake.add_model("acme/draw", draw)
+    fake.add_model("acme/caption", caption)
     async with fake.serve() as url:
         monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_readme_example")
         monkeypatch.setenv("REPLICATE_BASE_URL", url)
@@ -85,4 +93,7 @@ async def test_readme_python_blocks_run(
     assert "hello, hello" in out
     assert "Once upon a time." in out
     assert "20 done, 0 failed" in out
+    assert "['a caption of cat.png', 'a caption of dog.png']" in out
+    assert "20/20 | draw: 0 running, 0 waiting, 20 done, 0 errors | caption:" in out
+    assert "acme/chat Once upon a time." in out
     assert readme_api.server_errors == []

@@ -227,3 +227,77 @@ async def module_level_run() -> None:
     out = await areplicate.run(REF, {"prompt": "hi"}, timeout=30, lifetime="5m")
     del out
     await areplicate.run(REF, {}, wait=True)  # type: ignore[call-arg]  # hold=, not wait=
+
+
+async def workflows(client: Client) -> None:
+    prompts = [f"cat {i}" for i in range(10)]
+
+    async def caption(client: Client, prompt: str) -> str:
+        image = await client.run("acme/draw", {"prompt": prompt})
+        return str(await client.run("acme/caption", {"image": image}))
+
+    captions: list[str] = await areplicate.gather_predictions(client, caption, prompts)
+    assert_type(captions, list[str])
+    tolerant = await areplicate.gather_predictions(
+        client, caption, prompts, concurrency=4, return_exceptions=True
+    )
+    assert_type(tolerant, list[str | BaseException])
+
+    async def settle(client: Client, n: int) -> Prediction:
+        return await client.predictions.create_and_wait("acme/echo", {"n": n})
+
+    settled: list[Prediction] = await areplicate.gather_predictions(client, settle, range(3))
+    del settled
+
+    fan = areplicate.as_completed(client, caption, prompts, concurrency=8)
+    assert_type(fan, FanOut[str])
+    async with fan as done:
+        async for item in done:
+            assert_type(item, Completed[str])
+            text: str | None = item.result
+            index: int = item.index
+            prediction: Prediction | None = item.prediction
+            del text, index, prediction
+
+    bare: Completed = Completed(index=0, input={}, result=None)
+    from_model: Prediction | None = bare.result
+    del from_model
+
+    jobs = [
+        areplicate.Job("acme/draw", {"prompt": "a cat"}),
+        areplicate.Job("acme/echo", {"n": 1}),
+    ]
+    mixed: list[Prediction] = await areplicate.gather_predictions(client, None, jobs)
+    lines: list[dict[str, Any]] = [{"model": "acme/echo", "input": {"n": 1}}]
+    from_lines: list[Prediction | BaseException] = await areplicate.gather_predictions(
+        client, None, lines, return_exceptions=True
+    )
+    job_fan = areplicate.as_completed(client, None, jobs, timeout=60)
+    assert_type(job_fan, FanOut[Prediction])
+    del mixed, from_lines
+
+    draw, describe = areplicate.Stage("draw", 8), areplicate.Stage("describe", 32)
+
+    async def pipeline(client: Client, prompt: str) -> str:
+        async with draw:
+            image = await client.run("acme/draw", {"prompt": prompt})
+        async with describe:
+            return str(await client.run("acme/caption", {"image": image}))
+
+    def show(progress: areplicate.Progress) -> None:
+        print(progress.done, draw, describe.running, describe.waiting, describe.done)
+
+    piped: list[str] = await areplicate.gather_predictions(
+        client, pipeline, prompts, concurrency=40, on_progress=show
+    )
+    del piped
+
+
+async def text_output(client: Client) -> None:
+    prediction = await client.predictions.create_and_wait("meta/llama", {"prompt": "hi"})
+    text: str | None = prediction.output_text
+    model = await client.models.get("meta/llama")
+    if model.latest_version is not None:
+        is_text: bool = model.latest_version.output_is_text
+        del is_text
+    del text
