@@ -46,7 +46,6 @@ __all__ = [
     "FanOut",
     "Job",
     "Progress",
-    "Runner",
     "Stage",
     "as_completed",
     "gather_predictions",
@@ -55,11 +54,8 @@ __all__ = [
 
 Inputs = Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]]
 DEFAULT_CONCURRENCY = 32
-#: Runs one item to a terminal Prediction (default: create + wait). The batch CLI supplies its own,
-#: which journals each create and re-attaches to predictions a previous run started.
-Runner = Callable[[int, Mapping[str, Any]], Awaitable[Prediction]]
 # Errors that may fail every item the same way; which of them do is `stops_everything`'s call.
-# (A runner or a step lets these through for the fan-out to decide.)
+# (A step lets these through for the fan-out to decide.)
 _FATAL = (AuthenticationError, PaymentRequiredError, NotFoundError)
 
 
@@ -276,16 +272,13 @@ def _work_for(
     client: Client,
     model: str | Callable[[Client, Any], Awaitable[Any]] | None,
     options: RunOptions,
-    runner: Runner | None,
 ) -> _Work:
     """Turn the fan-out's model argument (a reference, None for Jobs, or a step) into its work.
 
     Checks that need no request happen here, at the call: a malformed reference, a step given
-    options it cannot use, a runner given without a model.
+    options it cannot use.
     """
     if callable(model):
-        if runner is not None:
-            raise TypeError("runner= replaces the model's create-and-wait; it takes no step")
         if options != RunOptions():
             raise ValueError(
                 "hold, timeout, lifetime and validate apply to the fan-out's own creates; with a "
@@ -298,8 +291,6 @@ def _work_for(
 
         return run_step
     if model is None:
-        if runner is not None:
-            raise TypeError("runner= needs a model reference")
 
         async def run_job(_index: int, item: Any) -> Any:
             job = Job.of(item)
@@ -320,10 +311,7 @@ def _work_for(
                 f"input #{index} is a Job, but the fan-out was given the model {ref!r}: pass None "
                 "as the model to run each Job's own"
             )
-        inputs = _mapping_input(index, item)
-        if runner is not None:
-            return await runner(index, inputs)
-        return await client.predictions._create_and_wait(ref, inputs, options)
+        return await client.predictions._create_and_wait(ref, _mapping_input(index, item), options)
 
     return run_model
 
@@ -341,7 +329,6 @@ class _Run(Generic[T]):
         concurrency: int,
         options: RunOptions,
         on_progress: Callable[[Progress], object] | None = None,
-        runner: Runner | None = None,
     ) -> None:
         """Check the arguments and set up the queue and slots; nothing starts until the first :meth:`next`.
 
@@ -352,7 +339,7 @@ class _Run(Generic[T]):
             raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
         if isinstance(inputs, (Mapping, Job)):
             raise TypeError("inputs must be an iterable of items, not a single mapping or Job")
-        self._work = _work_for(client, model, options, runner)
+        self._work = _work_for(client, model, options)
         self._client = client
         self._inputs = inputs
         self._concurrency = concurrency
@@ -509,8 +496,6 @@ class FanOut(AsyncIterator[Completed[T]]):
 
     Made by :func:`as_completed` (build it through that, not by hand). ``FanOut[str]`` is a
     fan-out whose step returns ``str``; bare ``FanOut`` is the model form's (Predictions).
-    ``runner`` replaces the default create-and-wait of each item (the batch CLI journals its
-    creates through it).
     """
 
     @overload
@@ -523,7 +508,6 @@ class FanOut(AsyncIterator[Completed[T]]):
         concurrency: int,
         options: RunOptions,
         on_progress: Callable[[Progress], object] | None = None,
-        runner: Runner | None = None,
     ) -> None: ...
 
     @overload
@@ -536,7 +520,6 @@ class FanOut(AsyncIterator[Completed[T]]):
         concurrency: int,
         options: RunOptions,
         on_progress: Callable[[Progress], object] | None = None,
-        runner: None = None,
     ) -> None: ...
 
     def __init__(
@@ -548,7 +531,6 @@ class FanOut(AsyncIterator[Completed[T]]):
         concurrency: int,
         options: RunOptions,
         on_progress: Callable[[Progress], object] | None = None,
-        runner: Runner | None = None,
     ) -> None:
         """Build the :class:`_Run` behind this handle; arguments are checked here, nothing is sent yet."""
         self._run: _Run[T] = _Run(
@@ -558,7 +540,6 @@ class FanOut(AsyncIterator[Completed[T]]):
             concurrency=concurrency,
             options=options,
             on_progress=on_progress,
-            runner=runner,
         )
 
     @property

@@ -95,10 +95,9 @@ from areplicate._errors import (
     ReplicateError,
     ServerError,
 )
-from areplicate._fanout import FanOut, stops_everything
+from areplicate._fanout import as_completed, stops_everything
 from areplicate._ledger import matches
 from areplicate._models import Prediction
-from areplicate._options import RunOptions
 from areplicate._summary import Tally
 
 __all__ = ["Checkpoint", "execute", "register"]
@@ -128,9 +127,6 @@ _FILE_SUFFIXES = (".jsonl", ".json", ".ndjson", ".txt")
 _LINE_KEYS = ("model", "input")
 #: What a mixed batch's line looks like, for its error messages.
 _LINE_SHAPE = '{"model": "owner/name", "input": {...}}'
-#: The fan-out's model reference in a mixed batch. The batch's runner creates every line on the
-#: line's own model, so the fan-out never uses it; it is there because the fan-out takes one.
-_NO_REF = "mixed/models"
 
 _EXAMPLES = """\
 examples:
@@ -658,11 +654,9 @@ class Batch:
         self._checkpoint = checkpoint
         self._intents_sent = 0
         self._creates_returned = 0
-        self._line_of: dict[int, _Line] = {}
         #: Models of a mixed batch the API said do not exist, with the error: their other lines
         #: are recorded as that error without a create (each would get the same 404).
         self._unknown: dict[str, str] = {}
-        self._next_index = 0
         self._claimed = self._journal.state.claimed
         self._attached: dict[int, Prediction] = {}
         self._running: dict[int, str] = {}
@@ -884,18 +878,12 @@ class Batch:
 
     async def _pass(self) -> None:
         """One fan-out over the lines still to run (all of them, or ``self._only``)."""
-        self._next_index = 0  # each fan-out numbers its items from 0
-        fan = FanOut(
-            self.client,
-            _NO_REF if self.ref is None else str(self.ref),
-            self._items(),
-            concurrency=self.concurrency,
-            options=RunOptions(hold=_CREATE_HOLD, lifetime=self.lifetime, validate=self.validate),
-            runner=self._run_one,
-        )
-        async with fan:
+        # The public fan-out with a step: its limits, budget, stop-on-fatal and cancellation rules.
+        async with as_completed(
+            self.client, self.step, self._items(), concurrency=self.concurrency
+        ) as fan:
             async for _ in fan:
-                pass  # each item is recorded and counted by its runner
+                pass  # each item is recorded and counted by its step
 
     async def _recover(self) -> None:
         """Find the predictions of creates whose ids were never journaled, before creating any.
@@ -951,7 +939,7 @@ class Batch:
                     break
         return found
 
-    async def _items(self) -> AsyncIterator[dict[str, Any]]:
+    async def _items(self) -> AsyncIterator[_Line]:
         """The inputs still to run; bad lines are written to the results on the way.
 
         The file is read lazily, one line per free fan-out slot, so a huge inputs file is never held
@@ -977,13 +965,7 @@ class Batch:
                     await self._record_invalid(number, str(exc), digest, model)
                     continue
                 self._digests[number] = digest
-                self._line_of[self._next_index] = item
-                self._next_index += 1
-                yield item.input
-
-    async def _run_one(self, index: int, value: Mapping[str, Any]) -> Prediction:  # noqa: ARG002 - the fan-out's runner signature; the line holds the input
-        """The fan-out's runner: :meth:`step` for the line the fan-out's ``index`` stands for."""
-        return await self.step(self.client, self._line_of.pop(index))
+                yield item
 
     async def step(self, client: Client, line: _Line) -> Prediction:
         """One line: attach or create, wait, download, record. Runs inside the fan-out.

@@ -320,7 +320,7 @@ async def test_a_404_after_predictions_exist_belongs_to_its_item(
 
     first_done = asyncio.Event()
 
-    async def runner(index: int, item: object) -> areplicate.Prediction:
+    async def step(client: areplicate.Client, index: int) -> areplicate.Prediction:
         if index == 3:
             await first_done.wait()
             raise areplicate.NotFoundError(404, detail="The requested resource could not be found.")
@@ -328,14 +328,7 @@ async def test_a_404_after_predictions_exist_belongs_to_its_item(
         first_done.set()
         return prediction
 
-    async with areplicate.FanOut(
-        client,
-        "acme/echo",
-        [{"n": i} for i in range(6)],
-        concurrency=6,
-        options=areplicate.RunOptions(),
-        runner=runner,
-    ) as results:
+    async with areplicate.as_completed(client, step, range(6), concurrency=6) as results:
         items = {item.index: item async for item in results}
     assert sorted(items) == list(range(6))
     assert isinstance(items[3].error, areplicate.NotFoundError)
