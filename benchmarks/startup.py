@@ -8,16 +8,27 @@ Each sample is a fresh ``python -c "import X"`` subprocess, timed from the outsi
 interpreter start-up included), so nothing is cached between samples but the OS's file cache. The
 two statements are interleaved sample by sample, so a burst of load on a shared machine hits both.
 The best of N is the least noisy estimate of what an import costs; the median is printed too.
+
+Bytecode: aiohttp's ``.pyc`` files were written when pip installed it, as they are for any wheel
+installed from a registry. An editable install of areplicate under ``PYTHONDONTWRITEBYTECODE=1``
+(this project's sandbox sets it) has none, so every interpreter compiles areplicate's source
+again, which alone cost about as much as the rest of the import. So the package is byte-compiled
+first (``compileall``, as a wheel install would; a ``.pyc`` is checked against its source's
+mtime, so a stale one is never used); ``--source`` deletes them and measures without.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
+import shutil
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+PACKAGE = Path(__file__).resolve().parent.parent / "areplicate"
 STATEMENTS = {
     "python": "pass",
     "aiohttp": "import aiohttp",
@@ -61,8 +72,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=15, help="fresh interpreters per statement")
     parser.add_argument("--modules", action="store_true", help="list the heaviest added modules")
+    parser.add_argument(
+        "--source", action="store_true", help="compile areplicate from source in every interpreter"
+    )
     args = parser.parse_args()
+    if args.source:
+        for cache in sorted(PACKAGE.rglob("__pycache__")):
+            shutil.rmtree(cache)
+    else:
+        compileall.compile_dir(PACKAGE, quiet=1)
+    run(args)
 
+
+def run(args: argparse.Namespace) -> None:
+    """Sample each statement ``args.n`` times, interleaved, and print the table."""
     samples: dict[str, list[float]] = {name: [] for name in STATEMENTS}
     for name, statement in STATEMENTS.items():
         sample(statement)  # warm the OS's file cache; not counted
@@ -73,7 +96,8 @@ def main() -> None:
 
     best = {name: 1000 * min(times) for name, times in samples.items()}
     median = {name: 1000 * statistics.median(times) for name, times in samples.items()}
-    print(f"python {sys.version.split()[0]}, best of {args.n} fresh interpreters (ms)\n")
+    how = "compiled from source each time" if args.source else "byte-compiled"
+    print(f"python {sys.version.split()[0]}, best of {args.n} fresh interpreters, {how} (ms)\n")
     print("| statement | best ms | median ms |")
     print("|---|---|---|")
     for name, statement in STATEMENTS.items():

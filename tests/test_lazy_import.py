@@ -1,7 +1,8 @@
 """``import areplicate`` loads only what every use needs: jsonschema (input validation), rich and
 the CLI, redis (a shared budget), opentelemetry (tracing, looked up at the first request) and the
 testing fake wait until they are used; so do cattrs (the first response structured), stamina (the
-first retry), the fan-out, the resource services, the webhook receiver and the batch summary."""
+first retry), html's entity tables (an HTML error page), the fan-out, the resource services, the
+webhook receiver and the batch summary."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ LAZY = [
     "areplicate.resources",
     "areplicate.web",
     "areplicate.webhooks",
+    "html",
 ]
 
 
