@@ -24,15 +24,16 @@ from areplicate._config import (
 from areplicate._core.retry import PollSchedule
 from areplicate._inputs import prepare_input
 from areplicate._options import Lifetime
-from areplicate._services.files import Files
 from areplicate._session import Session
 from areplicate._version import package_version
-from areplicate._webhooks import Receiver
 
 if TYPE_CHECKING:
+    # Loaded at first use (`client.files`, `Client(webhooks=...)`): `import areplicate` stays cheap.
     from areplicate._redis_relay import Relay
+    from areplicate._services.files import Files
     from areplicate._services.predictions import Predictions
     from areplicate._stats import Stats
+    from areplicate._webhooks import Receiver
 
 __all__ = ["Client"]
 
@@ -107,6 +108,8 @@ class Client:
         # The client a view (``with_options``) was made from; None for a client of its own.
         self._parent: Client | None = None
         if webhooks is not None:
+            from areplicate._webhooks import Receiver
+
             if not isinstance(webhooks, Receiver):
                 raise TypeError(
                     "webhooks= takes an areplicate.webhooks.Receiver, "
@@ -320,6 +323,8 @@ class Client:
     @cached_property
     def files(self) -> Files:
         """Upload, get, list and delete files; ``outputs(p)`` wraps a prediction's file outputs."""
+        from areplicate._services.files import Files
+
         return Files(self._session)
 
     @cached_property

@@ -14,12 +14,13 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Iterator
-from typing import cast
-
-from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_retry_hooks
+from typing import TYPE_CHECKING, cast
 
 from areplicate import _otel
 from areplicate._errors import APIConnectionError, APIError
+
+if TYPE_CHECKING:
+    from stamina.instrumentation import RetryDetails
 
 __all__ = ["log_throttled", "reason", "retrying", "shown_url"]
 
@@ -101,6 +102,9 @@ class _Gate:
 
 def _install() -> None:
     """Put the gate in front of whatever hooks stamina has now (again, if someone replaced it)."""
+    # Imported here, at the first retry: `import areplicate` does not pay for stamina.
+    from stamina.instrumentation import get_on_retry_hooks, set_on_retry_hooks
+
     hooks = get_on_retry_hooks()
     if not any(isinstance(hook, _Gate) for hook in hooks):
         set_on_retry_hooks([_Gate(hooks)])

@@ -51,6 +51,21 @@ def tracer() -> Any:
     return _tracer
 
 
+def _recording() -> Any:
+    """The tracer when a span would go somewhere, else None.
+
+    None without opentelemetry-api, and also while no tracer provider is set (the API's proxy
+    would hand out non-recording spans): such a span records nothing, yet each costs a few
+    hundred bytes for as long as it is open, and a prediction's span is open for its whole life
+    (10,000 predictions in flight held ~4 KB each in them). Asked per call, so a provider set
+    after the client was made is used from then on.
+    """
+    tr = tracer()
+    if tr is None or isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
+        return None
+    return tr
+
+
 # -- route templates ----------------------------------------------------------------------------
 
 _ONE = {
@@ -153,48 +168,64 @@ def traced_request(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
     """Wrap ``Session.request`` in a CLIENT span (when tracing is available)."""
 
     @functools.wraps(fn)
-    async def wrapper(session: Any, method: str, path: str, *args: Any, **kwargs: Any) -> T:
-        """``Session.request`` inside a CLIENT span named by method and route template.
+    def wrapper(session: Any, method: str, path: str, *args: Any, **kwargs: Any) -> Awaitable[T]:
+        """``Session.request``, inside a span when one would record.
 
-        The span's status is set by hand (``set_status_on_exception=False``), so a cancelled or failed
-        request never records the exception's message, which may quote an input. The context variable
-        is reset in ``finally`` so a retry reported after the call cannot land on a finished span.
+        Without one it hands back the call itself: a coroutine frame less per request in flight.
         """
-        tr = tracer()
+        tr = _recording()
         if tr is None:
-            return await fn(session, method, path, *args, **kwargs)
-        base = session.config.base_url
-        route = route_template(session.url(path), base)
-        attributes = {
-            "http.request.method": method,
-            "url.template": route,
-            "server.address": urlsplit(base).hostname or "",
-        }
-        with tr.start_as_current_span(
-            f"{method} {route}",
-            kind=_trace.SpanKind.CLIENT,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            record = _Request(span)
-            token = _REQUEST.set(record)
-            try:
-                response: Any = await fn(session, method, path, *args, **kwargs)
-            except BaseException as exc:
-                _error_status(span, exc)
-                raise
-            else:
-                span.set_attribute("http.response.status_code", response.status)
-                if (request_id := _request_id(response.headers)) is not None:
-                    span.set_attribute("areplicate.request_id", request_id)
-                return response  # type: ignore[no-any-return]
-            finally:
-                _REQUEST.reset(token)
-                span.set_attribute("areplicate.retries", record.retries)
-                span.set_attribute("areplicate.throttled", record.throttled)
+            return fn(session, method, path, *args, **kwargs)
+        return _request_span(tr, fn, session, method, path, args, kwargs)
 
     return wrapper
+
+
+async def _request_span(
+    tr: Any,
+    fn: Callable[..., Awaitable[T]],
+    session: Any,
+    method: str,
+    path: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> T:
+    """``Session.request`` inside a CLIENT span named by method and route template.
+
+    The span's status is set by hand (``set_status_on_exception=False``), so a cancelled or failed
+    request never records the exception's message, which may quote an input. The context variable
+    is reset in ``finally`` so a retry reported after the call cannot land on a finished span.
+    """
+    base = session.config.base_url
+    route = route_template(session.url(path), base)
+    attributes = {
+        "http.request.method": method,
+        "url.template": route,
+        "server.address": urlsplit(base).hostname or "",
+    }
+    with tr.start_as_current_span(
+        f"{method} {route}",
+        kind=_trace.SpanKind.CLIENT,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        record = _Request(span)
+        token = _REQUEST.set(record)
+        try:
+            response: Any = await fn(session, method, path, *args, **kwargs)
+        except BaseException as exc:
+            _error_status(span, exc)
+            raise
+        else:
+            span.set_attribute("http.response.status_code", response.status)
+            if (request_id := _request_id(response.headers)) is not None:
+                span.set_attribute("areplicate.request_id", request_id)
+            return response  # type: ignore[no-any-return]
+        finally:
+            _REQUEST.reset(token)
+            span.set_attribute("areplicate.retries", record.retries)
+            span.set_attribute("areplicate.throttled", record.throttled)
 
 
 # -- prediction spans ---------------------------------------------------------------------------
@@ -224,31 +255,47 @@ def traced_prediction(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitabl
     """Wrap the create-and-wait of one prediction in a span (when tracing is available)."""
 
     @functools.wraps(fn)
-    async def wrapper(service: Any, ref: str, *args: Any, **kwargs: Any) -> T:
-        """One create-and-wait inside a span named ``areplicate.prediction``.
+    def wrapper(service: Any, ref: str, *args: Any, **kwargs: Any) -> Awaitable[T]:
+        """The create-and-wait, inside a span when one would record.
 
-        When the call raises, the prediction's id is still recorded if the error carries the
-        prediction (a failed or timed-out one), so the span can be matched to the API's record.
+        Without one it hands back the call itself: a coroutine frame less per prediction for
+        its whole life.
         """
-        tr = tracer()
+        tr = _recording()
         if tr is None:
-            return await fn(service, ref, *args, **kwargs)
-        with tr.start_as_current_span(
-            "areplicate.prediction",
-            attributes={"areplicate.model": str(ref)},
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                prediction: Any = await fn(service, ref, *args, **kwargs)
-            except BaseException as exc:
-                _error_status(span, exc)
-                found: Any = getattr(exc, "prediction", None)
-                pid: Any = getattr(found, "id", None)
-                if isinstance(pid, str) and pid:
-                    span.set_attribute("areplicate.prediction.id", pid)
-                raise
-            _finished(span, prediction)
-            return prediction  # type: ignore[no-any-return]
+            return fn(service, ref, *args, **kwargs)
+        return _prediction_span(tr, fn, service, ref, args, kwargs)
 
     return wrapper
+
+
+async def _prediction_span(
+    tr: Any,
+    fn: Callable[..., Awaitable[T]],
+    service: Any,
+    ref: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> T:
+    """One create-and-wait inside a span named ``areplicate.prediction``.
+
+    When the call raises, the prediction's id is still recorded if the error carries the
+    prediction (a failed or timed-out one), so the span can be matched to the API's record.
+    """
+    with tr.start_as_current_span(
+        "areplicate.prediction",
+        attributes={"areplicate.model": str(ref)},
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            prediction: Any = await fn(service, ref, *args, **kwargs)
+        except BaseException as exc:
+            _error_status(span, exc)
+            found: Any = getattr(exc, "prediction", None)
+            pid: Any = getattr(found, "id", None)
+            if isinstance(pid, str) and pid:
+                span.set_attribute("areplicate.prediction.id", pid)
+            raise
+        _finished(span, prediction)
+        return prediction  # type: ignore[no-any-return]

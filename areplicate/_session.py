@@ -23,7 +23,6 @@ from typing import Any
 import aiohttp
 import anyio
 import attrs
-import stamina
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.connector import Connection
 from aiohttp.tracing import Trace
@@ -452,6 +451,8 @@ class Session:
             # one that just failed (replayed, not re-sent), so backoff, attempt counts and
             # stamina's testing mode all apply as if it had run from the start.
             attempts = self.config.max_retries + 1
+            import stamina  # here, at the first retry: `import areplicate` does not pay for it
+
             with _logs.retrying(method, url, attempts):
                 async for attempt in stamina.retry_context(
                     on=on_error,

@@ -7,7 +7,6 @@ reads RFC 7807 problem+json bodies (``title``, ``detail``, ``status``, ``invalid
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Mapping
@@ -129,6 +128,8 @@ def _plain(body: bytes) -> str | None:
     if _HTML.search(text):
         title = _title(text)
         text = title if title and title.strip() else _strip_tags(text)
+        import html  # here: html.entities' tables are large, and only an HTML error page needs them
+
         text = html.unescape(text)
     return " ".join(text.split()) or None
 
