@@ -1,10 +1,11 @@
 """When to check many running predictions with list pages (a sweep) instead of one GET each.
 
-``GET /predictions`` answers 100 predictions a page, newest first, from ``created_after`` on: one
-page reports on up to 100 running predictions for the price of one request. A sweep lists from just
-before the oldest prediction being waited on until it has seen them all. It pays when the waits'
-own polls would cost more requests a second than the sweep's pages; the numbers behind the
-defaults are in benchmarks/README.md ("Polls: sweep vs per-prediction").
+``GET /predictions`` answers 100 predictions a page, newest first, filtered by ``created_after`` and
+``created_before``: one page reports on up to 100 running predictions for the price of one
+request. A sweep cuts the waited-on predictions, by ``created_at``, into spans of about 100
+(:func:`ranges`) and lists all spans at once. It pays when the waits' own polls would cost more
+requests a second than the sweep's pages; the numbers behind the defaults are in
+benchmarks/README.md ("Polls: sweep vs per-prediction").
 
 Pure arithmetic: no clock, no I/O. Times are seconds; ``elapsed`` values are how long each wait has
 been polling.
@@ -21,7 +22,7 @@ from areplicate._core.retry import PollSchedule
 __all__ = [
     "MIN_WAITERS",
     "PAGE_SIZE",
-    "page_limit",
+    "ranges",
     "pages_for",
     "poll_rate",
     "should_sweep",
@@ -45,13 +46,15 @@ BUDGET_SHARE = 0.5
 #: own clock (no skew to allow for); this covers ``created_after`` being exclusive on some servers
 #: and timestamps rounded when formatted.
 WINDOW_MARGIN = 1.0
-#: Most pages one sweep reads, whatever the listing holds (an account whose other work floods the
-#: listing must not make a sweep read for ever: the waits it did not reach poll on their own).
-MAX_PAGES = 200
+#: Most pages a sweep reads of one span, whatever it holds (an account whose other work floods
+#: the listing must not make a sweep read for ever: the waits it did not reach poll on their own).
+PAGES_PER_SPAN = 3
+#: How much neighbouring spans overlap, in seconds.
+SEAM = 0.001
 
 
 def window_start(oldest: dt.datetime, margin: float = WINDOW_MARGIN) -> dt.datetime:
-    """The ``created_after`` of a sweep whose oldest waited-on prediction was created at ``oldest``.
+    """The ``created_after`` of a listing that must include a prediction created at ``oldest``.
 
     A naive ``oldest`` is taken as UTC, as the API's timestamps are.
     """
@@ -60,15 +63,39 @@ def window_start(oldest: dt.datetime, margin: float = WINDOW_MARGIN) -> dt.datet
     return oldest - dt.timedelta(seconds=max(0.0, margin))
 
 
+def ranges(
+    created: Sequence[dt.datetime], *, size: int = PAGE_SIZE, margin: float = WINDOW_MARGIN
+) -> list[tuple[dt.datetime, dt.datetime | None]]:
+    """``(created_after, created_before)`` spans covering predictions created at ``created``
+    (ascending), about ``size`` of them each, newest span open-ended (``None``).
+
+    A sweep lists every span at once, so it takes one request's time, not one per page, and skips
+    what lies between the spans (predictions that finished, or not waited on). Spans overlap by
+    :data:`SEAM` so none falls through a gap whatever the server's bounds are (inclusive or not);
+    the oldest starts :data:`WINDOW_MARGIN` early. Equal timestamps never straddle two spans.
+    """
+    seam = dt.timedelta(seconds=SEAM)
+    spans: list[tuple[dt.datetime, dt.datetime | None]] = []
+    size = max(1, size)
+    i, n = 0, len(created)
+    while i < n:
+        j = min(n, i + size)
+        while j < n and created[j] == created[j - 1]:
+            j += 1
+        after = window_start(created[i], margin) if i == 0 else _aware(created[i]) - seam
+        before = None if j == n else _aware(created[j - 1]) + seam
+        spans.append((after, before))
+        i = j
+    return spans
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
+
+
 def pages_for(listed: int) -> int:
     """Pages a listing of ``listed`` predictions takes (at least one: an empty listing is a page)."""
     return max(1, math.ceil(max(0, listed) / PAGE_SIZE))
-
-
-def page_limit(watched: int, listed: int) -> int:
-    """Most pages one sweep may read: twice what the waits (or the last sweep's listing, if
-    longer) need, plus two for creates racing the sweep, never above :data:`MAX_PAGES`."""
-    return min(MAX_PAGES, 2 * pages_for(max(watched, listed)) + 2)
 
 
 def sweep_period(

@@ -2,9 +2,9 @@
 
 Every wait on a prediction whose ``created_at`` is known registers here (:meth:`Sweeper.watch`).
 While enough are registered that list pages cost fewer requests than their own polls
-(``_core.sweep.should_sweep``), sweeps run every few seconds: one lists ``GET /predictions`` from
-just before the oldest waited-on prediction, newest first, until it has seen every waited id, the
-listing passes the oldest, or a page limit. Each wait hands its sleeps between polls to
+(``_core.sweep.should_sweep``), sweeps run every few seconds: one cuts the waited-on predictions
+into spans of about 100 by ``created_at`` and lists ``GET /predictions`` with ``created_after`` and
+``created_before`` for every span at once (a page or two each, at most a few). Each wait hands its sleeps between polls to
 :meth:`Watching.result`, the same hook a webhook Receiver offers, and then:
 
 - a prediction a sweep saw finished ends its wait at once: delivered as listed when the list item is
@@ -24,7 +24,7 @@ is logged and retried later: it never ends or cancels a wait.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -37,7 +37,7 @@ __all__ = ["Sweeper", "Watching", "complete"]
 
 logger = logging.getLogger("areplicate")
 
-Pages = Callable[[dt.datetime], AsyncIterator[Page[Prediction]]]
+Pages = Callable[[dt.datetime, dt.datetime | None], AsyncIterator[Page[Prediction]]]
 
 # A wait whose poll is due while sweeps run waits at most this many sweep periods (from the start
 # of its sleep) for one to report on it before it polls on its own (a sweep queued behind a busy
@@ -66,7 +66,7 @@ class _Watch:
         "seen",
         "state",
         "waits",
-        "wake",
+        "wakers",
     )
 
     def __init__(self, created_at: dt.datetime, began: float) -> None:
@@ -79,7 +79,7 @@ class _Watch:
         self.result: Prediction | None = None  # its complete terminal state, once listed
         self.ready = False  # listed finished but incomplete: its wait should read it now
         self.overdue = False  # its poll is due and it waits for a sweep's news
-        self.wake: asyncio.Future[None] | None = None
+        self.wakers: list[asyncio.Future[None]] = []  # the sleeps of its waits
 
 
 class Watching:
@@ -110,7 +110,7 @@ class Watching:
 class Sweeper:
     """Checks many running predictions of one client with list pages (module docstring).
 
-    ``pages(created_after)`` lists predictions newest first (``Predictions.pages``); ``schedule``
+    ``pages(created_after, created_before)`` lists predictions newest first (``Predictions.pages``); ``schedule``
     is the client's poll schedule and ``per_second`` its budget for non-create requests (None: no
     budget), which together set the sweep period.
     """
@@ -121,7 +121,7 @@ class Sweeper:
         self._per_second = per_second
         self._watched: dict[str, _Watch] = {}
         self._round = 0  # sweeps started
-        self._listed = 0  # predictions the last sweep listed
+        self._pages_used = 0  # pages the last sweep read
         self._period = _core.sweep_period(schedule, (), 1, per_second)
         self._next = 0.0  # loop time the next sweep is due
         self._busy = False  # a sweep is running
@@ -129,7 +129,10 @@ class Sweeper:
         self._failures = 0  # failed sweeps in a row
         self._healthy = True  # the last sweep succeeded
         self.sweeping = False
-        #: Sweeps made, pages read and sweeps failed: for tests and benchmarks.
+        #: Sweeps made, pages read, sweeps failed and how waits' sleeps ended: delivered (a sweep
+        #: listed it finished), read (listed finished, incomplete: the wait GETs it), spared (listed
+        #: running: no poll), missed / late / alone (no news: the wait polls): for tests, benchmarks.
+        self.outcomes: collections.Counter[str] = collections.Counter()
         self.sweeps = 0
         self.pages = 0
         self.failures = 0
@@ -179,9 +182,11 @@ class Sweeper:
         try:
             while True:
                 if watch.result is not None:
+                    self.outcomes["delivered"] += 1
                     return watch.result
                 if watch.ready:
                     watch.ready = False  # once per sweep that saw it: a failing GET cannot spin
+                    self.outcomes["read"] += 1
                     return None
                 now = loop.time()
                 if self._due(now):
@@ -189,12 +194,15 @@ class Sweeper:
                     continue
                 if now >= due:
                     if watch.seen > since:
+                        self.outcomes["spared"] += 1
                         return watch.state
                     if watch.missed > since or not (self.sweeping and self._healthy):
+                        self.outcomes["missed" if watch.missed > since else "alone"] += 1
                         return None
                     # A sweep is under way or due: give it a little time before polling alone.
                     until = began + max(timeout, _GRACE_PERIODS * self._period)
                     if now >= until:
+                        self.outcomes["late"] += 1
                         return None
                     watch.overdue = True
                 else:
@@ -202,10 +210,7 @@ class Sweeper:
                 if len(self._watched) >= _core.MIN_WAITERS and self._timer in (None, token):
                     self._timer = token  # this sleep runs the next sweep when it is due
                     until = min(until, max(self._next, now))
-                if watch.wake is None or watch.wake.done():
-                    watch.wake = loop.create_future()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(watch.wake), until - now)
+                await _sleep(watch, loop, until - now)
                 if self._watched.get(pid) is not watch:
                     return None  # no longer watched: poll as usual
         finally:
@@ -222,7 +227,7 @@ class Sweeper:
         self._busy = True
         was = self.sweeping
         try:
-            pages = _core.pages_for(max(len(self._watched), self._listed))
+            pages = max(_core.pages_for(len(self._watched)), self._pages_used)
             elapsed = [now - w.began for w in self._watched.values()]
             period = _core.sweep_period(self._schedule, elapsed, pages, self._per_second)
             self._period = period
@@ -257,39 +262,58 @@ class Sweeper:
                 self._wake_all()  # overdue waits stop waiting for news that will not come
 
     async def _sweep(self) -> None:
-        """One sweep: list from just before the oldest watched prediction until all are seen."""
+        """One sweep: every span of watched predictions listed at once (``_core.sweep.ranges``)."""
         self._round += 1
         number = self._round
         watched = dict(self._watched)
-        oldest = min(w.created_at for w in watched.values())
-        limit = _core.page_limit(len(watched), self._listed)
+        order = sorted(watched, key=lambda pid: watched[pid].created_at)
+        spans = _core.ranges([watched[pid].created_at for pid in order])
         unseen = set(watched)
-        listed = pages = 0
-        listing = self._pages(_core.window_start(oldest))
         try:
-            async for page in listing:
-                pages += 1
-                self.pages += 1
-                for prediction in page.results:
-                    listed += 1
-                    watch = watched.get(prediction.id)
-                    if watch is not None:
-                        unseen.discard(prediction.id)
-                        self._report(watch, prediction, number)
-                if not unseen or pages >= limit:
-                    break
+            outcomes = await asyncio.gather(
+                *(self._span(after, before, watched, unseen, number) for after, before in spans),
+                return_exceptions=True,
+            )
         finally:
-            # What it did not reach (a failure, the limit) its waits poll for themselves.
+            # What it did not reach (a failure, the page limit) its waits poll for themselves.
             for pid in unseen:
                 watch = watched[pid]
                 watch.missed = number
                 if watch.overdue:
                     _wake(watch)
+        self.sweeps += 1
+        self._pages_used = sum(o for o in outcomes if isinstance(o, int))
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _span(
+        self,
+        after: dt.datetime,
+        before: dt.datetime | None,
+        watched: dict[str, _Watch],
+        unseen: set[str],
+        number: int,
+    ) -> int:
+        """List one span, at most ``PAGES_PER_SPAN`` pages; the pages read."""
+        pages = 0
+        listing = self._pages(after, before)
+        try:
+            async for page in listing:
+                pages += 1
+                self.pages += 1
+                for prediction in page.results:
+                    watch = watched.get(prediction.id)
+                    if watch is not None:
+                        unseen.discard(prediction.id)
+                        self._report(watch, prediction, number)
+                if pages >= _core.PAGES_PER_SPAN:
+                    break
+        finally:
             close = getattr(listing, "aclose", None)
             if close is not None:
                 await close()
-        self.sweeps += 1
-        self._listed = listed
+        return pages
 
     def _report(self, watch: _Watch, prediction: Prediction, number: int) -> None:
         watch.seen = number
@@ -309,9 +333,10 @@ class Sweeper:
         if len(self._watched) < _core.MIN_WAITERS:
             return
         for watch in self._watched.values():
-            if watch.wake is not None and not watch.wake.done():
-                watch.wake.set_result(None)
-                return
+            for waker in watch.wakers:
+                if not waker.done():
+                    waker.set_result(None)
+                    return
 
     def _wake_all(self) -> None:
         for watch in self._watched.values():
@@ -319,5 +344,27 @@ class Sweeper:
 
 
 def _wake(watch: _Watch) -> None:
-    if watch.wake is not None and not watch.wake.done():
-        watch.wake.set_result(None)
+    for waker in watch.wakers:
+        if not waker.done():
+            waker.set_result(None)
+
+
+def _done(waker: asyncio.Future[None]) -> None:
+    if not waker.done():
+        waker.set_result(None)
+
+
+async def _sleep(watch: _Watch, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+    """Sleep ``seconds`` or until the sweeper wakes ``watch``.
+
+    A plain future and a timer rather than ``wait_for``: on Python 3.11 ``wait_for`` swallows the
+    caller's cancellation when the future completes at the same moment, which a wake often does.
+    """
+    waker: asyncio.Future[None] = loop.create_future()
+    timer = loop.call_later(max(0.0, seconds), _done, waker)
+    watch.wakers.append(waker)
+    try:
+        await waker
+    finally:
+        timer.cancel()
+        watch.wakers.remove(waker)

@@ -431,7 +431,7 @@ class Predictions:
         if sweeper is None:
             limits = self._session.config.rate_limits
             sweeper = self._session.shared["sweeper"] = Sweeper(
-                lambda since: self.pages(created_after=since),
+                lambda after, before: self.pages(created_after=after, created_before=before),
                 schedule=self._session.config.poll,
                 per_second=None if limits is None else limits.requests_per_minute / 60.0,
             )
