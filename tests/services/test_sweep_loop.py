@@ -98,7 +98,7 @@ async def wait(sw: Sweeper, account: Account, pid: str, timeout: float | None = 
 async def until(condition: object, *, seconds: float = 5.0) -> None:
     """Let the loop run until ``condition()`` holds (a deadline, never a bare sleep)."""
     async with asyncio.timeout(seconds):
-        while not condition():  # type: ignore[operator]
+        while not condition():  # type: ignore[operator]  # noqa: ASYNC110 - the state polled
             await asyncio.sleep(0.005)
 
 
