@@ -133,3 +133,13 @@ async def test_a_hostile_listing_neither_cancels_nor_holds_the_waits(
     assert {p.status for p in done} == {"succeeded"}
     assert hostile.count("GET", "/v1/predictions") >= 1  # sweeps were tried
     assert not any(seen.path.endswith("/cancel") for seen in hostile.requests)
+
+
+async def test_the_fakes_list_items_carry_no_logs_as_the_real_apis_do(
+    client: areplicate.Client,
+) -> None:
+    made = await client.predictions.create("acme/echo", {"text": "hi"}, hold=True)
+    listed = [p async for p in client.predictions.list()]
+    assert [p.id for p in listed] == [made.id]
+    assert listed[0].logs is None
+    assert (await client.predictions.get(made.id)).logs is not None
