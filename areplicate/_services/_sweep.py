@@ -126,6 +126,7 @@ class Sweeper:
         self._next = 0.0  # loop time the next sweep is due
         self._busy = False  # a sweep is running
         self._timer: object | None = None  # the sleep that runs the next sweep when due
+        self._timer_watch: _Watch | None = None  # whose sleep that is
         self._failures = 0  # failed sweeps in a row
         self._healthy = True  # the last sweep succeeded
         self.sweeping = False
@@ -208,15 +209,16 @@ class Sweeper:
                 else:
                     until = due
                 if len(self._watched) >= _core.MIN_WAITERS and self._timer in (None, token):
-                    self._timer = token  # this sleep runs the next sweep when it is due
-                    until = min(until, max(self._next, now))
+                    self._timer, self._timer_watch = token, watch  # runs the next sweep when due
+                    if not self._busy:  # (the sweep running now wakes it when it ends)
+                        until = min(until, max(self._next, now))
                 await _sleep(watch, loop, until - now)
                 if self._watched.get(pid) is not watch:
                     return None  # no longer watched: poll as usual
         finally:
             watch.overdue = False
             if self._timer is token:
-                self._timer = None
+                self._timer = self._timer_watch = None
                 self._wake_one()  # another sleeping wait takes the timer over
 
     def _due(self, now: float) -> bool:
@@ -260,6 +262,8 @@ class Sweeper:
             self._busy = False
             if was != self.sweeping or not self._healthy:
                 self._wake_all()  # overdue waits stop waiting for news that will not come
+            elif self._timer_watch is not None:
+                _wake(self._timer_watch)  # the timer's sleep now aims at the next sweep
 
     async def _sweep(self) -> None:
         """One sweep: every span of watched predictions listed at once (``_core.sweep.ranges``)."""
