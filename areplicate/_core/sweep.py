@@ -32,9 +32,10 @@ __all__ = [
 
 #: Predictions a list page holds.
 PAGE_SIZE = 100
-#: Fewest waits worth a sweep: below this the waits poll on their own, as they always did. Measured:
-#: a sweep costs as much as the polls of about three long-running waits (see benchmarks/README.md);
-#: a margin above that keeps a handful of short waits from starting and stopping sweeps.
+#: Fewest waits worth a sweep: below this the waits poll on their own, as they always did. With the
+#: default schedule a one-page sweep every 2 s costs what the capped polls (one every 5 s) of 2.5
+#: long-running waits cost; the margin above that keeps a handful of waits from starting and
+#: stopping sweeps, and ``should_sweep`` still compares the costs above it.
 MIN_WAITERS = 8
 #: The longest sweep period, as a fraction of the poll schedule's cap (2 s for the default 5 s
 #: cap): long predictions' completions are noticed well before their own capped polls would.
