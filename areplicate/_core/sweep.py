@@ -104,12 +104,14 @@ def sweep_period(
 ) -> float:
     """Seconds between sweeps for waits ``elapsed`` seconds into each.
 
-    The interval the median wait would poll at on its own (young waits want news soon, old ones
-    less often), at most :data:`PERIOD_OF_CAP` of ``schedule.cap``; longer when ``pages`` a sweep
-    would exceed :data:`BUDGET_SHARE` of a budget of ``per_second`` requests (None: no budget).
+    The interval the wait three quarters of the way from the youngest to the oldest would poll at
+    on its own (young waits want news soon, old ones less often; the median instead cost a 20 s
+    model 0.36 pages a prediction where this costs 0.25, see benchmarks/README.md), at most
+    :data:`PERIOD_OF_CAP` of ``schedule.cap``; longer when ``pages`` a sweep would exceed
+    :data:`BUDGET_SHARE` of a budget of ``per_second`` requests (None: no budget).
     """
     ordered = sorted(elapsed)
-    typical = schedule.interval(ordered[len(ordered) // 2]) if ordered else schedule.cap
+    typical = schedule.interval(ordered[len(ordered) * 3 // 4]) if ordered else schedule.cap
     period = max(schedule.first, min(PERIOD_OF_CAP * schedule.cap, typical))
     if per_second is not None and per_second > 0:
         period = max(period, pages / (BUDGET_SHARE * per_second))

@@ -39,9 +39,9 @@ logger = logging.getLogger("areplicate")
 
 Pages = Callable[[dt.datetime, dt.datetime | None], AsyncIterator[Page[Prediction]]]
 
-# A wait whose poll is due while sweeps run waits at most this many sweep periods (from the start
-# of its sleep) for one to report on it before it polls on its own (a sweep queued behind a busy
-# budget must not hold it for long).
+# A wait whose poll is due while sweeps run waits at most this many sweep periods (or twice as
+# long as the last sweep took, if longer), from the start of its sleep, for one to report on it
+# before it polls on its own (a sweep queued behind a busy budget must not hold it for long).
 _GRACE_PERIODS = 3.0
 # Longest pause after failed sweeps in a row, in sweep periods.
 _MAX_BACKOFF_PERIODS = 30.0
@@ -129,6 +129,7 @@ class Sweeper:
         self._timer_watch: _Watch | None = None  # whose sleep that is
         self._failures = 0  # failed sweeps in a row
         self._healthy = True  # the last sweep succeeded
+        self._took = 0.0  # seconds the last sweep took (a loaded machine or budget slows them)
         self.sweeping = False
         #: Sweeps made, pages read, sweeps failed and how waits' sleeps ended: delivered (a sweep
         #: listed it finished), read (listed finished, incomplete: the wait GETs it), spared (listed
@@ -201,7 +202,8 @@ class Sweeper:
                         self.outcomes["missed" if watch.missed > since else "alone"] += 1
                         return None
                     # A sweep is under way or due: give it a little time before polling alone.
-                    until = began + max(timeout, _GRACE_PERIODS * self._period)
+                    grace = max(_GRACE_PERIODS * self._period, 2.0 * self._took)
+                    until = began + max(timeout, grace)
                     if now >= until:
                         self.outcomes["late"] += 1
                         return None
@@ -240,6 +242,7 @@ class Sweeper:
             self._next = now + period
             if not self.sweeping:
                 return
+            loop = asyncio.get_running_loop()
             try:
                 await self._sweep()
             except Exception as exc:  # noqa: BLE001 - a failed sweep only means polls for now
@@ -254,10 +257,11 @@ class Sweeper:
                     exc,
                 )
                 backoff = min(_MAX_BACKOFF_PERIODS, 2.0 ** min(self._failures, 16))
-                self._next = asyncio.get_running_loop().time() + backoff * period
+                self._next = loop.time() + backoff * period
             else:
                 self._failures = 0
                 self._healthy = True
+                self._took = loop.time() - now
         finally:
             self._busy = False
             if was != self.sweeping or not self._healthy:
