@@ -255,6 +255,9 @@ class Session:
         self._date: tuple[str | None, float] = (None, 0.0)  # the latest Date header, and when
         self.counters = Counters()  # requests, 429s, retries: read through Client.stats
         self.proxies = Proxies(enabled=config.trust_env)
+        # Per-client state the services keep across views (copy.copy shares this dict): the
+        # sweeper of running predictions.
+        self.shared: dict[str, Any] = {}
         # The session that owns the pool; a view (see ``view``) points at its parent's.
         self._root = self
 

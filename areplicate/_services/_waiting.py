@@ -74,9 +74,10 @@ async def wait_until_done(
     cancel, run on the caller's cancellation or on ``timeout`` when ``cancel_on_exit``. ``elapsed``
     is time already spent (by a create): the schedule and ``timeout`` both count from the start of
     the whole call, so WaitTimeoutError reports the ``timeout`` the caller gave.
-    ``delivered(pid, s)``, when given (a webhook Receiver's), is awaited instead of each sleep
-    between polls: a terminal state it returns within ``s`` seconds ends the wait at once, and the
-    polls become the slow fallback for a lost delivery.
+    ``delivered(pid, s)``, when given (a webhook Receiver's, or the sweeper's), is awaited instead
+    of each sleep between polls: a terminal state it returns within ``s`` seconds ends the wait at
+    once, a running one stands for the poll it replaces (a sweep read it), and None means "poll
+    now"; the polls are the fallback for a lost delivery or a prediction no sweep reached.
     """
     if current is not None and current.is_terminal:
         return current
@@ -93,8 +94,12 @@ async def wait_until_done(
                     if delivered is None:
                         await asyncio.sleep(delay)
                     elif (got := await delivered(pid, delay)) is not None and isinstance(got, cls):
-                        current = got
-                        break
+                        # Terminal: the wait is over. Running: someone just read it for us (a
+                        # sweep's list page), so this poll is spared.
+                        current, failures, error = got, 0, None
+                        if got.is_terminal:
+                            break
+                        continue
                 try:
                     current = await get(pid)
                 except TRANSIENT as exc:

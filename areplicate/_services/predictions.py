@@ -35,6 +35,7 @@ from areplicate._models import (
 from areplicate._options import Lifetime, RunOptions
 from areplicate._services._orphans import Reaper
 from areplicate._services._paging import paginate
+from areplicate._services._sweep import Sweeper
 from areplicate._services._waiting import wait_until_done
 from areplicate._session import Session
 from areplicate._webhooks import Receiver
@@ -403,18 +404,38 @@ class Predictions:
             receiver = None  # a prediction that does not deliver to us: poll it as usual
         if receiver is not None and self._listen is not None:
             self._listen()
-        return await wait_until_done(
-            self.get,
-            self._cancel_shielded,
-            Prediction,
-            object_id(prediction, "prediction"),
-            current,
-            schedule=self._session.config.poll if receiver is None else receiver.fallback,
-            timeout=timeout,
-            cancel_on_exit=cancel_on_exit,
-            elapsed=elapsed,
-            delivered=None if receiver is None else receiver.result,
-        )
+        # Without webhooks, many waits at once are checked by list pages (_sweep.py).
+        watching = self._sweeper().watch(current) if receiver is None else None
+        delivered: Callable[[str, float], Awaitable[Prediction | None]] | None = None
+        if receiver is not None:
+            delivered = receiver.result
+        if watching is not None:
+            delivered = watching.result
+        with watching or contextlib.nullcontext():
+            return await wait_until_done(
+                self.get,
+                self._cancel_shielded,
+                Prediction,
+                object_id(prediction, "prediction"),
+                current,
+                schedule=self._session.config.poll if receiver is None else receiver.fallback,
+                timeout=timeout,
+                cancel_on_exit=cancel_on_exit,
+                elapsed=elapsed,
+                delivered=delivered,
+            )
+
+    def _sweeper(self) -> Sweeper:
+        """The client's one sweeper (shared by its views), made on the first wait."""
+        sweeper: Sweeper | None = self._session.shared.get("sweeper")
+        if sweeper is None:
+            limits = self._session.config.rate_limits
+            sweeper = self._session.shared["sweeper"] = Sweeper(
+                lambda after, before: self.pages(created_after=after, created_before=before),
+                schedule=self._session.config.poll,
+                per_second=None if limits is None else limits.requests_per_minute / 60.0,
+            )
+        return sweeper
 
     async def _cancel_shielded(self, pid: str) -> None:
         """Best-effort remote cancel that outlives the caller's cancellation.

@@ -131,6 +131,7 @@ class PredictionRecord:
         "_body",
         "_completed_at",
         "_created_at",
+        "_listed",
         "_logs",
         "_started_at",
         "changed",
@@ -213,6 +214,7 @@ class PredictionRecord:
         self.ttl_handle: asyncio.Task[None] | None = None
         self.deliveries: list[str] = []
         self._body: bytes | None = None
+        self._listed: bytes | None = None
 
     @property
     def terminal(self) -> bool:
@@ -262,7 +264,7 @@ class PredictionRecord:
 
     def touch(self) -> None:
         """The state changed: drop the cached body and wake SSE readers."""
-        self._body = None
+        self._body = self._listed = None
         if self.changed is not None:
             self.changed.set()
             self.changed = None
@@ -325,6 +327,15 @@ class PredictionRecord:
         if self._body is None:
             self._body = dumps(self.to_json())
         return self._body
+
+    def list_body(self) -> bytes:
+        """The encoded JSON of a list item: as :meth:`body` without ``logs``, which the real
+        ``GET /predictions`` leaves out of its items. Cached until the next touch()."""
+        if self._listed is None:
+            item = self.to_json()
+            del item["logs"]
+            self._listed = dumps(item)
+        return self._listed
 
     def __repr__(self) -> str:
         """Id, model and status: never the input, which may be megabytes."""

@@ -1,0 +1,378 @@
+"""The sweeper: one client's many running predictions checked with list pages, not a GET each.
+
+Every wait on a prediction whose ``created_at`` is known registers here (:meth:`Sweeper.watch`).
+While enough are registered that list pages cost fewer requests than their own polls
+(``_core.sweep.should_sweep``), sweeps run every few seconds: one cuts the waited-on predictions
+into spans of about 100 by ``created_at`` and lists ``GET /predictions`` with ``created_after`` and
+``created_before`` for every span at once (a page or two each, at most a few). Each wait hands its sleeps between polls to
+:meth:`Watching.result`, the same hook a webhook Receiver offers, and then:
+
+- a prediction a sweep saw finished ends its wait at once: delivered as listed when the list item is
+  complete, else (the real API's list items carry no ``logs``) the wait reads it with one GET now;
+- a prediction a sweep saw still running skips its next poll: the sweep has just read it;
+- a prediction the sweep missed (another account's, a listing that races new creates, a page that
+  failed) is polled by its own wait on its normal schedule, so nothing hangs on the sweeper.
+
+There is no background task: the waits take turns. One of them holds the sweep timer and runs the
+sweep when it is due, inside its own sleep; when it leaves (its poll is due, it ended, it was
+cancelled), another takes over. So sweeping starts with the waits and stops with the last of them,
+and cancelling a wait mid-sweep only cuts that sweep short. Sweeps are paced by the client's
+request budget like every request, and a failed sweep (5xx, 429, an unreadable or endless listing)
+is logged and retried later: it never ends or cancels a wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from areplicate._core import sweep as _core
+from areplicate._core.retry import PollSchedule
+from areplicate._models import Page, Prediction
+
+__all__ = ["Sweeper", "Watching", "complete"]
+
+logger = logging.getLogger("areplicate")
+
+Pages = Callable[[dt.datetime, dt.datetime | None], AsyncIterator[Page[Prediction]]]
+
+# A wait whose poll is due while sweeps run waits at most this many sweep periods (or twice as
+# long as the last sweep took, if longer), from the start of its sleep, for one to report on it
+# before it polls on its own (a sweep queued behind a busy budget must not hold it for long).
+_GRACE_PERIODS = 3.0
+# Longest pause after failed sweeps in a row, in sweep periods.
+_MAX_BACKOFF_PERIODS = 30.0
+
+
+def complete(prediction: Prediction) -> bool:
+    """Whether a listed prediction says all a GET would: the real API's list items leave out
+    ``logs`` (a GET always carries them, ``""`` at least), so those are read once more."""
+    return prediction.logs is not None
+
+
+class _Watch:
+    """What the sweeper knows of one waited-on prediction."""
+
+    __slots__ = (
+        "began",
+        "created_at",
+        "missed",
+        "overdue",
+        "ready",
+        "result",
+        "seen",
+        "state",
+        "waits",
+        "wakers",
+    )
+
+    def __init__(self, created_at: dt.datetime, began: float) -> None:
+        self.created_at = created_at
+        self.began = began  # loop time the first wait on it registered
+        self.waits = 0  # waits registered on this id
+        self.seen = 0  # number of the latest sweep that listed it
+        self.missed = 0  # number of the latest sweep that should have listed it and did not
+        self.state: Prediction | None = None  # its state in that listing, when still running
+        self.result: Prediction | None = None  # its complete terminal state, once listed
+        self.ready = False  # listed finished but incomplete: its wait should read it now
+        self.overdue = False  # its poll is due and it waits for a sweep's news
+        self.wakers: list[asyncio.Future[None]] = []  # the sleeps of its waits
+
+
+class Watching:
+    """One wait's registration with the sweeper: a context manager, and the wait's hook."""
+
+    __slots__ = ("_pid", "_sweeper")
+
+    def __init__(self, sweeper: Sweeper, pid: str) -> None:
+        self._sweeper = sweeper
+        self._pid = pid
+
+    def __enter__(self) -> Watching:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sweeper._leave(self._pid)
+
+    async def result(self, pid: str, timeout: float) -> Prediction | None:
+        """Sleep until the wait's next poll is due; what the sweeps learned meanwhile.
+
+        A terminal prediction (ends the wait), a running one (the wait skips this poll), or None
+        (the wait polls now, as it would have without sweeps). The signature is a webhook
+        Receiver's ``result``, so the wait loop treats both alike.
+        """
+        return await self._sweeper._result(pid, timeout)
+
+
+class Sweeper:
+    """Checks many running predictions of one client with list pages (module docstring).
+
+    ``pages(created_after, created_before)`` lists predictions newest first (``Predictions.pages``); ``schedule``
+    is the client's poll schedule and ``per_second`` its budget for non-create requests (None: no
+    budget), which together set the sweep period.
+    """
+
+    def __init__(self, pages: Pages, *, schedule: PollSchedule, per_second: float | None) -> None:
+        self._pages = pages
+        self._schedule = schedule
+        self._per_second = per_second
+        self._watched: dict[str, _Watch] = {}
+        self._round = 0  # sweeps started
+        self._pages_used = 0  # pages the last sweep read
+        self._period = _core.sweep_period(schedule, (), 1, per_second)
+        self._next = 0.0  # loop time the next sweep is due
+        self._busy = False  # a sweep is running
+        self._timer: object | None = None  # the sleep that runs the next sweep when due
+        self._timer_watch: _Watch | None = None  # whose sleep that is
+        self._failures = 0  # failed sweeps in a row
+        self._healthy = True  # the last sweep succeeded
+        self._took = 0.0  # seconds the last sweep took (a loaded machine or budget slows them)
+        self.sweeping = False
+        #: Sweeps made, pages read, sweeps failed and how waits' sleeps ended: delivered (a sweep
+        #: listed it finished), read (listed finished, incomplete: the wait GETs it), spared (listed
+        #: running: no poll), missed / late / alone (no news: the wait polls): for tests, benchmarks.
+        self.outcomes: collections.Counter[str] = collections.Counter()
+        self.sweeps = 0
+        self.pages = 0
+        self.failures = 0
+
+    def __repr__(self) -> str:
+        state = "sweeping" if self.sweeping else "idle"
+        return f"<Sweeper {state}, {len(self._watched)} watched, {self.sweeps} sweeps>"
+
+    # -- registration ---------------------------------------------------------------------
+
+    def watch(self, prediction: Prediction | None) -> Watching | None:
+        """Register a wait on ``prediction``; None when it cannot be swept (no ``created_at``, or
+        already finished). Use the result as a context manager around the wait."""
+        if prediction is None or prediction.created_at is None or prediction.is_terminal:
+            return None
+        watch = self._watched.get(prediction.id)
+        if watch is None:
+            now = asyncio.get_running_loop().time()
+            watch = self._watched[prediction.id] = _Watch(prediction.created_at, now)
+        watch.waits += 1
+        return Watching(self, prediction.id)
+
+    def _leave(self, pid: str) -> None:
+        watch = self._watched.get(pid)
+        if watch is None:
+            return
+        watch.waits -= 1
+        if watch.waits <= 0:
+            del self._watched[pid]
+            _wake(watch)
+            if self.sweeping and len(self._watched) < _core.MIN_WAITERS:
+                self.sweeping = False  # too few for sweeps: the rest poll alone, from now
+                self._wake_all()
+
+    # -- the waits' side --------------------------------------------------------------------
+
+    async def _result(self, pid: str, timeout: float) -> Prediction | None:
+        watch = self._watched.get(pid)
+        if watch is None:
+            await asyncio.sleep(timeout)
+            return None
+        loop = asyncio.get_running_loop()
+        token = object()
+        began = loop.time()
+        since = self._round  # only sweeps started after now count as news
+        due = began + timeout
+        try:
+            while True:
+                if watch.result is not None:
+                    self.outcomes["delivered"] += 1
+                    return watch.result
+                if watch.ready:
+                    watch.ready = False  # once per sweep that saw it: a failing GET cannot spin
+                    self.outcomes["read"] += 1
+                    return None
+                now = loop.time()
+                if self._due(now):
+                    await self._lead(now)
+                    continue
+                if now >= due:
+                    if watch.seen > since:
+                        self.outcomes["spared"] += 1
+                        return watch.state
+                    if watch.missed > since or not (self.sweeping and self._healthy):
+                        self.outcomes["missed" if watch.missed > since else "alone"] += 1
+                        return None
+                    # A sweep is under way or due: give it a little time before polling alone.
+                    grace = max(_GRACE_PERIODS * self._period, 2.0 * self._took)
+                    until = began + max(timeout, grace)
+                    if now >= until:
+                        self.outcomes["late"] += 1
+                        return None
+                    watch.overdue = True
+                else:
+                    until = due
+                if len(self._watched) >= _core.MIN_WAITERS and self._timer in (None, token):
+                    self._timer, self._timer_watch = token, watch  # runs the next sweep when due
+                    if not self._busy:  # (the sweep running now wakes it when it ends)
+                        until = min(until, max(self._next, now))
+                await _sleep(watch, loop, until - now)
+                if self._watched.get(pid) is not watch:
+                    return None  # no longer watched: poll as usual
+        finally:
+            watch.overdue = False
+            if self._timer is token:
+                self._timer = self._timer_watch = None
+                self._wake_one()  # another sleeping wait takes the timer over
+
+    def _due(self, now: float) -> bool:
+        return not self._busy and len(self._watched) >= _core.MIN_WAITERS and now >= self._next
+
+    async def _lead(self, now: float) -> None:
+        """Decide whether to sweep, and sweep: run by whichever wait found the sweep due."""
+        self._busy = True
+        was = self.sweeping
+        try:
+            pages = max(_core.pages_for(len(self._watched)), self._pages_used)
+            elapsed = [now - w.began for w in self._watched.values()]
+            period = _core.sweep_period(self._schedule, elapsed, pages, self._per_second)
+            self._period = period
+            rate = _core.poll_rate(self._schedule, elapsed)
+            self.sweeping = _core.should_sweep(
+                len(self._watched), rate, pages, period, sweeping=self.sweeping
+            )
+            self._next = now + period
+            if not self.sweeping:
+                return
+            loop = asyncio.get_running_loop()
+            try:
+                await self._sweep()
+            except Exception as exc:  # noqa: BLE001 - a failed sweep only means polls for now
+                self._failures += 1
+                self.failures += 1
+                self._healthy = False
+                level = logging.WARNING if self._failures % 10 == 1 else logging.DEBUG
+                logger.log(
+                    level,
+                    "sweep of running predictions failed (%d in a row), they poll alone: %r",
+                    self._failures,
+                    exc,
+                )
+                backoff = min(_MAX_BACKOFF_PERIODS, 2.0 ** min(self._failures, 16))
+                self._next = loop.time() + backoff * period
+            else:
+                self._failures = 0
+                self._healthy = True
+                self._took = loop.time() - now
+        finally:
+            self._busy = False
+            if was != self.sweeping or not self._healthy:
+                self._wake_all()  # overdue waits stop waiting for news that will not come
+            elif self._timer_watch is not None:
+                _wake(self._timer_watch)  # the timer's sleep now aims at the next sweep
+
+    async def _sweep(self) -> None:
+        """One sweep: every span of watched predictions listed at once (``_core.sweep.ranges``)."""
+        self._round += 1
+        number = self._round
+        watched = dict(self._watched)
+        order = sorted(watched, key=lambda pid: watched[pid].created_at)
+        spans = _core.ranges([watched[pid].created_at for pid in order])
+        unseen = set(watched)
+        try:
+            outcomes = await asyncio.gather(
+                *(self._span(after, before, watched, unseen, number) for after, before in spans),
+                return_exceptions=True,
+            )
+        finally:
+            # What it did not reach (a failure, the page limit) its waits poll for themselves.
+            for pid in unseen:
+                watch = watched[pid]
+                watch.missed = number
+                if watch.overdue:
+                    _wake(watch)
+        self.sweeps += 1
+        self._pages_used = sum(o for o in outcomes if isinstance(o, int))
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _span(
+        self,
+        after: dt.datetime,
+        before: dt.datetime | None,
+        watched: dict[str, _Watch],
+        unseen: set[str],
+        number: int,
+    ) -> int:
+        """List one span, at most ``PAGES_PER_SPAN`` pages; the pages read."""
+        pages = 0
+        listing = self._pages(after, before)
+        try:
+            async for page in listing:
+                pages += 1
+                self.pages += 1
+                for prediction in page.results:
+                    watch = watched.get(prediction.id)
+                    if watch is not None:
+                        unseen.discard(prediction.id)
+                        self._report(watch, prediction, number)
+                if pages >= _core.PAGES_PER_SPAN:
+                    break
+        finally:
+            close = getattr(listing, "aclose", None)
+            if close is not None:
+                await close()
+        return pages
+
+    def _report(self, watch: _Watch, prediction: Prediction, number: int) -> None:
+        watch.seen = number
+        if prediction.is_terminal:
+            if complete(prediction):
+                watch.result = prediction
+            else:
+                watch.ready = True
+            _wake(watch)
+        else:
+            watch.state = prediction
+            if watch.overdue:
+                _wake(watch)
+
+    def _wake_one(self) -> None:
+        """Wake one sleeping wait (to take the sweep timer over)."""
+        if len(self._watched) < _core.MIN_WAITERS:
+            return
+        for watch in self._watched.values():
+            for waker in watch.wakers:
+                if not waker.done():
+                    waker.set_result(None)
+                    return
+
+    def _wake_all(self) -> None:
+        for watch in self._watched.values():
+            _wake(watch)
+
+
+def _wake(watch: _Watch) -> None:
+    for waker in watch.wakers:
+        if not waker.done():
+            waker.set_result(None)
+
+
+def _done(waker: asyncio.Future[None]) -> None:
+    if not waker.done():
+        waker.set_result(None)
+
+
+async def _sleep(watch: _Watch, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+    """Sleep ``seconds`` or until the sweeper wakes ``watch``.
+
+    A plain future and a timer rather than ``wait_for``: on Python 3.11 ``wait_for`` swallows the
+    caller's cancellation when the future completes at the same moment, which a wake often does.
+    """
+    waker: asyncio.Future[None] = loop.create_future()
+    timer = loop.call_later(max(0.0, seconds), _done, waker)
+    watch.wakers.append(waker)
+    try:
+        await waker
+    finally:
+        timer.cancel()
+        watch.wakers.remove(waker)
