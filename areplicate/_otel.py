@@ -7,14 +7,16 @@ predictions are children of the span current where the fan-out started (its task
 context). Never the token, the inputs, the outputs, the query string or error details (they may
 quote an input): errors show as the span's status and ``error.type``.
 
-Without ``opentelemetry-api`` nothing is imported and each hook costs one check. The API's
-no-op tracer is used until the application installs an SDK tracer provider.
+Without ``opentelemetry-api`` nothing is imported and each hook costs one check. With it but no
+tracer provider installed (the API's no-op one), spans are skipped altogether: they would record
+nothing, and starting and entering them cost more than the rest of a request's bookkeeping.
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
+import os
 import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -30,6 +32,9 @@ __all__ = ["route_template", "throttled", "traced_prediction", "traced_request",
 _UNRESOLVED: Any = object()
 _tracer: Any = _UNRESOLVED
 _trace: Any = None  # the opentelemetry.trace module, once imported
+_live = False  # an application installed a tracer provider (it cannot be uninstalled)
+# OpenTelemetry can also build its provider from this environment variable on first use.
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 T = TypeVar("T")
 
@@ -49,6 +54,27 @@ def tracer() -> Any:
 
             _tracer = trace.get_tracer("areplicate", package_version())
     return _tracer
+
+
+def _recording() -> Any:
+    """areplicate's tracer when an application installed a tracer provider; None otherwise.
+
+    Asked at every span, not once, while none is installed (one can be, later). Once one is, the
+    answer stays: OpenTelemetry lets the global provider be set only once.
+    """
+    global _live  # noqa: PLW0603 - remembers a once-only global event of the OpenTelemetry API
+    tr = tracer()
+    if tr is None or _live:
+        return tr
+    # The API's own global; reading it costs far less than get_tracer_provider(), which consults
+    # os.environ on every call. Without it (another API version) ask the public function.
+    if getattr(_trace, "_TRACER_PROVIDER", _UNRESOLVED) is None and not _PROVIDER_FROM_ENV:
+        return None
+    provider = _trace.get_tracer_provider()
+    if isinstance(provider, (_trace.ProxyTracerProvider, _trace.NoOpTracerProvider)):
+        return None  # the API's no-op: its spans record nothing
+    _live = True
+    return tr
 
 
 # -- route templates ----------------------------------------------------------------------------
@@ -160,7 +186,7 @@ def traced_request(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
         request never records the exception's message, which may quote an input. The context variable
         is reset in ``finally`` so a retry reported after the call cannot land on a finished span.
         """
-        tr = tracer()
+        tr = _recording()
         if tr is None:
             return await fn(session, method, path, *args, **kwargs)
         base = session.config.base_url
@@ -230,7 +256,7 @@ def traced_prediction(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitabl
         When the call raises, the prediction's id is still recorded if the error carries the
         prediction (a failed or timed-out one), so the span can be matched to the API's record.
         """
-        tr = tracer()
+        tr = _recording()
         if tr is None:
             return await fn(service, ref, *args, **kwargs)
         with tr.start_as_current_span(
