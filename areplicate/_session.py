@@ -16,8 +16,9 @@ import copy
 import functools
 import json
 import logging
+import sys
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -165,6 +166,44 @@ def connection_errors(method: str, url: str) -> Iterator[None]:
         ) from None
 
 
+class _ScopeDeadline:
+    """``asyncio.timeout(None)``'s interface on an anyio cancel scope, for Python 3.10.
+
+    Entered without a deadline; :meth:`reschedule` sets one; running out raises TimeoutError
+    from the ``async with``, as ``asyncio.Timeout`` does.
+    """
+
+    __slots__ = ("scope",)
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+
+    def reschedule(self, when: float) -> None:
+        """Run out at ``when`` (the event loop's clock, which is also anyio's on asyncio)."""
+        self.scope.deadline = when
+
+    def expired(self) -> bool:
+        """Whether the deadline cut the block short."""
+        return self.scope.cancelled_caught
+
+    async def __aenter__(self) -> _ScopeDeadline:
+        self.scope.__enter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> bool:
+        if self.scope.__exit__(*exc_info) and self.scope.cancelled_caught:  # type: ignore[arg-type]
+            raise TimeoutError
+        return False
+
+
+# asyncio's own timeout (3.11+) costs a fraction of an anyio cancel scope, on every request.
+_deadline: Callable[[], Any]
+if sys.version_info >= (3, 11):
+    _deadline = functools.partial(asyncio.timeout, None)
+else:
+    _deadline = _ScopeDeadline
+
+
 class _Sending:
     """One request on its way: its whole-response deadline, and who wants to know it left.
 
@@ -175,13 +214,13 @@ class _Sending:
     ``sent`` (the caller's list) learns that the API may now act on the request.
     """
 
-    __slots__ = ("bounded", "scope", "seconds", "sent")
+    __slots__ = ("bounded", "deadline", "seconds", "sent")
 
     def __init__(self, seconds: float, *, bounded: bool, sent: list[bool] | None) -> None:
         self.seconds = seconds
         self.bounded = bounded
         self.sent = sent
-        self.scope = anyio.CancelScope()
+        self.deadline = _deadline()  # no deadline until connected
 
     def connected(self) -> None:
         """Start the whole-response clock and record that the request may have reached the API.
@@ -190,7 +229,7 @@ class _Sending:
         before this point counts against neither the deadline nor ``sent``.
         """
         if self.bounded:
-            self.scope.deadline = anyio.current_time() + self.seconds
+            self.deadline.reschedule(asyncio.get_running_loop().time() + self.seconds)
         if self.sent is not None and not self.sent:
             self.sent.append(True)
 
@@ -562,28 +601,33 @@ class Session:
         if route.request_headers:
             request_headers.update(route.request_headers)
         try:
-            with connection_errors(method, url), sending.scope:
-                async with http.request(
-                    method,
-                    url,
-                    data=data,
-                    params=params,
-                    headers=request_headers,
-                    # aiohttp labels even an empty POST application/octet-stream; a bodiless
-                    # request (a cancel) goes out as the API documents it: no body, no type.
-                    skip_auto_headers=("Content-Type",) if data is None else None,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    proxy=route.proxy,
-                    proxy_headers=route.connect_headers,
-                ) as resp:
-                    status = resp.status
-                    resp_headers: CIMultiDictProxy[str] = resp.headers
-                    body = await _read_body(resp)
-            if sending.scope.cancelled_caught:
+            try:
+                async with sending.deadline:
+                    with connection_errors(method, url):
+                        async with http.request(
+                            method,
+                            url,
+                            data=data,
+                            params=params,
+                            headers=request_headers,
+                            # aiohttp labels even an empty POST application/octet-stream; a
+                            # bodiless request (a cancel) goes out as the API documents it: no
+                            # body, no type.
+                            skip_auto_headers=("Content-Type",) if data is None else None,
+                            timeout=timeout,
+                            allow_redirects=False,
+                            proxy=route.proxy,
+                            proxy_headers=route.connect_headers,
+                        ) as resp:
+                            status = resp.status
+                            resp_headers: CIMultiDictProxy[str] = resp.headers
+                            body = await _read_body(resp)
+            except TimeoutError:
+                if not sending.deadline.expired():
+                    raise
                 raise APITimeoutError(
                     f"{method} {url}: no complete response within {seconds:g} s", sent=True
-                )
+                ) from None
         except ReplicateError as exc:
             _detach(exc)  # the same error, without aiohttp's (which hold the request's headers)
             raise
