@@ -457,24 +457,22 @@ class Session:
         self._client()  # a closed client, or one from another event loop, says so before anything
         url = self.url(path)
         idempotent = not create
-        send = functools.partial(
-            self._attempt,
-            method,
-            url,
-            json_body=json_body,
-            data=data,
-            params=params,
-            headers=headers,
-            create=create,
-            read_timeout=read_timeout,
-            paced=paced,
-            sent=sent,
-        )
         try:
             # The first attempt runs bare: almost every request succeeds at once, and building the
             # retry machinery costs more than the rest of the client's per-request work together.
             try:
-                return await send()
+                return await self._attempt(
+                    method,
+                    url,
+                    json_body=json_body,
+                    data=data,
+                    params=params,
+                    headers=headers,
+                    create=create,
+                    read_timeout=read_timeout,
+                    paced=paced,
+                    sent=sent,
+                )
             except (APIError, APIConnectionError) as exc:
                 if (
                     retry_decision(exc, idempotent=idempotent) is False
@@ -482,6 +480,19 @@ class Session:
                 ):
                     raise
                 failed: BaseException | None = exc
+            send = functools.partial(
+                self._attempt,
+                method,
+                url,
+                json_body=json_body,
+                data=data,
+                params=params,
+                headers=headers,
+                create=create,
+                read_timeout=read_timeout,
+                paced=paced,
+                sent=sent,
+            )
 
             def on_error(exc: Exception) -> bool | float:
                 """stamina's verdict for a failed attempt: False stops, True retries, a float is a Retry-After."""
@@ -583,7 +594,7 @@ class Session:
         http = self._client()
         request_headers = self.headers_for(url, headers)
         # A caller naming its own Accept (a README as text) gets the bytes; everyone else JSON.
-        expect_json = not any(name.lower() == "accept" for name in request_headers)
+        expect_json = not headers or not any(name.lower() == "accept" for name in headers)
         request_headers.setdefault("Accept", "application/json")
         if json_body is not None:
             data = json.dumps(json_body, separators=(",", ":")).encode()
