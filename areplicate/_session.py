@@ -82,6 +82,8 @@ _CLOSE_GRACE = 15.0
 
 
 _UNPARSED: Any = object()
+# json.dumps(value, separators=(",", ":")) without building an encoder for every request.
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
 _OTHER_LOOP = (
     "this areplicate Client was opened on another event loop (each asyncio.run() makes a new "
@@ -295,6 +297,7 @@ class Session:
         self._date: tuple[str | None, float] = (None, 0.0)  # the latest Date header, and when
         self.counters = Counters()  # requests, 429s, retries: read through Client.stats
         self.proxies = Proxies(enabled=config.trust_env)
+        self._api_route: Route | None = None  # proxies.route() of the base URL, once looked up
         # The session that owns the pool; a view (see ``view``) points at its parent's.
         self._root = self
 
@@ -597,7 +600,7 @@ class Session:
         expect_json = not headers or not any(name.lower() == "accept" for name in headers)
         request_headers.setdefault("Accept", "application/json")
         if json_body is not None:
-            data = json.dumps(json_body, separators=(",", ":")).encode()
+            data = _encode_json(json_body).encode()
             request_headers["Content-Type"] = "application/json"
         if read_timeout is None:
             seconds, timeout = self.config.request_timeout, self._timeout
@@ -608,7 +611,11 @@ class Session:
         context = _SENDING.set(sending)
         started = time.perf_counter()
         self.counters.requests += 1
-        route = self.proxies.route(url)
+        route = self._api_route
+        if route is None or not url.startswith(self._base_slash):
+            route = self.proxies.route(url)
+            if url.startswith(self._base_slash):
+                self._api_route = route  # the proxies are read once per origin anyway
         if route.request_headers:
             request_headers.update(route.request_headers)
         try:
