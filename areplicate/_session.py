@@ -560,7 +560,8 @@ class Session:
                 read_timeout=read_timeout,
                 sent=sent,
             )
-            await self.budget.observe(response.status, response.headers, create=create)
+            if self.budget.limits is not None:  # observe() learns nothing without limits
+                await self.budget.observe(response.status, response.headers, create=create)
             if response.status < 300:
                 return response
             error = _error_for(response)
