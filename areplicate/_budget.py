@@ -231,10 +231,17 @@ class Budget:
         Requests of one class are served one at a time, in arrival order; the two classes do not wait
         for each other, except during a 429 pause, which holds both.
         """
+        lock = self._locks[create]
+        if self.limits is None and not lock.locked() and self._resume_at <= self._clock():
+            return  # no pacing, no pause, nobody queued: what the lock would find, without it
         # One waiter per class holds the queue: it alone reserves a slot and sleeps until it, so
         # no reservation is ever made far ahead at a pace that a 429 has since cut.
-        async with self._locks[create]:
-            delay = await self._reserve(create)
+        async with lock:
+            if self._shared is None:  # local (or no) pacing: no coroutine for the arithmetic
+                local = self._local
+                delay = 0.0 if local is None else local.reserve(create)
+            else:
+                delay = await self._reserve(create)
             if delay > 0:
                 await asyncio.sleep(delay)
             # A 429 seen while we slept may push the resume time later: look again on waking.

@@ -143,6 +143,8 @@ class Ledger:
         through its own loop (``call_soon_threadsafe`` also wakes a loop idle in its selector)
         rather than by ``set_result`` from whichever loop called :meth:`finish`.
         """
+        if not self._waiters:  # the common case: no reaper is waiting (finish runs per create)
+            return
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():

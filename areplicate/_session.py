@@ -16,8 +16,9 @@ import copy
 import functools
 import json
 import logging
+import sys
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -80,6 +81,8 @@ _CLOSE_GRACE = 15.0
 
 
 _UNPARSED: Any = object()
+# json.dumps(value, separators=(",", ":")) without building an encoder for every request.
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
 _OTHER_LOOP = (
     "this areplicate Client was opened on another event loop (each asyncio.run() makes a new "
@@ -164,6 +167,44 @@ def connection_errors(method: str, url: str) -> Iterator[None]:
         ) from None
 
 
+class _ScopeDeadline:
+    """``asyncio.timeout(None)``'s interface on an anyio cancel scope, for Python 3.10.
+
+    Entered without a deadline; :meth:`reschedule` sets one; running out raises TimeoutError
+    from the ``async with``, as ``asyncio.Timeout`` does.
+    """
+
+    __slots__ = ("scope",)
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+
+    def reschedule(self, when: float) -> None:
+        """Run out at ``when`` (the event loop's clock, which is also anyio's on asyncio)."""
+        self.scope.deadline = when
+
+    def expired(self) -> bool:
+        """Whether the deadline cut the block short."""
+        return self.scope.cancelled_caught
+
+    async def __aenter__(self) -> _ScopeDeadline:
+        self.scope.__enter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> bool:
+        if self.scope.__exit__(*exc_info) and self.scope.cancelled_caught:  # type: ignore[arg-type]
+            raise TimeoutError
+        return False
+
+
+# asyncio's own timeout (3.11+) costs a fraction of an anyio cancel scope, on every request.
+_deadline: Callable[[], Any]
+if sys.version_info >= (3, 11):
+    _deadline = functools.partial(asyncio.timeout, None)
+else:
+    _deadline = _ScopeDeadline
+
+
 class _Sending:
     """One request on its way: its whole-response deadline, and who wants to know it left.
 
@@ -174,13 +215,13 @@ class _Sending:
     ``sent`` (the caller's list) learns that the API may now act on the request.
     """
 
-    __slots__ = ("bounded", "scope", "seconds", "sent")
+    __slots__ = ("bounded", "deadline", "seconds", "sent")
 
     def __init__(self, seconds: float, *, bounded: bool, sent: list[bool] | None) -> None:
         self.seconds = seconds
         self.bounded = bounded
         self.sent = sent
-        self.scope = anyio.CancelScope()
+        self.deadline = _deadline()  # no deadline until connected
 
     def connected(self) -> None:
         """Start the whole-response clock and record that the request may have reached the API.
@@ -189,7 +230,7 @@ class _Sending:
         before this point counts against neither the deadline nor ``sent``.
         """
         if self.bounded:
-            self.scope.deadline = anyio.current_time() + self.seconds
+            self.deadline.reschedule(asyncio.get_running_loop().time() + self.seconds)
         if self.sent is not None and not self.sent:
             self.sent.append(True)
 
@@ -258,6 +299,7 @@ class Session:
         # Per-client state the services keep across views (copy.copy shares this dict): the
         # sweeper of running predictions.
         self.shared: dict[str, Any] = {}
+        self._api_route: Route | None = None  # proxies.route() of the base URL, once looked up
         # The session that owns the pool; a view (see ``view``) points at its parent's.
         self._root = self
 
@@ -420,24 +462,22 @@ class Session:
         self._client()  # a closed client, or one from another event loop, says so before anything
         url = self.url(path)
         idempotent = not create
-        send = functools.partial(
-            self._attempt,
-            method,
-            url,
-            json_body=json_body,
-            data=data,
-            params=params,
-            headers=headers,
-            create=create,
-            read_timeout=read_timeout,
-            paced=paced,
-            sent=sent,
-        )
         try:
             # The first attempt runs bare: almost every request succeeds at once, and building the
             # retry machinery costs more than the rest of the client's per-request work together.
             try:
-                return await send()
+                return await self._attempt(
+                    method,
+                    url,
+                    json_body=json_body,
+                    data=data,
+                    params=params,
+                    headers=headers,
+                    create=create,
+                    read_timeout=read_timeout,
+                    paced=paced,
+                    sent=sent,
+                )
             except (APIError, APIConnectionError) as exc:
                 if (
                     retry_decision(exc, idempotent=idempotent) is False
@@ -445,6 +485,19 @@ class Session:
                 ):
                     raise
                 failed: BaseException | None = exc
+            send = functools.partial(
+                self._attempt,
+                method,
+                url,
+                json_body=json_body,
+                data=data,
+                params=params,
+                headers=headers,
+                create=create,
+                read_timeout=read_timeout,
+                paced=paced,
+                sent=sent,
+            )
 
             def on_error(exc: Exception) -> bool | float:
                 """stamina's verdict for a failed attempt: False stops, True retries, a float is a Retry-After."""
@@ -511,7 +564,8 @@ class Session:
                 read_timeout=read_timeout,
                 sent=sent,
             )
-            await self.budget.observe(response.status, response.headers, create=create)
+            if self.budget.limits is not None:  # observe() learns nothing without limits
+                await self.budget.observe(response.status, response.headers, create=create)
             if response.status < 300:
                 return response
             error = _error_for(response)
@@ -548,10 +602,10 @@ class Session:
         http = self._client()
         request_headers = self.headers_for(url, headers)
         # A caller naming its own Accept (a README as text) gets the bytes; everyone else JSON.
-        expect_json = not any(name.lower() == "accept" for name in request_headers)
+        expect_json = not headers or not any(name.lower() == "accept" for name in headers)
         request_headers.setdefault("Accept", "application/json")
         if json_body is not None:
-            data = json.dumps(json_body, separators=(",", ":")).encode()
+            data = _encode_json(json_body).encode()
             request_headers["Content-Type"] = "application/json"
         if read_timeout is None:
             seconds, timeout = self.config.request_timeout, self._timeout
@@ -562,32 +616,41 @@ class Session:
         context = _SENDING.set(sending)
         started = time.perf_counter()
         self.counters.requests += 1
-        route = self.proxies.route(url)
+        route = self._api_route
+        if route is None or not url.startswith(self._base_slash):
+            route = self.proxies.route(url)
+            if url.startswith(self._base_slash):
+                self._api_route = route  # the proxies are read once per origin anyway
         if route.request_headers:
             request_headers.update(route.request_headers)
         try:
-            with connection_errors(method, url), sending.scope:
-                async with http.request(
-                    method,
-                    url,
-                    data=data,
-                    params=params,
-                    headers=request_headers,
-                    # aiohttp labels even an empty POST application/octet-stream; a bodiless
-                    # request (a cancel) goes out as the API documents it: no body, no type.
-                    skip_auto_headers=("Content-Type",) if data is None else None,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    proxy=route.proxy,
-                    proxy_headers=route.connect_headers,
-                ) as resp:
-                    status = resp.status
-                    resp_headers: CIMultiDictProxy[str] = resp.headers
-                    body = await _read_body(resp)
-            if sending.scope.cancelled_caught:
+            try:
+                async with sending.deadline:
+                    with connection_errors(method, url):
+                        async with http.request(
+                            method,
+                            url,
+                            data=data,
+                            params=params,
+                            headers=request_headers,
+                            # aiohttp labels even an empty POST application/octet-stream; a
+                            # bodiless request (a cancel) goes out as the API documents it: no
+                            # body, no type.
+                            skip_auto_headers=("Content-Type",) if data is None else None,
+                            timeout=timeout,
+                            allow_redirects=False,
+                            proxy=route.proxy,
+                            proxy_headers=route.connect_headers,
+                        ) as resp:
+                            status = resp.status
+                            resp_headers: CIMultiDictProxy[str] = resp.headers
+                            body = await _read_body(resp)
+            except TimeoutError:
+                if not sending.deadline.expired():
+                    raise
                 raise APITimeoutError(
                     f"{method} {url}: no complete response within {seconds:g} s", sent=True
-                )
+                ) from None
         except ReplicateError as exc:
             _detach(exc)  # the same error, without aiohttp's (which hold the request's headers)
             raise

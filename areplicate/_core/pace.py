@@ -85,6 +85,21 @@ class Pace:
         return cls(rate=params.first, tat=now + max(params.burst - held, 0.0), grown=now)
 
 
+def _evolve(pace: Pace, **changes: float) -> Pace:
+    """``attrs.evolve(pace, **changes)``, several times cheaper: it runs two or three times for
+    every paced request, and attrs' generic version looks every field up by name each time."""
+    return Pace(
+        rate=changes.get("rate", pace.rate),
+        threshold=changes.get("threshold", pace.threshold),
+        step=changes.get("step", pace.step),
+        tat=changes.get("tat", pace.tat),
+        grown=changes.get("grown", pace.grown),
+        cut=changes.get("cut", pace.cut),
+        resume=changes.get("resume", pace.resume),
+        peak=changes.get("peak", pace.peak),
+    )
+
+
 def reserve(pace: Pace, params: PaceParams, now: float) -> tuple[Pace, float]:
     """Take the next slot: the new pace and the time the request may go (>= ``now``).
 
@@ -100,12 +115,12 @@ def reserve(pace: Pace, params: PaceParams, now: float) -> tuple[Pace, float]:
         # After a pause the requests resume at pace, not as a burst into the same limit.
         base = max(base, pace.resume + tolerance - interval)
     tat = base + interval
-    return attrs.evolve(pace, rate=rate, tat=tat), max(now, tat - tolerance)
+    return _evolve(pace, rate=rate, tat=tat), max(now, tat - tolerance)
 
 
 def paused(pace: Pace, until: float) -> Pace:
     """Hold every request until ``until`` (never shortens a pause already in force)."""
-    return attrs.evolve(pace, resume=max(pace.resume, until))
+    return _evolve(pace, resume=max(pace.resume, until))
 
 
 def _cut(pace: Pace, params: PaceParams, now: float, rate: float) -> Pace:
@@ -118,7 +133,7 @@ def _cut(pace: Pace, params: PaceParams, now: float, rate: float) -> Pace:
     """
     rate = min(params.ceiling, max(params.lowest, rate))
     regain = max(pace.rate - rate, params.lowest)
-    return attrs.evolve(
+    return _evolve(
         pace, rate=rate, threshold=rate, step=regain / params.recover, cut=now, grown=now
     )
 
@@ -157,27 +172,27 @@ def succeeded(
     cap = params.ceiling
     if remaining is not None:
         peak = max(peak, remaining + 1.0)
-        pace = attrs.evolve(pace, peak=peak)
+        pace = _evolve(pace, peak=peak)
         low = min(pace.rate * params.low, peak / 4.0)
         if remaining < low:
             # The account is nearly out: go at what it refills, no faster (and never cut more
             # than a 429 would: ``reset`` is whole seconds, so the refill it implies is a floor).
             if reset is None:
-                return attrs.evolve(pace, grown=now)
+                return _evolve(pace, grown=now)
             if reset <= 1.0 and peak < 4.0:
                 # A burst of one or two is always "nearly out", and a reset of one whole second
                 # says nothing about how fast it refills: grow additively, let 429s tell.
                 step = max(pace.step, pace.rate / params.recover)
                 rate = pace.rate + step * min(max(now - pace.grown, 0.0), 1.0)
-                return attrs.evolve(pace, rate=min(params.ceiling, rate), grown=now)
+                return _evolve(pace, rate=min(params.ceiling, rate), grown=now)
             target = refill_rate(peak, remaining, reset)
             if target < pace.rate:
                 if now - pace.cut < params.hold:
-                    return attrs.evolve(pace, grown=now)
+                    return _evolve(pace, grown=now)
                 return _cut(pace, params, now, max(target, pace.rate * params.decrease))
             cap = target
         elif remaining < 2.0 * low:
-            return attrs.evolve(pace, grown=now)
+            return _evolve(pace, grown=now)
     # A quiet spell proves nothing about the limit: at most one second of growth per success.
     elapsed = min(max(now - pace.grown, 0.0), 1.0)
     rate = pace.rate
@@ -187,4 +202,4 @@ def succeeded(
         # Additive, but never slower than 5 % a second: a pace cut to the floor by a storm of
         # 429s must not take hours to climb back.
         rate = rate + max(pace.step, rate / params.recover) * elapsed
-    return attrs.evolve(pace, rate=max(pace.rate, min(cap, params.ceiling, rate)), grown=now)
+    return _evolve(pace, rate=max(pace.rate, min(cap, params.ceiling, rate)), grown=now)

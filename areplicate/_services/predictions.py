@@ -542,6 +542,8 @@ class Predictions:
         if prediction is None:
             # Timed out during the create itself: the abandoned create is reaped in the background.
             raise WaitTimeoutError(Prediction(id="", status=Status.STARTING), float(timeout or 0.0))
+        if prediction.is_terminal and self._receiver is None:
+            return prediction  # finished within the hold: the wait would return it as it is
         # The wait's deadline is the whole call's: it counts the create's time (``elapsed``).
         return await self._wait(
             prediction,
