@@ -351,6 +351,7 @@ class _Run(Generic[T]):
         )
         self._slots = asyncio.Semaphore(concurrency)
         self._workers: set[asyncio.Task[None]] = set()
+        self._idle: asyncio.Event | None = None  # set by the last worker once the inputs are read
         self._feeder: asyncio.Task[None] | None = None
         self._closed = False
         self._done = self._succeeded = self._failed = self._errors = 0
@@ -455,16 +456,24 @@ class _Run(Generic[T]):
                 await self._slots.acquire()
                 task = self._client._session.spawn(self._run_one(index, item), work=True)
                 self._workers.add(task)
-                task.add_done_callback(self._workers.discard)
+                task.add_done_callback(self._worker_done)
                 index += 1
-            # Wait for the last workers before signalling the end.
-            while self._workers:
-                await asyncio.gather(*list(self._workers), return_exceptions=True)
+            # Wait for the last workers before signalling the end: an event the last one sets,
+            # not a gather, which would hold a future and a callback for each of them.
+            if self._workers:
+                self._idle = asyncio.Event()
+                await self._idle.wait()
             await self._queue.put(_END)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - the inputs iterable itself failed
             await self._queue.put(exc)
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        """A worker ended: forget it, and wake the feeder once the last one has, after the inputs."""
+        self._workers.discard(task)
+        if not self._workers and self._idle is not None:
+            self._idle.set()
 
     async def _run_one(self, index: int, item: Any) -> None:
         """Run one item and queue its :class:`Completed`; its slot is freed once the result is queued.

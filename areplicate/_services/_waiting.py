@@ -12,6 +12,7 @@ still running and paid for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -37,6 +38,8 @@ logger = logging.getLogger("areplicate")
 TRANSIENT = (ServerError, UnexpectedResponseError, APIConnectionError, RateLimitError)
 # Consecutive failed polls before the wait says so at WARNING level (and every so many after).
 _WARN_EVERY = 10
+# The deadline of a wait without a timeout (reusable: nullcontext keeps no state).
+_NO_DEADLINE = contextlib.nullcontext()
 
 P = TypeVar("P", bound=Prediction)
 
@@ -87,7 +90,9 @@ async def wait_until_done(
     error: BaseException | None = None
     try:
         left = None if timeout is None else max(0.0, timeout - elapsed)
-        with anyio.move_on_after(left) as scope:
+        # No cancel scope without a deadline: one costs ~0.6 KB for as long as the wait runs.
+        scope = None if left is None else anyio.move_on_after(left)
+        with _NO_DEADLINE if scope is None else scope:
             while current is None or not current.is_terminal:
                 if current is not None or failures:
                     delay = poll_delay(schedule, loop.time() - began, failures, error)
@@ -117,6 +122,7 @@ async def wait_until_done(
         raise
     if current is None or not current.is_terminal:
         # Only the scope's own deadline leaves the loop early.
+        assert scope is not None
         assert scope.cancelled_caught
         if cancel_on_exit:
             await cancel(pid)
