@@ -9,6 +9,7 @@ of the bad value, never a raw KeyError.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import types
 import typing
 from collections.abc import Callable
@@ -102,6 +103,11 @@ def _structure_text(value: Any, _: Any) -> str:
     return str(value)
 
 
+#: Fields whose text repeats across the many objects of one fan-out (every prediction of a model
+#: names the same model and version): interned, so 10,000 in flight hold one copy, not 10,000.
+_INTERNED = frozenset({"model", "version"})
+
+
 def _structure_dict(value: Any, _: Any) -> dict[str, Any]:
     """A JSON object for a ``dict[str, Any]`` field, kept as it is (no copy, no key conversion)."""
     if not isinstance(value, dict):
@@ -143,7 +149,8 @@ def _lenient_attrs_factory(conv: cattrs.Converter) -> Callable[[type[Any]], Any]
                         raise TypeError(
                             f"{cl.__name__}.{key}: expected a JSON array, got {type(item).__name__}"
                         )
-                    known[key] = item
+                    shared = key in _INTERNED and type(item) is str
+                    known[key] = sys.intern(item) if shared else item
                 else:
                     extra[key] = item
             if has_extra:

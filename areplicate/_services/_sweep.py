@@ -27,7 +27,7 @@ import asyncio
 import collections
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from areplicate._core import sweep as _core
 from areplicate._core.retry import PollSchedule
@@ -97,14 +97,15 @@ class Watching:
     def __exit__(self, *exc: object) -> None:
         self._sweeper._leave(self._pid)
 
-    async def result(self, pid: str, timeout: float) -> Prediction | None:
+    def result(self, pid: str, timeout: float) -> Awaitable[Prediction | None]:
         """Sleep until the wait's next poll is due; what the sweeps learned meanwhile.
 
         A terminal prediction (ends the wait), a running one (the wait skips this poll), or None
         (the wait polls now, as it would have without sweeps). The signature is a webhook
-        Receiver's ``result``, so the wait loop treats both alike.
+        Receiver's ``result``, so the wait loop treats both alike. It hands back the sweeper's
+        own coroutine: no frame of its own held for each wait.
         """
-        return await self._sweeper._result(pid, timeout)
+        return self._sweeper._result(pid, timeout)
 
 
 class Sweeper:
