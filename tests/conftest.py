@@ -1,4 +1,4 @@
-"""Suite-wide setup, kept small: stamina's switches are process-global, so put them back after each test."""
+"""Suite-wide setup, kept small: hypothesis without deadlines; stamina's switches are process-global, so put them back after each test."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 import stamina
+from hypothesis import settings
 from stamina.instrumentation import get_on_retry_hooks, set_on_retry_hooks
+
+# No per-example deadline: it is a timing assertion, and on two shared cores a first example that
+# allocates a 200,000-deep input ran 378 ms against hypothesis's 200 ms and failed CI. Speed
+# belongs to benchmarks/; "linear, not quadratic" is asserted by the tests that mean it.
+settings.register_profile("areplicate", deadline=None)
+settings.load_profile("areplicate")
 
 if sys.version_info < (3, 11):
     # Tests bound their waits with `async with asyncio.timeout(...)`, new in 3.11; on 3.10 (which the
