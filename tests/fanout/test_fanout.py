@@ -14,6 +14,8 @@ import areplicate
 from areplicate import Status
 from areplicate.testing import FakeRateLimits, FakeReplicate
 
+from ._tasks import our_tasks
+
 CREATE = "POST /v1/models/{owner}/{name}/predictions"
 
 
@@ -53,30 +55,6 @@ def fake(gate: Gate) -> FakeReplicate:
     fake.add_model("acme/picky", picky)
     fake.add_model("acme/gated", gated)
     return fake
-
-
-@pytest.fixture
-async def base_url(fake: FakeReplicate) -> AsyncIterator[str]:
-    async with fake.serve() as url:
-        yield url
-
-
-@pytest.fixture
-async def client(base_url: str) -> AsyncIterator[areplicate.Client]:
-    async with areplicate.Client(api_token="r8_test", base_url=base_url, rate_limits=None) as c:
-        yield c
-
-
-def our_tasks() -> list[asyncio.Task[object]]:
-    """Pending tasks running areplicate client code (the fake server's own tasks excluded)."""
-    current = asyncio.current_task()
-    found = []
-    for task in asyncio.all_tasks():
-        code = getattr(task.get_coro(), "cr_code", None)
-        filename = code.co_filename if code is not None else ""
-        if task is not current and "areplicate/_" in filename.replace("\\", "/"):
-            found.append(task)
-    return found
 
 
 async def test_thousand_inputs_each_matched_to_its_result(

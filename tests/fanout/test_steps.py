@@ -8,13 +8,14 @@ prediction a cancelled caller leaves behind.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 import areplicate
 from areplicate.testing import FakeReplicate, FileOut
+
+from ._tasks import our_tasks
 
 CREATE = "POST /v1/models/{owner}/{name}/predictions"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x07" * 64
@@ -77,30 +78,6 @@ def fake(gate: Gate) -> FakeReplicate:
     }.items():
         fake.add_model(name, model)
     return fake
-
-
-@pytest.fixture
-async def base_url(fake: FakeReplicate) -> AsyncIterator[str]:
-    async with fake.serve() as url:
-        yield url
-
-
-@pytest.fixture
-async def client(base_url: str) -> AsyncIterator[areplicate.Client]:
-    async with areplicate.Client(api_token="r8_test", base_url=base_url, rate_limits=None) as c:
-        yield c
-
-
-def our_tasks() -> list[asyncio.Task[object]]:
-    """Pending tasks running areplicate client code (the fake server's own tasks excluded)."""
-    current = asyncio.current_task()
-    found = []
-    for task in asyncio.all_tasks():
-        code = getattr(task.get_coro(), "cr_code", None)
-        filename = code.co_filename if code is not None else ""
-        if task is not current and "areplicate/_" in filename.replace("\\", "/"):
-            found.append(task)
-    return found
 
 
 async def settled_tasks(deadline: float = 5.0) -> None:
