@@ -36,6 +36,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from _fake import FakeServer  # benchmarks/ is the script's own directory, first on sys.path
+
 TOKEN = "r8_benchmark_token"
 CONTENDERS = ("areplicate", "official", "raw-poll", "raw-wait")
 PACED = ("areplicate", "raw-wait-paced")
@@ -313,30 +315,6 @@ def worker(args: argparse.Namespace) -> None:
 # -- the driver --------------------------------------------------------------------------------
 
 
-class FakeServer:
-    """``python -m areplicate.testing`` in its own process."""
-
-    def __init__(self, rate_limits: bool) -> None:
-        cmd = [sys.executable, "-m", "areplicate.testing", "--port", "0"]
-        if rate_limits:
-            cmd += ["--rate-limits", "real"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("Fake Replicate API at "):
-            self.proc.kill()
-            raise RuntimeError(f"fake server did not start: {line!r}")
-        self.url = line.split(" at ", 1)[1].strip()
-
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/_fake/stats") as resp:
-            return json.loads(resp.read())
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
 def run_worker(
     name: str, url: str, n: int, conc: int, seconds: float, limits: bool
 ) -> dict[str, Any]:
@@ -362,7 +340,7 @@ def workload(
     limits: bool,
     repeat: int = 1,
 ) -> list[dict[str, Any]]:
-    server = FakeServer(rate_limits=limits)
+    server = FakeServer(["--rate-limits", "real"] if limits else [])
     runs: dict[str, list[tuple[dict[str, Any], dict[str, Any], int]]] = {c: [] for c in contenders}
     try:
         # Rounds of one run per contender, so a busy spell on the machine hits them all alike.
@@ -429,7 +407,7 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
 
 def memory(n: int, seconds: float) -> dict[str, dict[str, Any]]:
     """(d): areplicate and the raw-poll floor, each measured by RSS and by tracemalloc."""
-    server = FakeServer(rate_limits=False)
+    server = FakeServer()
     results = {}
     try:
         for worker_name in ("memory", "memory-raw"):

@@ -35,6 +35,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from _fake import FakeServer  # benchmarks/ is the script's own directory, first on sys.path
+
 TOKEN = "r8_benchmark_token"
 HERE = Path(__file__).resolve().parent
 WARMUP = 20
@@ -164,32 +166,10 @@ def worker(args: argparse.Namespace) -> None:
 # -- the driver --------------------------------------------------------------------------------
 
 
-class FakeServer:
-    """``python -m areplicate.testing --models memory:setup`` in its own process."""
-
-    def __init__(self) -> None:
-        cmd = [sys.executable, "-m", "areplicate.testing", "--port", "0"]
-        cmd += ["--models", "memory:setup"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=HERE)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("Fake Replicate API at "):
-            self.proc.kill()
-            raise RuntimeError(f"fake server did not start: {line!r}")
-        self.url = line.split(" at ", 1)[1].strip()
-
-    def release(self) -> None:
-        self.proc.send_signal(signal.SIGUSR1)
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
 def run_once(
     n: int, *, traced: bool, top: int, hold: int, unpaced: bool, verbose: bool
 ) -> dict[str, Any]:
-    server = FakeServer()
+    server = FakeServer(["--models", "memory:setup"], cwd=HERE)
     try:
         cmd = [sys.executable, __file__, "--worker", "--url", server.url, "-n", str(n)]
         cmd += ["--top", str(top), "--hold", str(hold)] + (["--traced"] if traced else [])

@@ -32,9 +32,10 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from _fake import FakeServer  # benchmarks/ is the script's own directory, first on sys.path
 
 TOKEN = "r8_benchmark_token"
 MODES = ("sweep", "per-get")
@@ -106,32 +107,6 @@ def worker(args: argparse.Namespace) -> None:
 
 
 # -- the driver --------------------------------------------------------------------------------
-
-
-class FakeServer:
-    """``python -m areplicate.testing`` in its own process, with the real limits times ``scale``."""
-
-    def __init__(self, scale: float) -> None:
-        limits = f"{600 * scale:g}/100,{3000 * scale:g}/500"
-        cmd = [sys.executable, "-m", "areplicate.testing", "--port", "0", "--rate-limits", limits]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("Fake Replicate API at "):
-            self.proc.kill()
-            raise RuntimeError(f"fake server did not start: {line!r}")
-        self.url = line.split(" at ", 1)[1].strip()
-
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/_fake/stats") as resp:
-            return json.loads(resp.read())
-
-    def reset(self) -> None:
-        urllib.request.urlopen(urllib.request.Request(f"{self.url}/_fake/stats", method="DELETE"))
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 def run_worker(url: str, mode: str, n: int, seconds: float, scale: float) -> dict[str, Any]:
@@ -224,7 +199,8 @@ def main() -> None:
         f"{args.model_seconds:g} s model, real limits, time scaled x{args.scale:g}; "
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
     )
-    server = FakeServer(args.scale)
+    limits = f"{600 * args.scale:g}/100,{3000 * args.scale:g}/500"  # the real ones, scaled
+    server = FakeServer(["--rate-limits", limits])
     try:
         for run in range(args.runs):
             rows = [
