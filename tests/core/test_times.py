@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from areplicate._core.times import (
+    _parse_general,
     format_duration,
     format_timestamp,
     parse_duration,
@@ -92,6 +93,32 @@ class TestParseTimestamp:
     def test_garbage_raises_value_error(self, text: str) -> None:
         with pytest.raises(ValueError, match="timestamp"):
             parse_timestamp(text)
+
+    @given(
+        moment=NAIVE,
+        dot=st.sampled_from([".", ""]),
+        fraction=st.text(alphabet="0123456789", max_size=12),
+        noise=st.lists(st.tuples(st.integers(0, 40), st.sampled_from("0123456789.:-+TZz ,٣x"))),
+    )
+    def test_the_fast_path_reads_exactly_what_the_general_parser_reads(
+        self, moment: dt.datetime, dot: str, fraction: str, noise: list[tuple[int, str]]
+    ) -> None:
+        # The API's own shape, then corrupted here and there: the C parser the fast path uses
+        # accepts forms of its own (``55.Z`` on 3.11), which must not leak through.
+        chars = list(_text(moment, "", "") + dot + fraction + "Z")
+        for where, char in noise:
+            chars[min(where, len(chars) - 1)] = char
+        text = "".join(chars)
+        try:
+            expected: dt.datetime | None = _parse_general(text)
+        except ValueError:
+            expected = None
+        if expected is None:
+            with pytest.raises(ValueError):
+                parse_timestamp(text)
+        else:
+            assert parse_timestamp(text) == expected
+            assert parse_timestamp(text).utcoffset() == expected.utcoffset()
 
     @given(st.text(max_size=40))
     def test_any_text_parses_or_raises_value_error(self, text: str) -> None:

@@ -24,7 +24,7 @@ from areplicate import (
     UnexpectedResponseError,
     Version,
 )
-from areplicate._convert import structure
+from areplicate._convert import _make_converter, _quick_fn, converter, structure
 from areplicate._models import Training
 
 UTC = dt.timezone.utc
@@ -244,3 +244,70 @@ def test_any_json_structures_or_raises_unexpected_response(data: st.DataObject) 
         assert str(outcome).startswith("HTTP 200: Unexpected response: response is not a valid")
     else:
         assert isinstance(outcome, getattr(cls, "__origin__", cls))
+
+
+# -- the quick builders: what they read, they read exactly as cattrs' general path does ----------
+
+GENERAL = _make_converter(quick=False)
+STAMP = st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2100, 1, 1)).map(
+    lambda moment: moment.isoformat(timespec="microseconds") + "Z"
+)
+# What the API puts in fields, and a little of what it should not.
+PLAUSIBLE = (
+    JSON
+    | STAMP
+    | st.sampled_from([s.value for s in Status])
+    | st.lists(st.text(max_size=5), max_size=3)
+    | st.dictionaries(st.sampled_from(["get", "cancel", "web", "stream", "new"]), JSON, max_size=4)
+)
+
+
+def _general(body: Any, cls: Any) -> Any:
+    try:
+        return GENERAL.structure(body, cls)
+    except Exception as exc:  # any failure of the general path
+        return type(exc)
+
+
+@settings(max_examples=300)
+@given(data=st.data())
+def test_the_quick_path_agrees_with_the_general_one(data: st.DataObject) -> None:
+    cls = data.draw(st.sampled_from(CLASSES), label="class")
+    names = [*_field_names(cls), "unknown", "extra"]
+    body = data.draw(st.dictionaries(st.sampled_from(names), PLAUSIBLE, max_size=len(names)))
+    if cls == list[Hardware]:
+        body = [body]
+    try:
+        quick: Any = converter.structure(body, cls)
+    except Exception as exc:  # any failure of the quick path
+        quick = type(exc)
+    assert quick == _general(body, cls)
+
+
+def test_a_real_prediction_takes_the_quick_path() -> None:
+    # The agreement above means nothing if the quick builder never succeeds on what the API sends.
+    body = {
+        "id": "q1",
+        "model": "owner/name",
+        "version": "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa",
+        "input": {"prompt": "hi"},
+        "output": ["a", "b"],
+        "logs": "",
+        "error": None,
+        "status": "succeeded",
+        "created_at": "2026-12-02T03:10:11.123456Z",
+        "started_at": "2026-12-02T03:10:11.2Z",
+        "completed_at": "2026-12-02T03:10:11.323456789Z",
+        "urls": {"get": "https://api.replicate.com/v1/predictions/q1", "dashboard": "d"},
+        "metrics": {"predict_time": 0.1},
+        "data_removed": False,
+        "source": "api",
+        "webhook_completed": None,
+    }
+    built = _quick_fn(Prediction, converter)
+    assert built is not None
+    prediction = built(body)
+    assert prediction == GENERAL.structure(body, Prediction)
+    assert prediction.urls.extra == {"dashboard": "d"}
+    assert prediction.extra == {"webhook_completed": None}
+    assert prediction.completed_at == dt.datetime(2026, 12, 2, 3, 10, 11, 323456, UTC)
