@@ -9,7 +9,6 @@ of the bad value, never a raw KeyError.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import sys
 import types
 import typing
@@ -158,7 +157,7 @@ def _lenient_attrs_factory(conv: cattrs.Converter, *, quick: bool) -> Callable[[
                 known["extra"] = extra
             return inner(known, cl)
 
-        build = _quick_fn(cl, conv) if quick else None
+        build = _builder(cl, conv) if quick else None
         if build is None:
             return structure
 
@@ -178,131 +177,122 @@ class _NotPlain(Exception):
     """A value outside the plain shape: the quick path gives way to the general one."""
 
 
-def _as_text(value: Any) -> str:
-    if type(value) is not str:
-        raise _NotPlain
-    return value
+_MISSING: Any = object()
+# Each class's quick builder (None: it has none, or it is being made), made on first use.
+_BUILDERS: dict[Any, Callable[[dict[str, Any]], Any] | None] = {}
 
 
-def _as_shared_text(value: Any) -> str:
-    if type(value) is not str:
-        raise _NotPlain
-    return sys.intern(value)
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if type(value) is not dict:
-        raise _NotPlain
-    return value
-
-
-def _as_bool(value: Any) -> bool:
-    if type(value) is not bool:
-        raise _NotPlain
-    return value
-
-
-def _as_time(value: Any) -> dt.datetime:
-    if type(value) is not str:
-        raise _NotPlain
-    return parse_timestamp(value)
-
-
-def _as_status(value: Any) -> Status | str:
-    if type(value) is not str:
-        raise _NotPlain
-    return parse_status(value)
-
-
-def _as_texts(value: Any) -> list[str]:
-    if type(value) is not list or not all(type(item) is str for item in value):
-        raise _NotPlain
-    return list(value)
-
-
-def _same(value: Any) -> Any:
-    return value
+def _builder(cl: Any, conv: cattrs.Converter) -> Callable[[dict[str, Any]], Any] | None:
+    """``cl``'s quick builder, made once; a class whose fields lead back to itself gets None
+    there while it is being made (that field is then read by the converter)."""
+    if cl not in _BUILDERS:
+        _BUILDERS[cl] = None
+        _BUILDERS[cl] = _quick_fn(cl, conv)
+    return _BUILDERS[cl]
 
 
 def _quick_fn(cl: type[Any], conv: cattrs.Converter) -> Callable[[dict[str, Any]], Any] | None:
     """A direct builder of ``cl`` for the plain shape of a response, or None for a generic class.
 
     Every prediction a fan-out reads goes through here, and cattrs' general function costs about
-    four times as much (a dispatch per optional field). The builder accepts only what the general
-    path would read the same way: each value already of its field's JSON type (or ``null``), a
-    timestamp the parser takes. It raises on anything else, and the caller falls back to the
-    general path, which reads it leniently or explains, with the value's path, why it cannot.
+    twice as much (a dispatch and a call per optional field). The builder accepts only what the
+    general path would read the same way: each value already of its field's JSON type (or
+    ``null``), a timestamp the parser takes. It raises on anything else, and the caller falls back
+    to the general path, which reads it leniently or explains, with the value's path, why it
+    cannot. Like attrs' and cattrs' own functions it is generated source, one ``if`` per field:
+    a loop calling a reader per key cost as much again.
     """
     fields = attrs.fields(typing.get_origin(cl) or cl)
     if typing.get_origin(cl) is not None or any(a.alias != a.name or not a.init for a in fields):
         return None  # a generic's field types, or renamed fields: left to cattrs
     hints = typing.get_type_hints(cl)
-    readers: dict[str, Callable[[Any], Any]] = {}
-    takes_none: set[str] = set()
-    required = frozenset(a.name for a in fields if a.default is attrs.NOTHING)
+    names = [a.name for a in fields if a.name != "extra"]
+    scope: dict[str, Any] = {
+        "cl": cl,
+        "NotPlain": _NotPlain,
+        "MISSING": _MISSING,
+        "NAMES": frozenset(names),
+        "intern": sys.intern,
+        "parse_timestamp": parse_timestamp,
+        "parse_status": parse_status,
+        "structure": conv.structure,
+    }
+    lines = [
+        "def build(value):",
+        "    if type(value) is not dict:",
+        "        raise NotPlain",
+        "    known = {}",
+        "    seen = 0",
+    ]
     for a in fields:
         if a.name == "extra":
             continue
         tp = hints[a.name]
-        if _admits_none(tp):
-            takes_none.add(a.name)
-        readers[a.name] = _reader(a.name, tp, conv)
-    has_extra = any(a.name == "extra" for a in fields)
+        scope[f"T_{a.name}"] = tp
+        check, store = _plain_check(a.name, tp)
+        nested = _nested_class(tp)
+        if nested is not None and (inner := _builder(nested, conv)) is not None:
+            # A nested class (a prediction's urls) built directly too: its builder raises
+            # NotPlain just as this one does, and the general path then reads the whole value.
+            scope[f"B_{a.name}"] = inner
+            check, store = "True", f"B_{a.name}(v)"
+        lines += [
+            f"    v = value.get({a.name!r}, MISSING)",
+            "    if v is not MISSING:",
+            "        seen += 1",
+            "        if v is None:",
+            f"            {f'known[{a.name!r}] = None' if _admits_none(tp) else 'pass'}",
+            f"        elif {check}:",
+            f"            known[{a.name!r}] = {store}",
+            "        else:",
+            "            raise NotPlain",
+        ]
+        if a.default is attrs.NOTHING:
+            lines += [f"    if {a.name!r} not in known:", "        raise NotPlain"]
+    if any(a.name == "extra" for a in fields):
+        lines += [
+            "    if seen == len(value):",
+            "        known['extra'] = {}",
+            "    else:",
+            "        known['extra'] = {k: x for k, x in value.items() if k not in NAMES}",
+        ]
+    lines.append("    return cl(**known)")
+    exec(compile("\n".join(lines), f"<areplicate quick build {cl.__name__}>", "exec"), scope)  # noqa: S102 - our own source, from the class's fields
+    build: Callable[[dict[str, Any]], Any] = scope["build"]
+    return build
 
-    def quick(value: dict[str, Any]) -> Any:
-        if type(value) is not dict:
-            raise _NotPlain
-        known: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
-        for key, item in value.items():
-            read = readers.get(key)
-            if read is None:
-                extra[key] = item
-            elif item is not None:
-                known[key] = read(item)
-            elif key in takes_none:
-                known[key] = None
-        if not required <= known.keys():
-            raise _NotPlain
-        if has_extra:
-            known["extra"] = extra
-        return cl(**known)
 
-    return quick
-
-
-def _reader(name: str, tp: Any, conv: cattrs.Converter) -> Callable[[Any], Any]:
-    """The quick reader of one field's non-null value, by the field's type."""
-    if tp is Any:
-        return _same
+def _nested_class(tp: Any) -> Any:
+    """The attrs class of a field typed ``C`` or ``C | None`` (not generic), else None."""
     args = [a for a in typing.get_args(tp) if a is not type(None)]
+    base = args[0] if _admits_none(tp) and len(args) == 1 else tp
+    return base if isinstance(base, type) and attrs.has(base) else None
+
+
+def _plain_check(name: str, tp: Any) -> tuple[str, str]:
+    """For one field: the test that its non-null value ``v`` has the plain shape, and what to store.
+
+    Any other type (a nested class, a number, a list of classes) is read by the converter itself.
+    """
+    if tp is Any:
+        return "True", "v"
     if tp == (Status | str):
-        return _as_status
+        return "type(v) is str", "parse_status(v)"
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
     base = args[0] if _admits_none(tp) and len(args) == 1 else tp
     if base is str:
-        return _as_shared_text if name in _INTERNED else _as_text
+        return "type(v) is str", ("intern(v)" if name in _INTERNED else "v")
     if base is bool:
-        return _as_bool
+        return "type(v) is bool", "v"
     if base is dt.datetime:
-        return _as_time
+        return "type(v) is str", "parse_timestamp(v)"
     if base == dict[str, Any]:
-        return _as_dict
+        return "type(v) is dict", "v"
     if base == list[str]:
-        return _as_texts
-    if typing.get_origin(base) is list:
-
-        def read_list(value: Any) -> Any:
-            if type(value) is not list:
-                raise _NotPlain
-            return conv.structure(value, base)
-
-        return read_list
-    return functools.partial(_structured, conv, base)
-
-
-def _structured(conv: cattrs.Converter, tp: Any, value: Any) -> Any:
-    """Any other field type (a nested class, a number) read by the converter itself."""
-    return conv.structure(value, tp)
+        return "type(v) is list and all(type(i) is str for i in v)", "list(v)"
+    if typing.get_origin(base) is list:  # cattrs would make a list of a string's characters
+        return "type(v) is list", f"structure(v, T_{name})"
+    return "True", f"structure(v, T_{name})"
 
 
 def _make_converter(*, quick: bool = True) -> cattrs.Converter:
@@ -327,6 +317,12 @@ converter = _make_converter()
 
 def structure(data: Any, cl: type[T], *, what: str = "response", status: int = 200) -> T:
     """Structure ``data`` into ``cl``; a body of the wrong shape raises UnexpectedResponseError."""
+    build = _BUILDERS.get(cl)  # the converter's own dispatch costs a third of a prediction's build
+    if build is not None:
+        try:
+            return build(data)  # type: ignore[no-any-return]
+        except Exception:  # noqa: BLE001, S110 - not the plain shape: the converter decides below
+            pass
     try:
         return converter.structure(data, cl)
     except Exception as exc:  # noqa: BLE001 - cattrs raises many kinds; all mean a body of the wrong shape

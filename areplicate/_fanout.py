@@ -292,9 +292,9 @@ def _work_for(
         return run_step
     if model is None:
 
-        async def run_job(_index: int, item: Any) -> Any:
+        def run_job(_index: int, item: Any) -> Awaitable[Any]:
             job = Job.of(item)
-            return await client.predictions._create_and_wait(job.model, job.input, options)
+            return client.predictions._create_and_wait(job.model, job.input, options)
 
         return run_job
     if not isinstance(model, str):
@@ -305,13 +305,14 @@ def _work_for(
     ref = model
     parse_ref(ref)
 
-    async def run_model(index: int, item: Any) -> Any:
+    # Plain functions handing back the create's coroutine: one frame less for every item.
+    def run_model(index: int, item: Any) -> Awaitable[Any]:
         if isinstance(item, Job):
             raise TypeError(
                 f"input #{index} is a Job, but the fan-out was given the model {ref!r}: pass None "
                 "as the model to run each Job's own"
             )
-        return await client.predictions._create_and_wait(ref, _mapping_input(index, item), options)
+        return client.predictions._create_and_wait(ref, _mapping_input(index, item), options)
 
     return run_model
 
@@ -368,8 +369,10 @@ class _Run(Generic[T]):
         if self._feeder is None:
             # Tasks belong to the client's session, so Client.aclose() waits for their clean-up.
             self._feeder = self._client._session.spawn(self._feed(), work=True)
+        queue = self._queue
         try:
-            item = await self._queue.get()
+            # Results that are already queued are taken without a suspension (and its coroutine).
+            item = queue.get_nowait() if queue.qsize() else await queue.get()
         except BaseException:
             await self.aclose()
             raise
@@ -493,7 +496,10 @@ class _Run(Generic[T]):
                 return
             result = Completed(index, item, None, exc)
         try:
-            await self._queue.put(result)
+            if self._queue.full():
+                await self._queue.put(result)
+            else:
+                self._queue.put_nowait(result)
         finally:
             self._slots.release()
 
@@ -559,8 +565,8 @@ class FanOut(AsyncIterator[Completed[T]]):
     def __aiter__(self) -> FanOut[T]:
         return self
 
-    async def __anext__(self) -> Completed[T]:
-        return await self._run.next()
+    def __anext__(self) -> Awaitable[Completed[T]]:
+        return self._run.next()  # the coroutine itself: no frame of our own per item
 
     async def __aenter__(self) -> FanOut[T]:
         return self

@@ -91,7 +91,7 @@ _OTHER_LOOP = (
 )
 
 
-@attrs.frozen
+@attrs.define  # not frozen: a frozen class's __init__ costs twice as much, and one is made per request
 class Response:
     """A whole HTTP response: status, headers, the body bytes and (once decoded) its JSON value.
 
@@ -138,33 +138,42 @@ def _scrub(exc: BaseException) -> None:
         exc.history = ()
 
 
-@contextlib.contextmanager
-def connection_errors(method: str, url: str) -> Iterator[None]:
-    """Turn aiohttp's transport failures into APIConnectionError / APITimeoutError.
+# What aiohttp raises when the transport fails (asyncio's TimeoutError for a read timeout).
+_TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+
+
+def connection_error(exc: BaseException, method: str, url: str) -> APIConnectionError:
+    """The APIConnectionError / APITimeoutError for one of aiohttp's transport failures.
 
     ``sent`` on the error says whether the request may have reached the server: only a failure to
-    connect proves it did not (which is what makes a create safe to retry).
+    connect proves it did not (which is what makes a create safe to retry). Raise it ``from None``.
     """
-    try:
-        yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise APITimeoutError(f"{method} {url}: timed out connecting ({exc})", sent=False) from None
-    except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
-        raise APITimeoutError(
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return APITimeoutError(f"{method} {url}: timed out connecting ({exc})", sent=False)
+    if isinstance(exc, (aiohttp.ServerTimeoutError, asyncio.TimeoutError)):
+        return APITimeoutError(
             f"{method} {url}: no response within the read timeout ({type(exc).__name__})",
             sent=True,
-        ) from None
-    except aiohttp.ClientConnectorError as exc:
-        raise APIConnectionError(
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return APIConnectionError(
             f"{method} {url}: could not connect ({type(exc).__name__}: {exc.os_error})", sent=False
-        ) from None
-    except (aiohttp.ClientError, OSError) as exc:
-        # `from None` hides the aiohttp error but it stays reachable as __context__: strip it of
-        # the request's headers (the session also detaches it from the errors it raises).
-        _scrub(exc)
-        raise APIConnectionError(
-            f"{method} {url}: connection broke ({type(exc).__name__}: {exc})", sent=True
-        ) from None
+        )
+    # `from None` hides the aiohttp error but it stays reachable as __context__: strip it of the
+    # request's headers (the session also detaches it from the errors it raises).
+    _scrub(exc)
+    return APIConnectionError(
+        f"{method} {url}: connection broke ({type(exc).__name__}: {exc})", sent=True
+    )
+
+
+@contextlib.contextmanager
+def connection_errors(method: str, url: str) -> Iterator[None]:
+    """Turn aiohttp's transport failures inside the block into :func:`connection_error`'s errors."""
+    try:
+        yield
+    except _TRANSPORT_ERRORS as exc:
+        raise connection_error(exc, method, url) from None
 
 
 class _ScopeDeadline:
@@ -602,7 +611,9 @@ class Session:
         http = self._client()
         request_headers = self.headers_for(url, headers)
         # A caller naming its own Accept (a README as text) gets the bytes; everyone else JSON.
-        expect_json = not headers or not any(name.lower() == "accept" for name in headers)
+        expect_json = not headers or not any(
+            len(name) == 6 and name.lower() == "accept" for name in headers
+        )
         request_headers.setdefault("Accept", "application/json")
         if json_body is not None:
             data = _encode_json(json_body).encode()
@@ -626,7 +637,7 @@ class Session:
         try:
             try:
                 async with sending.deadline:
-                    with connection_errors(method, url):
+                    try:  # connection_errors(), spelt out: no generator on every request
                         async with http.request(
                             method,
                             url,
@@ -644,7 +655,17 @@ class Session:
                         ) as resp:
                             status = resp.status
                             resp_headers: CIMultiDictProxy[str] = resp.headers
-                            body = await _read_body(resp)
+                            length = resp.content_length
+                            if (
+                                length is not None
+                                and length <= MAX_ERROR_BODY
+                                and "Content-Encoding" not in resp_headers
+                            ):
+                                body = await resp.read()  # what _read_body does for these
+                            else:
+                                body = await _read_body(resp)
+                    except _TRANSPORT_ERRORS as exc:
+                        raise connection_error(exc, method, url) from None
             except TimeoutError:
                 if not sending.deadline.expired():
                     raise

@@ -51,4 +51,4 @@ def parse_status(value: str) -> Status | str:
 
 def is_terminal(status: Status | str) -> bool:
     """Whether a status (known or not) is final."""
-    return _BY_VALUE.get(str(status)) in TERMINAL
+    return status in TERMINAL  # a known value as a plain string too: Status hashes as its value
