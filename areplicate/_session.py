@@ -16,6 +16,7 @@ import copy
 import functools
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
@@ -206,12 +207,113 @@ class _ScopeDeadline:
         return False
 
 
-# asyncio's own timeout (3.11+) costs a fraction of an anyio cancel scope, on every request.
-_deadline: Callable[[], Any]
+class _Deadlines:
+    """The whole-response deadlines of one client's requests in flight, served by one timer.
+
+    ``asyncio.timeout`` makes a timer per request (a handle made, pushed on the loop's heap and
+    cancelled), a tenth of what the client spends on an instant prediction. Nearly every request
+    ends long before its deadline, so a single timer, set for the earliest deadline in flight, does
+    the same work: when it fires it cancels the requests that are due and sets itself for the next.
+    Python 3.11+ (it needs ``Task.uncancel``).
+    """
+
+    __slots__ = ("_at", "_pending", "_timer")
+
+    def __init__(self) -> None:
+        self._pending: dict[_Deadline, None] = {}  # insertion order; identity keys
+        self._timer: asyncio.TimerHandle | None = None
+        self._at = math.inf  # when the timer fires (inf: no timer)
+
+    def watch(self, deadline: _Deadline) -> None:
+        """Start watching ``deadline`` (again, if it moved)."""
+        self._pending[deadline] = None
+        if deadline.when < self._at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._at = deadline.when
+            self._timer = asyncio.get_running_loop().call_at(deadline.when, self._fire)
+
+    def forget(self, deadline: _Deadline) -> None:
+        """Its request ended (whichever way)."""
+        self._pending.pop(deadline, None)
+
+    def _fire(self) -> None:
+        self._timer, self._at = None, math.inf
+        # The loop runs a timer up to its clock's resolution early: count that as due.
+        now = asyncio.get_running_loop().time() + _DEADLINE_SLACK
+        due = [d for d in self._pending if d.when <= now]
+        for deadline in due:
+            del self._pending[deadline]
+            deadline.expire()
+        if self._pending:
+            first = min(self._pending, key=_when)
+            self.watch(first)
+
+
+_DEADLINE_SLACK = 0.001
+
+
+def _when(deadline: _Deadline) -> float:
+    return deadline.when
+
+
+class _Deadline:
+    """``asyncio.timeout(None)`` for one request (``async with``, ``reschedule``, ``expired``), on
+    its client's shared timer (:class:`_Deadlines`)."""
+
+    __slots__ = ("_cancelling", "_deadlines", "_expired", "_task", "when")
+
+    def __init__(self, deadlines: _Deadlines) -> None:
+        self._deadlines = deadlines
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelling = 0
+        self._expired = False
+        self.when = math.inf
+
+    async def __aenter__(self) -> _Deadline:
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - a request is always sent from a task
+            raise RuntimeError("a request deadline needs a task")
+        self._task, self._cancelling = task, task.cancelling()  # type: ignore[attr-defined]  # 3.11+ only
+        return self
+
+    def reschedule(self, when: float) -> None:
+        """Run out at ``when`` (the event loop's clock)."""
+        self.when = when
+        self._deadlines.watch(self)
+
+    def expire(self) -> None:
+        """The deadline passed: cancel the request's task (turned into TimeoutError on exit)."""
+        if self._task is not None and not self._expired:
+            self._expired = True
+            self._task.cancel()
+
+    def expired(self) -> bool:
+        """Whether the deadline cut the block short."""
+        return self._expired
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: object, tb: object
+    ) -> None:
+        self._deadlines.forget(self)
+        # As asyncio.timeout does: our cancel becomes TimeoutError unless someone else's is pending.
+        if (
+            self._expired
+            and self._task is not None
+            and self._task.uncancel() <= self._cancelling  # type: ignore[attr-defined]
+            and exc_type is asyncio.CancelledError
+        ):
+            raise TimeoutError
+
+
+# One shared timer (3.11+); 3.10 has no Task.uncancel, so there it is an anyio cancel scope each.
+_NEW_DEADLINE: Callable[[_Deadlines], Any]
 if sys.version_info >= (3, 11):
-    _deadline = functools.partial(asyncio.timeout, None)
+    _NEW_DEADLINE = _Deadline
 else:
-    _deadline = _ScopeDeadline
+
+    def _NEW_DEADLINE(_: _Deadlines) -> Any:  # noqa: N802 - a constant that happens to be a function
+        return _ScopeDeadline()
 
 
 class _Sending:
@@ -226,11 +328,13 @@ class _Sending:
 
     __slots__ = ("bounded", "deadline", "seconds", "sent")
 
-    def __init__(self, seconds: float, *, bounded: bool, sent: list[bool] | None) -> None:
+    def __init__(
+        self, seconds: float, *, bounded: bool, sent: list[bool] | None, deadlines: _Deadlines
+    ) -> None:
         self.seconds = seconds
         self.bounded = bounded
         self.sent = sent
-        self.deadline = _deadline()  # no deadline until connected
+        self.deadline = _NEW_DEADLINE(deadlines)  # no deadline until connected
 
     def connected(self) -> None:
         """Start the whole-response clock and record that the request may have reached the API.
@@ -309,6 +413,7 @@ class Session:
         # sweeper of running predictions.
         self.shared: dict[str, Any] = {}
         self._api_route: Route | None = None  # proxies.route() of the base URL, once looked up
+        self._deadlines = _Deadlines()  # the timer of its requests' deadlines (the root's is used)
         # The session that owns the pool; a view (see ``view``) points at its parent's.
         self._root = self
 
@@ -623,7 +728,12 @@ class Session:
         else:
             seconds, timeout = read_timeout, self._timeout_for(read_timeout)
         # An upload (a form, a stream) may take longer than any response: only its reads are bound.
-        sending = _Sending(seconds, bounded=data is None or isinstance(data, bytes), sent=sent)
+        sending = _Sending(
+            seconds,
+            bounded=data is None or isinstance(data, bytes),
+            sent=sent,
+            deadlines=self._root._deadlines,
+        )
         context = _SENDING.set(sending)
         started = time.perf_counter()
         self.counters.requests += 1
