@@ -454,13 +454,26 @@ class _Run(Generic[T]):
         only that item's error: its worker's step raises).
         """
         index = 0
+
+        def start(item: Any) -> None:
+            nonlocal index
+            task = self._client._session.spawn(self._run_one(index, item), work=True)
+            self._workers.add(task)
+            task.add_done_callback(self._worker_done)
+            index += 1
+
         try:
-            async for item in _aiter(self._inputs):
-                await self._slots.acquire()
-                task = self._client._session.spawn(self._run_one(index, item), work=True)
-                self._workers.add(task)
-                task.add_done_callback(self._worker_done)
-                index += 1
+            inputs = self._inputs
+            # A sync iterable is read on the loop, without an async generator around it (a
+            # generator that blocks stalls every worker).
+            if isinstance(inputs, AsyncIterable):
+                async for item in inputs:
+                    await self._slots.acquire()
+                    start(item)
+            else:
+                for item in inputs:
+                    await self._slots.acquire()
+                    start(item)
             # Wait for the last workers before signalling the end: an event the last one sets,
             # not a gather, which would hold a future and a callback for each of them.
             if self._workers:
@@ -600,19 +613,6 @@ class FanOut(AsyncIterator[Completed[T]]):
         run = getattr(self, "_run", None)
         if run is not None:
             run.cancel_now()
-
-
-async def _aiter(inputs: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[object]:
-    """Iterate a sync or an async iterable alike, lazily.
-
-    A sync iterable is read on the loop: a generator that blocks stalls every worker.
-    """
-    if isinstance(inputs, AsyncIterable):
-        async for item in inputs:
-            yield item
-    else:
-        for item in inputs:
-            yield item
 
 
 @overload

@@ -53,6 +53,7 @@ __all__ = [
     "Upload",
     "file_url",
     "metadata_json",
+    "plain_input",
     "prepare_input",
     "read_file",
 ]
@@ -241,7 +242,7 @@ def _has_files(value: Any) -> bool:
     return False
 
 
-def _flat_and_plain(input: Mapping[str, Any]) -> bool:
+def plain_input(input: Mapping[str, Any]) -> bool:
     """Whether every value is a number, a bool, None or a string that is not a data URI: the
     shape of nearly every input, which then needs neither of the walks below."""
     for value in input.values():
@@ -314,7 +315,7 @@ async def prepare_input(
     A ``data:`` string that cannot be decoded raises ValueError
     naming the field, before anything is sent.
     """
-    if _flat_and_plain(input):
+    if plain_input(input):
         return dict(input)
     check_data_uris(input)
     if not _has_files(input):

@@ -33,6 +33,7 @@ from areplicate._core.sse import SSEDecoder
 from areplicate._core.status import Status
 from areplicate._core.times import format_timestamp
 from areplicate._errors import APIConnectionError, NotFoundError, ReplicateError
+from areplicate._inputs import plain_input
 from areplicate._ledger import matches
 from areplicate._models import (
     Page,
@@ -232,7 +233,10 @@ class Predictions:
                 mark_unknown_target(exc, target)
                 raise
         payload = dict(body)
-        payload["input"] = await self._input_hook(input) if self._input_hook else dict(input)
+        if self._input_hook is None or plain_input(input):  # no file to upload: no coroutine
+            payload["input"] = dict(input)
+        else:
+            payload["input"] = await self._input_hook(input)
         if options.webhook is not None:
             payload["webhook"] = options.webhook
         if options.webhook_events_filter is not None:
