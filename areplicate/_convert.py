@@ -178,6 +178,7 @@ class _NotPlain(Exception):
 
 
 _MISSING: Any = object()
+_NOT_GIVEN: Any = object()  # a required field without a value: not the plain shape
 # Each class's quick builder (None: it has none, or it is being made), made on first use.
 _BUILDERS: dict[Any, Callable[[dict[str, Any]], Any] | None] = {}
 
@@ -203,14 +204,21 @@ def _quick_fn(cl: type[Any], conv: cattrs.Converter) -> Callable[[dict[str, Any]
     a loop calling a reader per key cost as much again.
     """
     fields = attrs.fields(typing.get_origin(cl) or cl)
-    if typing.get_origin(cl) is not None or any(a.alias != a.name or not a.init for a in fields):
-        return None  # a generic's field types, or renamed fields: left to cattrs
+    if typing.get_origin(cl) is not None or any(
+        a.alias != a.name
+        or not a.init
+        or a.kw_only
+        or (isinstance(a.default, attrs.Factory) and a.default.takes_self)  # type: ignore[arg-type]
+        for a in fields
+    ):
+        return None  # a generic's field types, renamed or keyword-only fields: left to cattrs
     hints = typing.get_type_hints(cl)
     names = [a.name for a in fields if a.name != "extra"]
     scope: dict[str, Any] = {
         "cl": cl,
         "NotPlain": _NotPlain,
         "MISSING": _MISSING,
+        "NOT_GIVEN": _NOT_GIVEN,
         "NAMES": frozenset(names),
         "intern": sys.intern,
         "parse_timestamp": parse_timestamp,
@@ -221,11 +229,12 @@ def _quick_fn(cl: type[Any], conv: cattrs.Converter) -> Callable[[dict[str, Any]
         "def build(value):",
         "    if type(value) is not dict:",
         "        raise NotPlain",
-        "    known = {}",
         "    seen = 0",
     ]
-    for a in fields:
+    args = []
+    for i, a in enumerate(fields):
         if a.name == "extra":
+            args.append("extra")
             continue
         tp = hints[a.name]
         scope[f"T_{a.name}"] = tp
@@ -236,27 +245,41 @@ def _quick_fn(cl: type[Any], conv: cattrs.Converter) -> Callable[[dict[str, Any]
             # NotPlain just as this one does, and the general path then reads the whole value.
             scope[f"B_{a.name}"] = inner
             check, store = "True", f"B_{a.name}(v)"
+        # What a missing key (or a null the field does not take) leaves: the field's default.
+        if a.default is attrs.NOTHING:
+            default = "NOT_GIVEN"
+        elif isinstance(a.default, attrs.Factory):  # type: ignore[arg-type]
+            scope[f"F_{a.name}"] = a.default.factory
+            default = f"F_{a.name}()"
+        else:
+            scope[f"D_{a.name}"] = a.default
+            default = f"D_{a.name}"
+        arg = f"a{i}"
+        args.append(arg)
         lines += [
             f"    v = value.get({a.name!r}, MISSING)",
-            "    if v is not MISSING:",
+            "    if v is MISSING:",
+            f"        {arg} = {default}",
+            "    else:",
             "        seen += 1",
             "        if v is None:",
-            f"            {f'known[{a.name!r}] = None' if _admits_none(tp) else 'pass'}",
+            f"            {arg} = {'None' if _admits_none(tp) else default}",
             f"        elif {check}:",
-            f"            known[{a.name!r}] = {store}",
+            f"            {arg} = {store}",
             "        else:",
             "            raise NotPlain",
         ]
         if a.default is attrs.NOTHING:
-            lines += [f"    if {a.name!r} not in known:", "        raise NotPlain"]
-    if any(a.name == "extra" for a in fields):
+            lines += [f"    if {arg} is NOT_GIVEN:", "        raise NotPlain"]
+    if "extra" in args:
         lines += [
             "    if seen == len(value):",
-            "        known['extra'] = {}",
+            "        extra = {}",
             "    else:",
-            "        known['extra'] = {k: x for k, x in value.items() if k not in NAMES}",
+            "        extra = {k: x for k, x in value.items() if k not in NAMES}",
         ]
-    lines.append("    return cl(**known)")
+    # Positional: attrs' __init__ takes them in field order, a third quicker than by keyword.
+    lines.append(f"    return cl({', '.join(args)})")
     exec(compile("\n".join(lines), f"<areplicate quick build {cl.__name__}>", "exec"), scope)  # noqa: S102 - our own source, from the class's fields
     build: Callable[[dict[str, Any]], Any] = scope["build"]
     return build
