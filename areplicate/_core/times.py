@@ -11,7 +11,6 @@ import datetime as dt
 import email.utils
 import math
 import re
-import sys
 
 __all__ = [
     "DATE_SLACK",
@@ -28,8 +27,17 @@ _TIMESTAMP = re.compile(
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
 )
 
-if sys.version_info >= (3, 11):
-    # 3.11's parser reads the ``Z`` itself (as ``timezone.utc``) and cuts digits past the sixth.
+def _reads_api_shape() -> bool:
+    """Whether this Python's ``fromisoformat`` reads a ``Z`` and nine fractional digits (3.11+)."""
+    try:
+        dt.datetime.fromisoformat("2000-01-01T00:00:00.123456789Z")
+    except ValueError:
+        return False
+    return True
+
+
+if _reads_api_shape():
+    # It reads the ``Z`` itself (as ``timezone.utc``) and cuts the digits past the sixth.
     _fast_utc = dt.datetime.fromisoformat
     _FAST_MAX = 30
 else:  # 3.10's takes neither: an explicit offset, and only 0, 3 or 6 fractional digits
