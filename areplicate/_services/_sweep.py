@@ -5,7 +5,7 @@ While enough are registered that list pages cost fewer requests than their own p
 (``_core.sweep.should_sweep``), sweeps run every few seconds: one cuts the waited-on predictions
 into spans of about 100 by ``created_at`` and lists ``GET /predictions`` with ``created_after`` and
 ``created_before`` for every span at once (a page or two each, at most a few). Each wait hands its sleeps between polls to
-:meth:`Watching.result`, the same hook a webhook Receiver offers, and then:
+the registration's ``result``, the same hook a webhook Receiver offers, and then:
 
 - a prediction a sweep saw finished ends its wait at once: delivered as listed when the list item is
   complete, else (the real API's list items carry no ``logs``) the wait reads it with one GET now;
@@ -54,50 +54,55 @@ def complete(prediction: Prediction) -> bool:
 
 
 class _Watch:
-    """What the sweeper knows of one waited-on prediction."""
+    """What the sweeper knows of one waited-on prediction, and its waits' registration.
+
+    The waits on it use it as a context manager (leaving on exit) and as their hook
+    (:meth:`result`): one object a wait, none of its own, as each in-flight prediction holds one.
+    """
 
     __slots__ = (
         "began",
         "created_at",
+        "finished",
         "missed",
+        "more",
         "overdue",
+        "pid",
         "ready",
-        "result",
         "seen",
         "state",
+        "sweeper",
         "waits",
-        "wakers",
+        "waker",
     )
 
-    def __init__(self, created_at: dt.datetime, began: float) -> None:
+    def __init__(self, sweeper: Sweeper, pid: str, created_at: dt.datetime, began: float) -> None:
+        self.sweeper = sweeper
+        self.pid = pid
         self.created_at = created_at
         self.began = began  # loop time the first wait on it registered
         self.waits = 0  # waits registered on this id
         self.seen = 0  # number of the latest sweep that listed it
         self.missed = 0  # number of the latest sweep that should have listed it and did not
         self.state: Prediction | None = None  # its state in that listing, when still running
-        self.result: Prediction | None = None  # its complete terminal state, once listed
+        self.finished: Prediction | None = None  # its complete terminal state, once listed
         self.ready = False  # listed finished but incomplete: its wait should read it now
         self.overdue = False  # its poll is due and it waits for a sweep's news
-        self.wakers: list[asyncio.Future[None]] = []  # the sleeps of its waits
+        # The sleeps of its waits: nearly always one, so one slot, and a list only for the rest.
+        self.waker: asyncio.Future[None] | None = None
+        self.more: list[asyncio.Future[None]] | None = None
 
-
-class Watching:
-    """One wait's registration with the sweeper: a context manager, and the wait's hook."""
-
-    __slots__ = ("_pid", "_sweeper")
-
-    def __init__(self, sweeper: Sweeper, pid: str) -> None:
-        self._sweeper = sweeper
-        self._pid = pid
-
-    def __enter__(self) -> Watching:
+    def __enter__(self) -> _Watch:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._sweeper._leave(self._pid)
+        self.leave()
 
-    def result(self, pid: str, timeout: float) -> Awaitable[Prediction | None]:
+    def leave(self) -> None:
+        """One wait on it is over (ended, failed or cancelled)."""
+        self.sweeper._leave(self)
+
+    def result(self, pid: str, timeout: float) -> Awaitable[Prediction | None]:  # noqa: ARG002
         """Sleep until the wait's next poll is due; what the sweeps learned meanwhile.
 
         A terminal prediction (ends the wait), a running one (the wait skips this poll), or None
@@ -105,7 +110,11 @@ class Watching:
         Receiver's ``result``, so the wait loop treats both alike. It hands back the sweeper's
         own coroutine: no frame of its own held for each wait.
         """
-        return self._sweeper._result(pid, timeout)
+        return self.sweeper._result(self, timeout)
+
+
+#: What :meth:`Sweeper.watch` hands a wait: its registration and hook.
+Watching = _Watch
 
 
 class Sweeper:
@@ -151,20 +160,21 @@ class Sweeper:
         already finished). Use the result as a context manager around the wait."""
         if prediction is None or prediction.created_at is None or prediction.is_terminal:
             return None
-        watch = self._watched.get(prediction.id)
-        if watch is None:
-            now = asyncio.get_running_loop().time()
-            watch = self._watched[prediction.id] = _Watch(prediction.created_at, now)
-        watch.waits += 1
-        return Watching(self, prediction.id)
-
-    def _leave(self, pid: str) -> None:
+        pid = prediction.id
         watch = self._watched.get(pid)
         if watch is None:
+            now = asyncio.get_running_loop().time()
+            watch = self._watched[pid] = _Watch(self, pid, prediction.created_at, now)
+        watch.waits += 1
+        return watch
+
+    def _leave(self, watch: _Watch) -> None:
+        if watch.waits <= 0:
             return
         watch.waits -= 1
-        if watch.waits <= 0:
-            del self._watched[pid]
+        if watch.waits == 0:
+            if self._watched.get(watch.pid) is watch:
+                del self._watched[watch.pid]
             _wake(watch)
             if self.sweeping and len(self._watched) < _core.MIN_WAITERS:
                 self.sweeping = False  # too few for sweeps: the rest poll alone, from now
@@ -172,9 +182,9 @@ class Sweeper:
 
     # -- the waits' side --------------------------------------------------------------------
 
-    async def _result(self, pid: str, timeout: float) -> Prediction | None:
-        watch = self._watched.get(pid)
-        if watch is None:
+    async def _result(self, watch: _Watch, timeout: float) -> Prediction | None:
+        pid = watch.pid
+        if self._watched.get(pid) is not watch:
             await asyncio.sleep(timeout)
             return None
         loop = asyncio.get_running_loop()
@@ -184,9 +194,9 @@ class Sweeper:
         due = began + timeout
         try:
             while True:
-                if watch.result is not None:
+                if watch.finished is not None:
                     self.outcomes["delivered"] += 1
-                    return watch.result
+                    return watch.finished
                 if watch.ready:
                     watch.ready = False  # once per sweep that saw it: a failing GET cannot spin
                     self.outcomes["read"] += 1
@@ -215,7 +225,25 @@ class Sweeper:
                     self._timer, self._timer_watch = token, watch  # runs the next sweep when due
                     if not self._busy:  # (the sweep running now wakes it when it ends)
                         until = min(until, max(self._next, now))
-                await _sleep(watch, loop, until - now)
+                # Sleep until ``until`` or a wake: a plain future and a timer, inline (no frame of
+                # its own), rather than ``wait_for``, which on Python 3.11 swallows the caller's
+                # cancellation when the future completes at the same moment, as a wake often does.
+                waker = loop.create_future()
+                timer = loop.call_later(max(0.0, until - now), _done, waker)
+                if watch.waker is None:
+                    watch.waker = waker
+                elif watch.more is None:
+                    watch.more = [waker]
+                else:
+                    watch.more.append(waker)
+                try:
+                    await waker
+                finally:
+                    timer.cancel()
+                    if watch.waker is waker:
+                        watch.waker = None
+                    elif watch.more is not None:
+                        watch.more.remove(waker)
                 if self._watched.get(pid) is not watch:
                     return None  # no longer watched: poll as usual
         finally:
@@ -328,7 +356,7 @@ class Sweeper:
         watch.seen = number
         if prediction.is_terminal:
             if complete(prediction):
-                watch.result = prediction
+                watch.finished = prediction
             else:
                 watch.ready = True
             _wake(watch)
@@ -342,7 +370,11 @@ class Sweeper:
         if len(self._watched) < _core.MIN_WAITERS:
             return
         for watch in self._watched.values():
-            for waker in watch.wakers:
+            waker = watch.waker
+            if waker is not None and not waker.done():
+                waker.set_result(None)
+                return
+            for waker in watch.more or ():
                 if not waker.done():
                     waker.set_result(None)
                     return
@@ -353,7 +385,10 @@ class Sweeper:
 
 
 def _wake(watch: _Watch) -> None:
-    for waker in watch.wakers:
+    waker = watch.waker
+    if waker is not None and not waker.done():
+        waker.set_result(None)
+    for waker in watch.more or ():
         if not waker.done():
             waker.set_result(None)
 
@@ -361,19 +396,3 @@ def _wake(watch: _Watch) -> None:
 def _done(waker: asyncio.Future[None]) -> None:
     if not waker.done():
         waker.set_result(None)
-
-
-async def _sleep(watch: _Watch, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
-    """Sleep ``seconds`` or until the sweeper wakes ``watch``.
-
-    A plain future and a timer rather than ``wait_for``: on Python 3.11 ``wait_for`` swallows the
-    caller's cancellation when the future completes at the same moment, which a wake often does.
-    """
-    waker: asyncio.Future[None] = loop.create_future()
-    timer = loop.call_later(max(0.0, seconds), _done, waker)
-    watch.wakers.append(waker)
-    try:
-        await waker
-    finally:
-        timer.cancel()
-        watch.wakers.remove(waker)

@@ -70,7 +70,7 @@ class Account:
         await asyncio.sleep(0)
         return self.state[pid]
 
-    async def cancel(self, pid: str) -> None:
+    async def _cancel_shielded(self, pid: str) -> None:
         self.cancels.append(pid)
 
 
@@ -79,21 +79,16 @@ def sweeper(account: Account) -> Sweeper:
 
 
 async def wait(sw: Sweeper, account: Account, pid: str, timeout: float | None = None) -> Prediction:
-    current = account.state[pid]
-    watching = sw.watch(current)
-    assert watching is not None
-    with watching:
-        return await wait_until_done(
-            account.get,
-            account.cancel,
-            Prediction,
-            pid,
-            current,
-            schedule=FAST,
-            timeout=timeout,
-            cancel_on_exit=True,
-            delivered=watching.result,
-        )
+    return await wait_until_done(
+        account,
+        Prediction,
+        pid,
+        account.state[pid],
+        schedule=FAST,
+        timeout=timeout,
+        cancel_on_exit=True,
+        sweeper=sw,
+    )
 
 
 async def until(condition: object, *, seconds: float = 5.0) -> None:
