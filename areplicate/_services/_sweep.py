@@ -361,7 +361,10 @@ class Sweeper:
                 watch.ready = True
             _wake(watch)
         else:
-            watch.state = prediction
+            # Unchanged since the last listing (the common case): keep the state the wait was
+            # handed then and holds, not a second copy of each prediction while its wait sleeps.
+            if watch.state is None or watch.state != prediction:
+                watch.state = prediction
             if watch.overdue:
                 _wake(watch)
 

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Iterable
 
+import attrs
 import pytest
 
 from areplicate._core import sweep as core
@@ -227,3 +228,30 @@ async def test_few_waits_poll_alone() -> None:
     async with asyncio.timeout(5):
         await asyncio.gather(*tasks)
     assert account.lists == 0
+
+
+async def test_a_prediction_listed_unchanged_keeps_the_one_state_its_wait_holds() -> None:
+    # Every listing decodes a fresh copy of each prediction. A copy equal to the state the wait was
+    # handed is dropped, not kept beside it: one state held per prediction in flight, not two.
+    account = Account(N)
+    listed = account.pages
+
+    async def fresh(
+        after: dt.datetime, before: dt.datetime | None
+    ) -> AsyncIterator[Page[Prediction]]:
+        async for page in listed(after, before):
+            yield Page(results=[attrs.evolve(p) for p in page.results])
+
+    sw = Sweeper(fresh, schedule=FAST, per_second=None)
+    tasks = [asyncio.create_task(wait(sw, account, pid)) for pid in account.state]
+    await until(lambda: sw.sweeps >= 1 and sw.outcomes["spared"] >= N)
+    handed = {pid: watch.state for pid, watch in sw._watched.items()}
+    assert all(state is not None for state in handed.values())
+    await until(lambda: sw.sweeps >= 4)
+    assert all(sw._watched[pid].state is state for pid, state in handed.items())
+    account.finish(["p1"])  # a change is taken up: the wait ends with the listed finish
+    async with asyncio.timeout(5):
+        assert (await tasks[1]).status == Status.SUCCEEDED
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
