@@ -4,8 +4,9 @@ Every wait on a prediction whose ``created_at`` is known registers here (:meth:`
 While enough are registered that list pages cost fewer requests than their own polls
 (``_core.sweep.should_sweep``), sweeps run every few seconds: one cuts the waited-on predictions
 into spans of about 100 by ``created_at`` and lists ``GET /predictions`` with ``created_after`` and
-``created_before`` for every span at once (a page or two each, at most a few). Each wait hands its sleeps between polls to
-the registration's ``result``, the same hook a webhook Receiver offers, and then:
+``created_before`` for up to ten spans at once (a page or two each, at most a few). Each wait hands
+its sleeps between polls to the registration's ``result``, the same hook a webhook Receiver offers,
+and then:
 
 - a prediction a sweep saw finished ends its wait at once: delivered as listed when the list item is
   complete, else (the real API's list items carry no ``logs``) the wait reads it with one GET now;
@@ -45,6 +46,12 @@ Pages = Callable[[dt.datetime, dt.datetime | None], AsyncIterator[Page[Predictio
 _GRACE_PERIODS = 3.0
 # Longest pause after failed sweeps in a row, in sweep periods.
 _MAX_BACKOFF_PERIODS = 30.0
+# Spans a sweep lists at once. Each page in flight holds a hundred predictions' JSON and states
+# (~0.1 MB) until its span reads it; with every span at once, a sweep of 10,000 briefly held a
+# second copy of all of them, which stayed in the process's RSS as freed, fragmented heap. Ten
+# (a thousand predictions) still fill a paced budget's share, and a sweep of up to a thousand
+# waits still takes one request's time.
+_SPANS_AT_ONCE = 10
 
 
 def complete(prediction: Prediction) -> bool:
@@ -299,7 +306,7 @@ class Sweeper:
                 _wake(self._timer_watch)  # the timer's sleep now aims at the next sweep
 
     async def _sweep(self) -> None:
-        """One sweep: every span of watched predictions listed at once (``_core.sweep.ranges``)."""
+        """One sweep: every span of watched predictions listed, ``_SPANS_AT_ONCE`` at a time."""
         self._round += 1
         number = self._round
         watched = dict(self._watched)
@@ -307,8 +314,12 @@ class Sweeper:
         spans = _core.ranges([watched[pid].created_at for pid in order])
         unseen = set(watched)
         try:
+            turns = asyncio.Semaphore(_SPANS_AT_ONCE)
             outcomes = await asyncio.gather(
-                *(self._span(after, before, watched, unseen, number) for after, before in spans),
+                *(
+                    self._span(after, before, watched, unseen, number, turns)
+                    for after, before in spans
+                ),
                 return_exceptions=True,
             )
         finally:
@@ -331,25 +342,27 @@ class Sweeper:
         watched: dict[str, _Watch],
         unseen: set[str],
         number: int,
+        turns: asyncio.Semaphore,
     ) -> int:
-        """List one span, at most ``PAGES_PER_SPAN`` pages; the pages read."""
+        """List one span, at most ``PAGES_PER_SPAN`` pages, in one of ``turns``; the pages read."""
         pages = 0
-        listing = self._pages(after, before)
-        try:
-            async for page in listing:
-                pages += 1
-                self.pages += 1
-                for prediction in page.results:
-                    watch = watched.get(prediction.id)
-                    if watch is not None:
-                        unseen.discard(prediction.id)
-                        self._report(watch, prediction, number)
-                if pages >= _core.PAGES_PER_SPAN:
-                    break
-        finally:
-            close = getattr(listing, "aclose", None)
-            if close is not None:
-                await close()
+        async with turns:
+            listing = self._pages(after, before)
+            try:
+                async for page in listing:
+                    pages += 1
+                    self.pages += 1
+                    for prediction in page.results:
+                        watch = watched.get(prediction.id)
+                        if watch is not None:
+                            unseen.discard(prediction.id)
+                            self._report(watch, prediction, number)
+                    if pages >= _core.PAGES_PER_SPAN:
+                        break
+            finally:
+                close = getattr(listing, "aclose", None)
+                if close is not None:
+                    await close()
         return pages
 
     def _report(self, watch: _Watch, prediction: Prediction, number: int) -> None:

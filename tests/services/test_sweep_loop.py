@@ -15,6 +15,7 @@ from areplicate._core.retry import PollSchedule
 from areplicate._core.status import Status
 from areplicate._errors import NotFoundError, ServerError, UnexpectedResponseError
 from areplicate._models import Page, Prediction, WaitTimeoutError
+from areplicate._services import _sweep
 from areplicate._services._sweep import Sweeper
 from areplicate._services._waiting import wait_until_done
 
@@ -252,6 +253,40 @@ async def test_a_prediction_listed_unchanged_keeps_the_one_state_its_wait_holds(
     account.finish(["p1"])  # a change is taken up: the wait ends with the listed finish
     async with asyncio.timeout(5):
         assert (await tasks[1]).status == Status.SUCCEEDED
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_sweep_lists_a_bounded_number_of_spans_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each page in flight holds a hundred predictions' states: a sweep of thousands must not
+    # hold a page for every span at the same moment.
+    monkeypatch.setattr(_sweep, "_SPANS_AT_ONCE", 2)
+    account = Account(5 * core.PAGE_SIZE // 2)  # three spans
+    account.page_size = core.PAGE_SIZE
+    listed = account.pages
+    now = most = 0
+
+    async def pages(
+        after: dt.datetime, before: dt.datetime | None
+    ) -> AsyncIterator[Page[Prediction]]:
+        nonlocal now, most
+        now += 1
+        most = max(most, now)
+        try:
+            await asyncio.sleep(0.01)  # in flight: the other spans may start meanwhile
+            async for page in listed(after, before):
+                yield page
+        finally:
+            now -= 1
+
+    sw = Sweeper(pages, schedule=FAST, per_second=None)
+    tasks = [asyncio.create_task(wait(sw, account, pid)) for pid in account.state]
+    await until(lambda: sw.sweeps >= 2)
+    assert sw.outcomes["spared"] >= len(account.state)  # every span still listed in each sweep
+    assert most == 2
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
