@@ -27,7 +27,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import heapq
+import itertools
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from areplicate._core import sweep as _core
@@ -124,6 +127,44 @@ class _Watch:
 Watching = _Watch
 
 
+class _Alarms:
+    """One loop timer for the sleeps of every wait, instead of one each.
+
+    A loop timer holds a handle, its arguments and a copy of the context (~0.25 KB), for as long
+    as its wait sleeps; an entry here is a tuple. A sleep woken early (a sweep's news) leaves its
+    entry until its time, as a cancelled loop timer would.
+    """
+
+    __slots__ = ("_at", "_handle", "_heap", "_order")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()  # ties of equal times: never compare two futures
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = math.inf  # when the loop timer goes off
+
+    def add(
+        self, loop: asyncio.AbstractEventLoop, when: float, waker: asyncio.Future[None]
+    ) -> None:
+        """Complete ``waker`` (if it is not done by then) at loop time ``when``."""
+        heapq.heappush(self._heap, (when, next(self._order), waker))
+        if when < self._at:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._at, self._handle = when, loop.call_at(when, self._ring, loop)
+
+    def _ring(self, loop: asyncio.AbstractEventLoop) -> None:
+        heap = self._heap
+        now = loop.time()
+        while heap and (heap[0][0] <= now or heap[0][2].done()):
+            _done(heapq.heappop(heap)[2])
+        if heap:
+            self._at = heap[0][0]
+            self._handle = loop.call_at(self._at, self._ring, loop)
+        else:
+            self._at, self._handle = math.inf, None
+
+
 class Sweeper:
     """Checks many running predictions of one client with list pages (module docstring).
 
@@ -144,6 +185,7 @@ class Sweeper:
         self._busy = False  # a sweep is running
         self._timer: object | None = None  # the sleep that runs the next sweep when due
         self._timer_watch: _Watch | None = None  # whose sleep that is
+        self._alarms = _Alarms()  # the ends of the waits' sleeps
         self._failures = 0  # failed sweeps in a row
         self._healthy = True  # the last sweep succeeded
         self._took = 0.0  # seconds the last sweep took (a loaded machine or budget slows them)
@@ -232,11 +274,11 @@ class Sweeper:
                     self._timer, self._timer_watch = token, watch  # runs the next sweep when due
                     if not self._busy:  # (the sweep running now wakes it when it ends)
                         until = min(until, max(self._next, now))
-                # Sleep until ``until`` or a wake: a plain future and a timer, inline (no frame of
-                # its own), rather than ``wait_for``, which on Python 3.11 swallows the caller's
-                # cancellation when the future completes at the same moment, as a wake often does.
+                # Sleep until ``until`` or a wake: a plain future, inline (no frame of its own),
+                # rather than ``wait_for``, which on Python 3.11 swallows the caller's cancellation
+                # when the future completes at the same moment, as a wake often does.
                 waker = loop.create_future()
-                timer = loop.call_later(max(0.0, until - now), _done, waker)
+                self._alarms.add(loop, max(until, now), waker)
                 if watch.waker is None:
                     watch.waker = waker
                 elif watch.more is None:
@@ -246,7 +288,6 @@ class Sweeper:
                 try:
                     await waker
                 finally:
-                    timer.cancel()
                     if watch.waker is waker:
                         watch.waker = None
                     elif watch.more is not None:

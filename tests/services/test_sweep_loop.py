@@ -290,3 +290,17 @@ async def test_a_sweep_lists_a_bounded_number_of_spans_at_once(
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_sleeping_waits_share_one_loop_timer() -> None:
+    # A loop timer costs a handle, its arguments and a context copy for each sleeping wait.
+    account = Account(N)
+    sw = sweeper(account)
+    tasks = [asyncio.create_task(wait(sw, account, pid)) for pid in account.state]
+    await until(lambda: sw.sweeps >= 2)
+    timers = asyncio.get_running_loop()._scheduled  # type: ignore[attr-defined]
+    assert len([t for t in timers if not t.cancelled()]) < N // 2
+    account.finish(account.state)
+    async with asyncio.timeout(5):
+        results = await asyncio.gather(*tasks)
+    assert [r.status for r in results] == [Status.SUCCEEDED] * N
