@@ -36,11 +36,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from areplicate._core import sweep as _core
 from areplicate._core.retry import PollSchedule
 from areplicate._models import Page, Prediction
+from areplicate._services._waiting import AGAIN, Again
 
 __all__ = ["Sweeper", "Watching", "complete"]
 
 logger = logging.getLogger("areplicate")
 
+#: A sleeping wait's future: resolves to ``AGAIN`` when the sleep ends or a sweep wakes it.
+Waker = asyncio.Future["Prediction | Again | None"]
 Pages = Callable[[dt.datetime, dt.datetime | None], AsyncIterator[Page[Prediction]]]
 
 # A wait whose poll is due while sweeps run waits at most this many sweep periods (or twice as
@@ -64,11 +67,7 @@ def complete(prediction: Prediction) -> bool:
 
 
 class _Watch:
-    """What the sweeper knows of one waited-on prediction, and its waits' registration.
-
-    The waits on it use it as a context manager (leaving on exit) and as their hook
-    (:meth:`result`): one object a wait, none of its own, as each in-flight prediction holds one.
-    """
+    """What the sweeper knows of one waited-on prediction (shared by the waits on it)."""
 
     __slots__ = (
         "began",
@@ -99,32 +98,112 @@ class _Watch:
         self.ready = False  # listed finished but incomplete: its wait should read it now
         self.overdue = False  # its poll is due and it waits for a sweep's news
         # The sleeps of its waits: nearly always one, so one slot, and a list only for the rest.
-        self.waker: asyncio.Future[None] | None = None
-        self.more: list[asyncio.Future[None]] | None = None
+        self.waker: Waker | None = None
+        self.more: list[Waker] | None = None
 
-    def __enter__(self) -> _Watch:
+
+class _Wait:
+    """One wait's registration with the sweeper: its hook (:meth:`result`), left when it ends.
+
+    No coroutine of its own: ``result`` decides at once and hands back what to await, a finished
+    future (the answer) or the sleep's future, which resolves to ``AGAIN`` when the sleep ends or
+    a sweep wakes it; the wait then asks again, in the same turn. A coroutine per wait held ~0.33 KB
+    for as long as the wait slept; these few fields are what it kept.
+    """
+
+    __slots__ = ("began", "left", "since", "sleeping", "timeout", "watch")
+
+    def __init__(self, watch: _Watch) -> None:
+        self.watch = watch
+        self.timeout: float | None = None  # the turn's timeout; None between turns
+        self.began = 0.0  # loop time the turn began
+        self.since = 0  # sweeps started before the turn: only later ones are news
+        self.sleeping: Waker | None = None  # the turn's sleep, while it sleeps
+        self.left = False
+
+    def __enter__(self) -> _Wait:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.leave()
 
     def leave(self) -> None:
-        """One wait on it is over (ended, failed or cancelled)."""
-        self.sweeper._leave(self)
+        """The wait is over (ended, failed or cancelled); a second call does nothing."""
+        if self.left:
+            return
+        self.left = True
+        self._woke()
+        if self.timeout is not None:
+            self._end_turn()
+        self.watch.sweeper._leave(self.watch)
 
-    def result(self, pid: str, timeout: float) -> Awaitable[Prediction | None]:  # noqa: ARG002
+    def result(
+        self,
+        pid: str,  # noqa: ARG002 - a Receiver's signature
+        timeout: float,
+    ) -> Awaitable[Prediction | Again | None]:
         """Sleep until the wait's next poll is due; what the sweeps learned meanwhile.
 
-        A terminal prediction (ends the wait), a running one (the wait skips this poll), or None
-        (the wait polls now, as it would have without sweeps). The signature is a webhook
-        Receiver's ``result``, so the wait loop treats both alike. It hands back the sweeper's
-        own coroutine: no frame of its own held for each wait.
+        A terminal prediction (ends the wait), a running one (the wait skips this poll), None
+        (the wait polls now, as it would have without sweeps), or ``AGAIN``: the sleep ended,
+        ask again. The signature is a webhook Receiver's ``result``, so the wait loop treats both
+        alike.
         """
-        return self.sweeper._result(self, timeout)
+        self._woke()
+        watch = self.watch
+        sweeper = watch.sweeper
+        loop = asyncio.get_running_loop()
+        if self.timeout is None:
+            if sweeper._watched.get(watch.pid) is not watch:
+                return asyncio.sleep(timeout)  # not watched: a plain sleep, then a poll
+            self.timeout = timeout
+            self.began = loop.time()
+            self.since = sweeper._round
+        elif sweeper._watched.get(watch.pid) is not watch:
+            return self._answer(loop, None)  # no longer watched: poll as usual
+        return sweeper._turn(self, loop)
+
+    def _sleep(self, loop: asyncio.AbstractEventLoop, until: float) -> Waker:
+        """The turn's sleep until loop time ``until`` or a wake."""
+        watch = self.watch
+        waker: Waker = loop.create_future()
+        watch.sweeper._alarms.add(loop, until, waker)
+        if watch.waker is None:
+            watch.waker = waker
+        elif watch.more is None:
+            watch.more = [waker]
+        else:
+            watch.more.append(waker)
+        self.sleeping = waker
+        return waker
+
+    def _woke(self) -> None:
+        waker = self.sleeping
+        if waker is not None:
+            self.sleeping = None
+            watch = self.watch
+            if watch.waker is waker:
+                watch.waker = None
+            elif watch.more is not None:
+                watch.more.remove(waker)
+
+    def _answer(self, loop: asyncio.AbstractEventLoop, answer: Prediction | None) -> Waker:
+        self._end_turn()
+        done: Waker = loop.create_future()
+        done.set_result(answer)
+        return done
+
+    def _end_turn(self) -> None:
+        self.timeout = None
+        self.watch.overdue = False
+        sweeper = self.watch.sweeper
+        if sweeper._timer is self:
+            sweeper._timer = sweeper._timer_watch = None
+            sweeper._wake_one()  # another sleeping wait takes the timer over
 
 
 #: What :meth:`Sweeper.watch` hands a wait: its registration and hook.
-Watching = _Watch
+Watching = _Wait
 
 
 class _Alarms:
@@ -138,14 +217,12 @@ class _Alarms:
     __slots__ = ("_at", "_handle", "_heap", "_order")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._heap: list[tuple[float, int, Waker]] = []
         self._order = itertools.count()  # ties of equal times: never compare two futures
         self._handle: asyncio.TimerHandle | None = None
         self._at = math.inf  # when the loop timer goes off
 
-    def add(
-        self, loop: asyncio.AbstractEventLoop, when: float, waker: asyncio.Future[None]
-    ) -> None:
+    def add(self, loop: asyncio.AbstractEventLoop, when: float, waker: Waker) -> None:
         """Complete ``waker`` (if it is not done by then) at loop time ``when``."""
         heapq.heappush(self._heap, (when, next(self._order), waker))
         if when < self._at:
@@ -183,7 +260,7 @@ class Sweeper:
         self._period = _core.sweep_period(schedule, (), 1, per_second)
         self._next = 0.0  # loop time the next sweep is due
         self._busy = False  # a sweep is running
-        self._timer: object | None = None  # the sleep that runs the next sweep when due
+        self._timer: _Wait | None = None  # the wait whose sleep runs the next sweep when due
         self._timer_watch: _Watch | None = None  # whose sleep that is
         self._alarms = _Alarms()  # the ends of the waits' sleeps
         self._failures = 0  # failed sweeps in a row
@@ -215,7 +292,7 @@ class Sweeper:
             now = asyncio.get_running_loop().time()
             watch = self._watched[pid] = _Watch(self, pid, prediction.created_at, now)
         watch.waits += 1
-        return watch
+        return _Wait(watch)
 
     def _leave(self, watch: _Watch) -> None:
         if watch.waits <= 0:
@@ -231,74 +308,53 @@ class Sweeper:
 
     # -- the waits' side --------------------------------------------------------------------
 
-    async def _result(self, watch: _Watch, timeout: float) -> Prediction | None:
-        pid = watch.pid
-        if self._watched.get(pid) is not watch:
-            await asyncio.sleep(timeout)
-            return None
-        loop = asyncio.get_running_loop()
-        token = object()
-        began = loop.time()
-        since = self._round  # only sweeps started after now count as news
-        due = began + timeout
-        try:
-            while True:
-                if watch.finished is not None:
-                    self.outcomes["delivered"] += 1
-                    return watch.finished
-                if watch.ready:
-                    watch.ready = False  # once per sweep that saw it: a failing GET cannot spin
-                    self.outcomes["read"] += 1
-                    return None
-                now = loop.time()
-                if self._due(now):
-                    await self._lead(now)
-                    continue
-                if now >= due:
-                    if watch.seen > since:
-                        self.outcomes["spared"] += 1
-                        return watch.state
-                    if watch.missed > since or not (self.sweeping and self._healthy):
-                        self.outcomes["missed" if watch.missed > since else "alone"] += 1
-                        return None
-                    # A sweep is under way or due: give it a little time before polling alone.
-                    grace = max(_GRACE_PERIODS * self._period, 2.0 * self._took)
-                    until = began + max(timeout, grace)
-                    if now >= until:
-                        self.outcomes["late"] += 1
-                        return None
-                    watch.overdue = True
-                else:
-                    until = due
-                if len(self._watched) >= _core.MIN_WAITERS and self._timer in (None, token):
-                    self._timer, self._timer_watch = token, watch  # runs the next sweep when due
-                    if not self._busy:  # (the sweep running now wakes it when it ends)
-                        until = min(until, max(self._next, now))
-                # Sleep until ``until`` or a wake: a plain future, inline (no frame of its own),
-                # rather than ``wait_for``, which on Python 3.11 swallows the caller's cancellation
-                # when the future completes at the same moment, as a wake often does.
-                waker = loop.create_future()
-                self._alarms.add(loop, max(until, now), waker)
-                if watch.waker is None:
-                    watch.waker = waker
-                elif watch.more is None:
-                    watch.more = [waker]
-                else:
-                    watch.more.append(waker)
-                try:
-                    await waker
-                finally:
-                    if watch.waker is waker:
-                        watch.waker = None
-                    elif watch.more is not None:
-                        watch.more.remove(waker)
-                if self._watched.get(pid) is not watch:
-                    return None  # no longer watched: poll as usual
-        finally:
-            watch.overdue = False
-            if self._timer is token:
-                self._timer = self._timer_watch = None
-                self._wake_one()  # another sleeping wait takes the timer over
+    def _turn(
+        self, wait: _Wait, loop: asyncio.AbstractEventLoop
+    ) -> Awaitable[Prediction | Again | None]:
+        """What ``wait``'s turn does now: answer, lead a sweep that is due, or sleep."""
+        watch = wait.watch
+        if watch.finished is not None:
+            self.outcomes["delivered"] += 1
+            return wait._answer(loop, watch.finished)
+        if watch.ready:
+            watch.ready = False  # once per sweep that saw it: a failing GET cannot spin
+            self.outcomes["read"] += 1
+            return wait._answer(loop, None)
+        now = loop.time()
+        if self._due(now):
+            return self._leading(now)
+        timeout = wait.timeout
+        assert timeout is not None
+        since = wait.since
+        due = wait.began + timeout
+        if now >= due:
+            if watch.seen > since:
+                self.outcomes["spared"] += 1
+                return wait._answer(loop, watch.state)
+            if watch.missed > since or not (self.sweeping and self._healthy):
+                self.outcomes["missed" if watch.missed > since else "alone"] += 1
+                return wait._answer(loop, None)
+            # A sweep is under way or due: give it a little time before polling alone.
+            grace = max(_GRACE_PERIODS * self._period, 2.0 * self._took)
+            until = wait.began + max(timeout, grace)
+            if now >= until:
+                self.outcomes["late"] += 1
+                return wait._answer(loop, None)
+            watch.overdue = True
+        else:
+            until = due
+        if len(self._watched) >= _core.MIN_WAITERS and self._timer in (None, wait):
+            self._timer, self._timer_watch = wait, watch  # runs the next sweep when due
+            if not self._busy:  # (the sweep running now wakes it when it ends)
+                until = min(until, max(self._next, now))
+        # A plain future rather than ``wait_for``, which on Python 3.11 swallows the caller's
+        # cancellation when the future completes at the same moment, as a wake often does.
+        return wait._sleep(loop, max(until, now))
+
+    async def _leading(self, now: float) -> Again:
+        """Lead the sweep that is due, in the wait's own task; then the wait asks again."""
+        await self._lead(now)
+        return AGAIN
 
     def _due(self, now: float) -> bool:
         return not self._busy and len(self._watched) >= _core.MIN_WAITERS and now >= self._next
@@ -429,11 +485,11 @@ class Sweeper:
         for watch in self._watched.values():
             waker = watch.waker
             if waker is not None and not waker.done():
-                waker.set_result(None)
+                waker.set_result(AGAIN)
                 return
             for waker in watch.more or ():
                 if not waker.done():
-                    waker.set_result(None)
+                    waker.set_result(AGAIN)
                     return
 
     def _wake_all(self) -> None:
@@ -444,12 +500,12 @@ class Sweeper:
 def _wake(watch: _Watch) -> None:
     waker = watch.waker
     if waker is not None and not waker.done():
-        waker.set_result(None)
+        waker.set_result(AGAIN)
     for waker in watch.more or ():
         if not waker.done():
-            waker.set_result(None)
+            waker.set_result(AGAIN)
 
 
-def _done(waker: asyncio.Future[None]) -> None:
+def _done(waker: Waker) -> None:
     if not waker.done():
-        waker.set_result(None)
+        waker.set_result(AGAIN)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 from collections.abc import Awaitable
 from typing import Protocol, TypeVar
@@ -29,7 +30,7 @@ from areplicate._errors import (
 )
 from areplicate._models import Prediction, WaitTimeoutError
 
-__all__ = ["TRANSIENT", "poll_delay", "wait_until_done"]
+__all__ = ["AGAIN", "TRANSIENT", "Again", "poll_delay", "wait_until_done"]
 
 logger = logging.getLogger("areplicate")
 
@@ -42,6 +43,16 @@ _WARN_EVERY = 10
 _NO_DEADLINE = contextlib.nullcontext()
 
 P = TypeVar("P", bound=Prediction)
+
+
+class Again(enum.Enum):
+    """A hook's answer "I slept and was woken: ask me again" (the sweeper's, which keeps no
+    coroutine of its own while a wait sleeps)."""
+
+    AGAIN = "again"
+
+
+AGAIN = Again.AGAIN
 P_co = TypeVar("P_co", bound=Prediction, covariant=True)
 
 
@@ -61,8 +72,9 @@ class Polled(Protocol[P_co]):
 class Deliveries(Protocol):
     """A hook awaited instead of each sleep between polls: a webhook Receiver, a sweep's watch."""
 
-    def result(self, pid: str, timeout: float, /) -> Awaitable[Prediction | None]:
-        """Within ``timeout`` seconds: a terminal state, a running one read for us, or None."""
+    def result(self, pid: str, timeout: float, /) -> Awaitable[Prediction | Again | None]:
+        """Within ``timeout`` seconds: a terminal state, a running one read for us, or None;
+        ``AGAIN`` to be asked again (for the same sleep)."""
         ...
 
 
@@ -142,15 +154,17 @@ async def wait_until_done(
                         delay = poll_delay(schedule, loop.time() - began, failures, error)
                         if delivered is None:
                             await asyncio.sleep(delay)
-                        elif (got := await delivered.result(pid, delay)) is not None and isinstance(
-                            got, cls
-                        ):
-                            # Terminal: the wait is over. Running: someone just read it for us (a
-                            # sweep's list page), so this poll is spared.
-                            current, failures, error = got, 0, None
-                            if got.is_terminal:
-                                break
-                            continue
+                        else:
+                            got = await delivered.result(pid, delay)
+                            while got is AGAIN:  # the hook slept: it decides again (same sleep)
+                                got = await delivered.result(pid, delay)
+                            if got is not None and isinstance(got, cls):
+                                # Terminal: the wait is over. Running: someone just read it for
+                                # us (a sweep's list page), so this poll is spared.
+                                current, failures, error = got, 0, None
+                                if got.is_terminal:
+                                    break
+                                continue
                     try:
                         current = await polled.get(pid)
                     except TRANSIENT as exc:
@@ -162,6 +176,8 @@ async def wait_until_done(
                         continue
                     failures, error = 0, None
         except BaseException as exc:
+            if watch is not None:
+                watch.leave()  # before the cancel: the sweeps go on without this wait meanwhile
             # The caller gave up (cancelled, interrupted) while the work may still run: stop it,
             # shielded. A definitive error from a poll (an Exception) leaves it alone.
             unfinished = current is None or not current.is_terminal
@@ -172,6 +188,8 @@ async def wait_until_done(
             # Only the scope's own deadline leaves the loop early.
             assert scope is not None
             assert scope.cancelled_caught
+            if watch is not None:
+                watch.leave()
             if cancel_on_exit:
                 await polled._cancel_shielded(pid)
             last = current if current is not None else cls(id=pid, status=Status.STARTING)
@@ -179,4 +197,4 @@ async def wait_until_done(
         return current
     finally:
         if watch is not None:
-            watch.leave()
+            watch.leave()  # (a second leave does nothing)
