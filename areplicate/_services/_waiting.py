@@ -60,6 +60,7 @@ class _NoDeadline:
 _NO_DEADLINE = _NoDeadline()
 
 P = TypeVar("P", bound=Prediction)
+P_co = TypeVar("P_co", bound=Prediction, covariant=True)
 
 
 class Again(enum.Enum):
@@ -70,7 +71,6 @@ class Again(enum.Enum):
 
 
 AGAIN = Again.AGAIN
-P_co = TypeVar("P_co", bound=Prediction, covariant=True)
 
 
 class Polled(Protocol[P_co]):
@@ -146,9 +146,10 @@ async def wait_until_done(
     the start of the whole call, so WaitTimeoutError reports the ``timeout`` the caller gave.
     ``delivered.result(pid, s)``, when given (a webhook Receiver), is awaited instead of each sleep
     between polls: a terminal state it returns within ``s`` seconds ends the wait at once, a running
-    one stands for the poll it replaces (a sweep read it), and None means "poll now"; the polls are
-    the fallback for a lost delivery or a prediction no sweep reached. Without it, ``sweeper``
-    (when given) watches ``current`` from the wait's start to its end, and its watch is the hook.
+    one stands for the poll it replaces (a sweep read it), None means "poll now", and ``AGAIN``
+    "ask me again" (the hook slept); the polls are the fallback for a lost delivery or a prediction
+    no sweep reached. Without it, ``sweeper`` (when given) watches ``current`` from the wait's
+    start to its end, and its watch is the hook.
     """
     if current is not None and current.is_terminal:
         return current
