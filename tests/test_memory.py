@@ -3,8 +3,17 @@ measures the bytes; these pin the mechanisms)."""
 
 from __future__ import annotations
 
+import asyncio
+import linecache
 import subprocess
 import sys
+import tracemalloc
+from typing import Any
+
+from areplicate._core.retry import PollSchedule
+from areplicate._core.status import Status
+from areplicate._models import Prediction
+from areplicate._services import _waiting
 
 # Run in a fresh interpreter: the process-wide tracer provider can be set only once, and the
 # tracing tests of this suite set one.
@@ -49,3 +58,54 @@ def test_no_span_is_opened_while_no_tracer_provider_is_set() -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "0"
+
+
+class _Hook:
+    """A webhook-like hook that never answers: each wait stays asleep in it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+
+    def result(self, pid: str, timeout: float) -> asyncio.Future[Any]:
+        return self.loop.create_future()
+
+
+class _Service:
+    async def get(self, pid: str) -> Prediction:
+        raise AssertionError("no poll is due")
+
+    async def _cancel_shielded(self, pid: str) -> None:
+        pass
+
+
+async def test_a_wait_without_a_timeout_holds_nothing_for_its_deadline() -> None:
+    # A ``with`` block holds its manager's bound ``__exit__`` while it runs: ~64 bytes a wait.
+    hook, service = _Hook(), _Service()
+    current = Prediction(id="p", status=Status.PROCESSING)
+    waits = [
+        _waiting.wait_until_done(
+            service,
+            Prediction,
+            "p",
+            current,
+            schedule=PollSchedule(),
+            timeout=None,
+            cancel_on_exit=False,
+            delivered=hook,
+        )
+        for _ in range(200)
+    ]
+    tracemalloc.start()
+    try:
+        for wait in waits:
+            wait.send(None)  # runs to the hook's sleep
+        snapshot = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+        for wait in waits:
+            wait.close()
+    held = snapshot.filter_traces([tracemalloc.Filter(True, _waiting.__file__)])
+    by_line = {s.traceback[0].lineno: s.count for s in held.statistics("lineno")}
+    lines = linecache.getlines(_waiting.__file__)
+    with_line = next(n for n, line in enumerate(lines, 1) if "with _NO_DEADLINE" in line)
+    assert by_line.get(with_line, 0) < 10, by_line

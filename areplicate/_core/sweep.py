@@ -3,7 +3,7 @@
 ``GET /predictions`` answers 100 predictions a page, newest first, filtered by ``created_after`` and
 ``created_before``: one page reports on up to 100 running predictions for the price of one
 request. A sweep cuts the waited-on predictions, by ``created_at``, into spans of about 100
-(:func:`ranges`) and lists all spans at once. It pays when the waits' own polls would cost more
+(:func:`ranges`) and lists many spans at once. It pays when the waits' own polls would cost more
 requests a second than the sweep's pages; the numbers behind the defaults are in
 benchmarks/README.md ("Polls: sweep vs per-prediction").
 
@@ -70,7 +70,7 @@ def ranges(
     """``(created_after, created_before)`` spans covering predictions created at ``created``
     (ascending), about ``size`` of them each, newest span open-ended (``None``).
 
-    A sweep lists every span at once, so it takes one request's time, not one per page, and skips
+    A sweep lists many spans at once, so it takes a request's time, not one per page, and skips
     what lies between the spans (predictions that finished, or not waited on). Spans overlap by
     :data:`SEAM` so none falls through a gap whatever the server's bounds are (inclusive or not);
     the oldest starts :data:`WINDOW_MARGIN` early. Equal timestamps never straddle two spans.

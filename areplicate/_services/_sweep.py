@@ -4,8 +4,9 @@ Every wait on a prediction whose ``created_at`` is known registers here (:meth:`
 While enough are registered that list pages cost fewer requests than their own polls
 (``_core.sweep.should_sweep``), sweeps run every few seconds: one cuts the waited-on predictions
 into spans of about 100 by ``created_at`` and lists ``GET /predictions`` with ``created_after`` and
-``created_before`` for every span at once (a page or two each, at most a few). Each wait hands its sleeps between polls to
-:meth:`Watching.result`, the same hook a webhook Receiver offers, and then:
+``created_before`` for up to ten spans at once (a page or two each, at most a few). Each wait hands
+its sleeps between polls to the registration's ``result``, the same hook a webhook Receiver offers,
+and then:
 
 - a prediction a sweep saw finished ends its wait at once: delivered as listed when the list item is
   complete, else (the real API's list items carry no ``logs``) the wait reads it with one GET now;
@@ -26,17 +27,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import heapq
+import itertools
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from areplicate._core import sweep as _core
 from areplicate._core.retry import PollSchedule
 from areplicate._models import Page, Prediction
+from areplicate._services._waiting import AGAIN, Again
 
 __all__ = ["Sweeper", "Watching", "complete"]
 
 logger = logging.getLogger("areplicate")
 
+#: A sleeping wait's future: resolves to ``AGAIN`` when the sleep ends or a sweep wakes it.
+Waker = asyncio.Future["Prediction | Again | None"]
 Pages = Callable[[dt.datetime, dt.datetime | None], AsyncIterator[Page[Prediction]]]
 
 # A wait whose poll is due while sweeps run waits at most this many sweep periods (or twice as
@@ -45,6 +52,12 @@ Pages = Callable[[dt.datetime, dt.datetime | None], AsyncIterator[Page[Predictio
 _GRACE_PERIODS = 3.0
 # Longest pause after failed sweeps in a row, in sweep periods.
 _MAX_BACKOFF_PERIODS = 30.0
+# Spans a sweep lists at once. Each page in flight holds a hundred predictions' JSON and states
+# (~0.1 MB) until its span reads it; with every span at once, a sweep of 10,000 briefly held a
+# second copy of all of them, which stayed in the process's RSS as freed, fragmented heap. Ten
+# (a thousand predictions) still fill a paced budget's share, and a sweep of up to a thousand
+# waits still takes one request's time.
+_SPANS_AT_ONCE = 10
 
 
 def complete(prediction: Prediction) -> bool:
@@ -54,58 +67,179 @@ def complete(prediction: Prediction) -> bool:
 
 
 class _Watch:
-    """What the sweeper knows of one waited-on prediction."""
+    """What the sweeper knows of one waited-on prediction (shared by the waits on it)."""
 
     __slots__ = (
         "began",
         "created_at",
+        "finished",
         "missed",
+        "more",
         "overdue",
+        "pid",
         "ready",
-        "result",
         "seen",
         "state",
+        "sweeper",
         "waits",
-        "wakers",
+        "waker",
     )
 
-    def __init__(self, created_at: dt.datetime, began: float) -> None:
+    def __init__(self, sweeper: Sweeper, pid: str, created_at: dt.datetime, began: float) -> None:
+        self.sweeper = sweeper
+        self.pid = pid
         self.created_at = created_at
         self.began = began  # loop time the first wait on it registered
         self.waits = 0  # waits registered on this id
         self.seen = 0  # number of the latest sweep that listed it
         self.missed = 0  # number of the latest sweep that should have listed it and did not
         self.state: Prediction | None = None  # its state in that listing, when still running
-        self.result: Prediction | None = None  # its complete terminal state, once listed
+        self.finished: Prediction | None = None  # its complete terminal state, once listed
         self.ready = False  # listed finished but incomplete: its wait should read it now
         self.overdue = False  # its poll is due and it waits for a sweep's news
-        self.wakers: list[asyncio.Future[None]] = []  # the sleeps of its waits
+        # The sleeps of its waits: nearly always one, so one slot, and a list only for the rest.
+        self.waker: Waker | None = None
+        self.more: list[Waker] | None = None
 
 
-class Watching:
-    """One wait's registration with the sweeper: a context manager, and the wait's hook."""
+class _Wait:
+    """One wait's registration with the sweeper: its hook (:meth:`result`), left when it ends.
 
-    __slots__ = ("_pid", "_sweeper")
+    No coroutine of its own: ``result`` decides at once and hands back what to await, a finished
+    future (the answer) or the sleep's future, which resolves to ``AGAIN`` when the sleep ends or
+    a sweep wakes it; the wait then asks again, in the same turn. A coroutine per wait held ~0.33 KB
+    for as long as the wait slept; these few fields are what it kept.
+    """
 
-    def __init__(self, sweeper: Sweeper, pid: str) -> None:
-        self._sweeper = sweeper
-        self._pid = pid
+    __slots__ = ("began", "left", "since", "sleeping", "timeout", "watch")
 
-    def __enter__(self) -> Watching:
+    def __init__(self, watch: _Watch) -> None:
+        self.watch = watch
+        self.timeout: float | None = None  # the turn's timeout; None between turns
+        self.began = 0.0  # loop time the turn began
+        self.since = 0  # sweeps started before the turn: only later ones are news
+        self.sleeping: Waker | None = None  # the turn's sleep, while it sleeps
+        self.left = False
+
+    def __enter__(self) -> _Wait:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._sweeper._leave(self._pid)
+        self.leave()
 
-    def result(self, pid: str, timeout: float) -> Awaitable[Prediction | None]:
+    def leave(self) -> None:
+        """The wait is over (ended, failed or cancelled); a second call does nothing."""
+        if self.left:
+            return
+        self.left = True
+        self._woke()
+        if self.timeout is not None:
+            self._end_turn()
+        self.watch.sweeper._leave(self.watch)
+
+    def result(
+        self,
+        pid: str,  # noqa: ARG002 - a Receiver's signature
+        timeout: float,
+    ) -> Awaitable[Prediction | Again | None]:
         """Sleep until the wait's next poll is due; what the sweeps learned meanwhile.
 
-        A terminal prediction (ends the wait), a running one (the wait skips this poll), or None
-        (the wait polls now, as it would have without sweeps). The signature is a webhook
-        Receiver's ``result``, so the wait loop treats both alike. It hands back the sweeper's
-        own coroutine: no frame of its own held for each wait.
+        A terminal prediction (ends the wait), a running one (the wait skips this poll), None
+        (the wait polls now, as it would have without sweeps), or ``AGAIN``: the sleep ended,
+        ask again. The signature is a webhook Receiver's ``result``, so the wait loop treats both
+        alike.
         """
-        return self._sweeper._result(pid, timeout)
+        self._woke()
+        watch = self.watch
+        sweeper = watch.sweeper
+        loop = asyncio.get_running_loop()
+        if self.timeout is None:
+            if sweeper._watched.get(watch.pid) is not watch:
+                return asyncio.sleep(timeout)  # not watched: a plain sleep, then a poll
+            self.timeout = timeout
+            self.began = loop.time()
+            self.since = sweeper._round
+        elif sweeper._watched.get(watch.pid) is not watch:
+            return self._answer(loop, None)  # no longer watched: poll as usual
+        return sweeper._turn(self, loop)
+
+    def _sleep(self, loop: asyncio.AbstractEventLoop, until: float) -> Waker:
+        """The turn's sleep until loop time ``until`` or a wake."""
+        watch = self.watch
+        waker: Waker = loop.create_future()
+        watch.sweeper._alarms.add(loop, until, waker)
+        if watch.waker is None:
+            watch.waker = waker
+        elif watch.more is None:
+            watch.more = [waker]
+        else:
+            watch.more.append(waker)
+        self.sleeping = waker
+        return waker
+
+    def _woke(self) -> None:
+        waker = self.sleeping
+        if waker is not None:
+            self.sleeping = None
+            watch = self.watch
+            if watch.waker is waker:
+                watch.waker = None
+            elif watch.more is not None:
+                watch.more.remove(waker)
+
+    def _answer(self, loop: asyncio.AbstractEventLoop, answer: Prediction | None) -> Waker:
+        self._end_turn()
+        done: Waker = loop.create_future()
+        done.set_result(answer)
+        return done
+
+    def _end_turn(self) -> None:
+        self.timeout = None
+        self.watch.overdue = False
+        sweeper = self.watch.sweeper
+        if sweeper._timer is self:
+            sweeper._timer = sweeper._timer_watch = None
+            sweeper._wake_one()  # another sleeping wait takes the timer over
+
+
+#: What :meth:`Sweeper.watch` hands a wait: its registration and hook.
+Watching = _Wait
+
+
+class _Alarms:
+    """One loop timer for the sleeps of every wait, instead of one each.
+
+    A loop timer holds a handle, its arguments and a copy of the context (~0.25 KB), for as long
+    as its wait sleeps; an entry here is a tuple. A sleep woken early (a sweep's news) leaves its
+    entry until its time, as a cancelled loop timer would.
+    """
+
+    __slots__ = ("_at", "_handle", "_heap", "_order")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Waker]] = []
+        self._order = itertools.count()  # ties of equal times: never compare two futures
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = math.inf  # when the loop timer goes off
+
+    def add(self, loop: asyncio.AbstractEventLoop, when: float, waker: Waker) -> None:
+        """Complete ``waker`` (if it is not done by then) at loop time ``when``."""
+        heapq.heappush(self._heap, (when, next(self._order), waker))
+        if when < self._at:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._at, self._handle = when, loop.call_at(when, self._ring, loop)
+
+    def _ring(self, loop: asyncio.AbstractEventLoop) -> None:
+        heap = self._heap
+        now = loop.time()
+        while heap and (heap[0][0] <= now or heap[0][2].done()):
+            _done(heapq.heappop(heap)[2])
+        if heap:
+            self._at = heap[0][0]
+            self._handle = loop.call_at(self._at, self._ring, loop)
+        else:
+            self._at, self._handle = math.inf, None
 
 
 class Sweeper:
@@ -126,8 +260,9 @@ class Sweeper:
         self._period = _core.sweep_period(schedule, (), 1, per_second)
         self._next = 0.0  # loop time the next sweep is due
         self._busy = False  # a sweep is running
-        self._timer: object | None = None  # the sleep that runs the next sweep when due
+        self._timer: _Wait | None = None  # the wait whose sleep runs the next sweep when due
         self._timer_watch: _Watch | None = None  # whose sleep that is
+        self._alarms = _Alarms()  # the ends of the waits' sleeps
         self._failures = 0  # failed sweeps in a row
         self._healthy = True  # the last sweep succeeded
         self._took = 0.0  # seconds the last sweep took (a loaded machine or budget slows them)
@@ -151,20 +286,21 @@ class Sweeper:
         already finished). Use the result as a context manager around the wait."""
         if prediction is None or prediction.created_at is None or prediction.is_terminal:
             return None
-        watch = self._watched.get(prediction.id)
-        if watch is None:
-            now = asyncio.get_running_loop().time()
-            watch = self._watched[prediction.id] = _Watch(prediction.created_at, now)
-        watch.waits += 1
-        return Watching(self, prediction.id)
-
-    def _leave(self, pid: str) -> None:
+        pid = prediction.id
         watch = self._watched.get(pid)
         if watch is None:
+            now = asyncio.get_running_loop().time()
+            watch = self._watched[pid] = _Watch(self, pid, prediction.created_at, now)
+        watch.waits += 1
+        return _Wait(watch)
+
+    def _leave(self, watch: _Watch) -> None:
+        if watch.waits <= 0:
             return
         watch.waits -= 1
-        if watch.waits <= 0:
-            del self._watched[pid]
+        if watch.waits == 0:
+            if self._watched.get(watch.pid) is watch:
+                del self._watched[watch.pid]
             _wake(watch)
             if self.sweeping and len(self._watched) < _core.MIN_WAITERS:
                 self.sweeping = False  # too few for sweeps: the rest poll alone, from now
@@ -172,57 +308,53 @@ class Sweeper:
 
     # -- the waits' side --------------------------------------------------------------------
 
-    async def _result(self, pid: str, timeout: float) -> Prediction | None:
-        watch = self._watched.get(pid)
-        if watch is None:
-            await asyncio.sleep(timeout)
-            return None
-        loop = asyncio.get_running_loop()
-        token = object()
-        began = loop.time()
-        since = self._round  # only sweeps started after now count as news
-        due = began + timeout
-        try:
-            while True:
-                if watch.result is not None:
-                    self.outcomes["delivered"] += 1
-                    return watch.result
-                if watch.ready:
-                    watch.ready = False  # once per sweep that saw it: a failing GET cannot spin
-                    self.outcomes["read"] += 1
-                    return None
-                now = loop.time()
-                if self._due(now):
-                    await self._lead(now)
-                    continue
-                if now >= due:
-                    if watch.seen > since:
-                        self.outcomes["spared"] += 1
-                        return watch.state
-                    if watch.missed > since or not (self.sweeping and self._healthy):
-                        self.outcomes["missed" if watch.missed > since else "alone"] += 1
-                        return None
-                    # A sweep is under way or due: give it a little time before polling alone.
-                    grace = max(_GRACE_PERIODS * self._period, 2.0 * self._took)
-                    until = began + max(timeout, grace)
-                    if now >= until:
-                        self.outcomes["late"] += 1
-                        return None
-                    watch.overdue = True
-                else:
-                    until = due
-                if len(self._watched) >= _core.MIN_WAITERS and self._timer in (None, token):
-                    self._timer, self._timer_watch = token, watch  # runs the next sweep when due
-                    if not self._busy:  # (the sweep running now wakes it when it ends)
-                        until = min(until, max(self._next, now))
-                await _sleep(watch, loop, until - now)
-                if self._watched.get(pid) is not watch:
-                    return None  # no longer watched: poll as usual
-        finally:
-            watch.overdue = False
-            if self._timer is token:
-                self._timer = self._timer_watch = None
-                self._wake_one()  # another sleeping wait takes the timer over
+    def _turn(
+        self, wait: _Wait, loop: asyncio.AbstractEventLoop
+    ) -> Awaitable[Prediction | Again | None]:
+        """What ``wait``'s turn does now: answer, lead a sweep that is due, or sleep."""
+        watch = wait.watch
+        if watch.finished is not None:
+            self.outcomes["delivered"] += 1
+            return wait._answer(loop, watch.finished)
+        if watch.ready:
+            watch.ready = False  # once per sweep that saw it: a failing GET cannot spin
+            self.outcomes["read"] += 1
+            return wait._answer(loop, None)
+        now = loop.time()
+        if self._due(now):
+            return self._leading(now)
+        timeout = wait.timeout
+        assert timeout is not None
+        since = wait.since
+        due = wait.began + timeout
+        if now >= due:
+            if watch.seen > since:
+                self.outcomes["spared"] += 1
+                return wait._answer(loop, watch.state)
+            if watch.missed > since or not (self.sweeping and self._healthy):
+                self.outcomes["missed" if watch.missed > since else "alone"] += 1
+                return wait._answer(loop, None)
+            # A sweep is under way or due: give it a little time before polling alone.
+            grace = max(_GRACE_PERIODS * self._period, 2.0 * self._took)
+            until = wait.began + max(timeout, grace)
+            if now >= until:
+                self.outcomes["late"] += 1
+                return wait._answer(loop, None)
+            watch.overdue = True
+        else:
+            until = due
+        if len(self._watched) >= _core.MIN_WAITERS and self._timer in (None, wait):
+            self._timer, self._timer_watch = wait, watch  # runs the next sweep when due
+            if not self._busy:  # (the sweep running now wakes it when it ends)
+                until = min(until, max(self._next, now))
+        # A plain future rather than ``wait_for``, which on Python 3.11 swallows the caller's
+        # cancellation when the future completes at the same moment, as a wake often does.
+        return wait._sleep(loop, max(until, now))
+
+    async def _leading(self, now: float) -> Again:
+        """Lead the sweep that is due, in the wait's own task; then the wait asks again."""
+        await self._lead(now)
+        return AGAIN
 
     def _due(self, now: float) -> bool:
         return not self._busy and len(self._watched) >= _core.MIN_WAITERS and now >= self._next
@@ -271,7 +403,7 @@ class Sweeper:
                 _wake(self._timer_watch)  # the timer's sleep now aims at the next sweep
 
     async def _sweep(self) -> None:
-        """One sweep: every span of watched predictions listed at once (``_core.sweep.ranges``)."""
+        """One sweep: every span of watched predictions listed, ``_SPANS_AT_ONCE`` at a time."""
         self._round += 1
         number = self._round
         watched = dict(self._watched)
@@ -279,8 +411,12 @@ class Sweeper:
         spans = _core.ranges([watched[pid].created_at for pid in order])
         unseen = set(watched)
         try:
+            turns = asyncio.Semaphore(_SPANS_AT_ONCE)
             outcomes = await asyncio.gather(
-                *(self._span(after, before, watched, unseen, number) for after, before in spans),
+                *(
+                    self._span(after, before, watched, unseen, number, turns)
+                    for after, before in spans
+                ),
                 return_exceptions=True,
             )
         finally:
@@ -303,37 +439,42 @@ class Sweeper:
         watched: dict[str, _Watch],
         unseen: set[str],
         number: int,
+        turns: asyncio.Semaphore,
     ) -> int:
-        """List one span, at most ``PAGES_PER_SPAN`` pages; the pages read."""
+        """List one span, at most ``PAGES_PER_SPAN`` pages, in one of ``turns``; the pages read."""
         pages = 0
-        listing = self._pages(after, before)
-        try:
-            async for page in listing:
-                pages += 1
-                self.pages += 1
-                for prediction in page.results:
-                    watch = watched.get(prediction.id)
-                    if watch is not None:
-                        unseen.discard(prediction.id)
-                        self._report(watch, prediction, number)
-                if pages >= _core.PAGES_PER_SPAN:
-                    break
-        finally:
-            close = getattr(listing, "aclose", None)
-            if close is not None:
-                await close()
+        async with turns:
+            listing = self._pages(after, before)
+            try:
+                async for page in listing:
+                    pages += 1
+                    self.pages += 1
+                    for prediction in page.results:
+                        watch = watched.get(prediction.id)
+                        if watch is not None:
+                            unseen.discard(prediction.id)
+                            self._report(watch, prediction, number)
+                    if pages >= _core.PAGES_PER_SPAN:
+                        break
+            finally:
+                close = getattr(listing, "aclose", None)
+                if close is not None:
+                    await close()
         return pages
 
     def _report(self, watch: _Watch, prediction: Prediction, number: int) -> None:
         watch.seen = number
         if prediction.is_terminal:
             if complete(prediction):
-                watch.result = prediction
+                watch.finished = prediction
             else:
                 watch.ready = True
             _wake(watch)
         else:
-            watch.state = prediction
+            # Unchanged since the last listing (the common case): keep the state the wait was
+            # handed then and holds, not a second copy of each prediction while its wait sleeps.
+            if watch.state is None or watch.state != prediction:
+                watch.state = prediction
             if watch.overdue:
                 _wake(watch)
 
@@ -342,9 +483,13 @@ class Sweeper:
         if len(self._watched) < _core.MIN_WAITERS:
             return
         for watch in self._watched.values():
-            for waker in watch.wakers:
+            waker = watch.waker
+            if waker is not None and not waker.done():
+                waker.set_result(AGAIN)
+                return
+            for waker in watch.more or ():
                 if not waker.done():
-                    waker.set_result(None)
+                    waker.set_result(AGAIN)
                     return
 
     def _wake_all(self) -> None:
@@ -353,27 +498,14 @@ class Sweeper:
 
 
 def _wake(watch: _Watch) -> None:
-    for waker in watch.wakers:
+    waker = watch.waker
+    if waker is not None and not waker.done():
+        waker.set_result(AGAIN)
+    for waker in watch.more or ():
         if not waker.done():
-            waker.set_result(None)
+            waker.set_result(AGAIN)
 
 
-def _done(waker: asyncio.Future[None]) -> None:
+def _done(waker: Waker) -> None:
     if not waker.done():
-        waker.set_result(None)
-
-
-async def _sleep(watch: _Watch, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
-    """Sleep ``seconds`` or until the sweeper wakes ``watch``.
-
-    A plain future and a timer rather than ``wait_for``: on Python 3.11 ``wait_for`` swallows the
-    caller's cancellation when the future completes at the same moment, which a wake often does.
-    """
-    waker: asyncio.Future[None] = loop.create_future()
-    timer = loop.call_later(max(0.0, seconds), _done, waker)
-    watch.wakers.append(waker)
-    try:
-        await waker
-    finally:
-        timer.cancel()
-        watch.wakers.remove(waker)
+        waker.set_result(AGAIN)

@@ -12,10 +12,10 @@ still running and paid for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import enum
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar
 
 import anyio
 
@@ -29,7 +29,7 @@ from areplicate._errors import (
 )
 from areplicate._models import Prediction, WaitTimeoutError
 
-__all__ = ["TRANSIENT", "poll_delay", "wait_until_done"]
+__all__ = ["AGAIN", "TRANSIENT", "Again", "poll_delay", "wait_until_done"]
 
 logger = logging.getLogger("areplicate")
 
@@ -38,10 +38,77 @@ logger = logging.getLogger("areplicate")
 TRANSIENT = (ServerError, UnexpectedResponseError, APIConnectionError, RateLimitError)
 # Consecutive failed polls before the wait says so at WARNING level (and every so many after).
 _WARN_EVERY = 10
-# The deadline of a wait without a timeout (reusable: nullcontext keeps no state).
-_NO_DEADLINE = contextlib.nullcontext()
+
+
+class _NoDeadline:
+    """The deadline of a wait without a timeout: a context manager that does nothing.
+
+    Not ``contextlib.nullcontext``: a ``with`` block holds its manager's bound ``__exit__`` for
+    as long as it runs (~64 bytes a wait); a static one binds to nothing.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    @staticmethod
+    def __exit__(*exc: object) -> None:
+        return None
+
+
+_NO_DEADLINE = _NoDeadline()
 
 P = TypeVar("P", bound=Prediction)
+P_co = TypeVar("P_co", bound=Prediction, covariant=True)
+
+
+class Again(enum.Enum):
+    """A hook's answer "I slept and was woken: ask me again" (the sweeper's, which keeps no
+    coroutine of its own while a wait sleeps)."""
+
+    AGAIN = "again"
+
+
+AGAIN = Again.AGAIN
+
+
+class Polled(Protocol[P_co]):
+    """What a wait polls: the service (predictions, trainings) itself, not two bound methods
+    (which a wait would hold for as long as it runs)."""
+
+    def get(self, pid: str, /) -> Awaitable[P_co]:
+        """The current state of ``pid``."""
+        ...
+
+    def _cancel_shielded(self, pid: str, /) -> Awaitable[None]:
+        """Cancel ``pid`` remotely, outliving the caller's cancellation; never raises."""
+        ...
+
+
+class Deliveries(Protocol):
+    """A hook awaited instead of each sleep between polls: a webhook Receiver, a sweep's watch."""
+
+    def result(self, pid: str, timeout: float, /) -> Awaitable[Prediction | Again | None]:
+        """Within ``timeout`` seconds: a terminal state, a running one read for us, or None;
+        ``AGAIN`` to be asked again (for the same sleep)."""
+        ...
+
+
+class Watch(Deliveries, Protocol):
+    """A wait's registration with the sweeper: its hook, left when the wait ends."""
+
+    def leave(self) -> None:
+        """The wait is over."""
+        ...
+
+
+class Sweeps(Protocol):
+    """The client's sweeper, as a wait sees it."""
+
+    def watch(self, prediction: Prediction | None, /) -> Watch | None:
+        """Register a wait on ``prediction``; None when it cannot be swept."""
+        ...
 
 
 def poll_delay(
@@ -59,8 +126,7 @@ def poll_delay(
 
 
 async def wait_until_done(
-    get: Callable[[str], Awaitable[P]],
-    cancel: Callable[[str], Awaitable[None]],
+    polled: Polled[P],
     cls: type[P],
     pid: str,
     current: P | None,
@@ -69,63 +135,84 @@ async def wait_until_done(
     timeout: float | None,
     cancel_on_exit: bool,
     elapsed: float = 0.0,
-    delivered: Callable[[str, float], Awaitable[Prediction | None]] | None = None,
+    delivered: Deliveries | None = None,
+    sweeper: Sweeps | None = None,
 ) -> P:
-    """Poll ``get(pid)`` until it returns a terminal ``cls``, by the module docstring's rules.
+    """Poll ``polled.get(pid)`` until it returns a terminal ``cls``, by the module docstring's rules.
 
-    ``current`` is the last state known (None: read it first). ``cancel`` is the shielded remote
-    cancel, run on the caller's cancellation or on ``timeout`` when ``cancel_on_exit``. ``elapsed``
-    is time already spent (by a create): the schedule and ``timeout`` both count from the start of
-    the whole call, so WaitTimeoutError reports the ``timeout`` the caller gave.
-    ``delivered(pid, s)``, when given (a webhook Receiver's, or the sweeper's), is awaited instead
-    of each sleep between polls: a terminal state it returns within ``s`` seconds ends the wait at
-    once, a running one stands for the poll it replaces (a sweep read it), and None means "poll
-    now"; the polls are the fallback for a lost delivery or a prediction no sweep reached.
+    ``current`` is the last state known (None: read it first). ``polled._cancel_shielded`` is the
+    remote cancel, run on the caller's cancellation or on ``timeout`` when ``cancel_on_exit``.
+    ``elapsed`` is time already spent (by a create): the schedule and ``timeout`` both count from
+    the start of the whole call, so WaitTimeoutError reports the ``timeout`` the caller gave.
+    ``delivered.result(pid, s)``, when given (a webhook Receiver), is awaited instead of each sleep
+    between polls: a terminal state it returns within ``s`` seconds ends the wait at once, a running
+    one stands for the poll it replaces (a sweep read it), None means "poll now", and ``AGAIN``
+    "ask me again" (the hook slept); the polls are the fallback for a lost delivery or a prediction
+    no sweep reached. Without it, ``sweeper`` (when given) watches ``current`` from the wait's
+    start to its end, and its watch is the hook.
     """
     if current is not None and current.is_terminal:
         return current
+    # Registered here, not by the caller: a wait that never starts leaves nothing watched.
+    watch = None if sweeper is None or delivered is not None else sweeper.watch(current)
+    if watch is not None:
+        delivered = watch
     loop = asyncio.get_running_loop()
     began = loop.time() - elapsed
     failures = 0
     error: BaseException | None = None
     try:
-        left = None if timeout is None else max(0.0, timeout - elapsed)
-        # No cancel scope without a deadline: one costs ~0.6 KB for as long as the wait runs.
-        scope = None if left is None else anyio.move_on_after(left)
-        with _NO_DEADLINE if scope is None else scope:
-            while current is None or not current.is_terminal:
-                if current is not None or failures:
-                    delay = poll_delay(schedule, loop.time() - began, failures, error)
-                    if delivered is None:
-                        await asyncio.sleep(delay)
-                    elif (got := await delivered(pid, delay)) is not None and isinstance(got, cls):
-                        # Terminal: the wait is over. Running: someone just read it for us (a
-                        # sweep's list page), so this poll is spared.
-                        current, failures, error = got, 0, None
-                        if got.is_terminal:
-                            break
+        try:
+            left = None if timeout is None else max(0.0, timeout - elapsed)
+            # No cancel scope without a deadline: one costs ~0.6 KB for as long as the wait runs.
+            scope = None if left is None else anyio.move_on_after(left)
+            with _NO_DEADLINE if scope is None else scope:
+                while current is None or not current.is_terminal:
+                    if current is not None or failures:
+                        delay = poll_delay(schedule, loop.time() - began, failures, error)
+                        if delivered is None:
+                            await asyncio.sleep(delay)
+                        else:
+                            got = await delivered.result(pid, delay)
+                            while got is AGAIN:  # the hook slept: it decides again (same sleep)
+                                got = await delivered.result(pid, delay)
+                            if got is not None and isinstance(got, cls):
+                                # Terminal: the wait is over. Running: someone just read it for
+                                # us (a sweep's list page), so this poll is spared.
+                                current, failures, error = got, 0, None
+                                if got.is_terminal:
+                                    break
+                                continue
+                    try:
+                        current = await polled.get(pid)
+                    except TRANSIENT as exc:
+                        failures, error = failures + 1, exc
+                        level = logging.WARNING if failures % _WARN_EVERY == 0 else logging.DEBUG
+                        logger.log(
+                            level, "poll %d of %s failed, polling again: %s", failures, pid, exc
+                        )
                         continue
-                try:
-                    current = await get(pid)
-                except TRANSIENT as exc:
-                    failures, error = failures + 1, exc
-                    level = logging.WARNING if failures % _WARN_EVERY == 0 else logging.DEBUG
-                    logger.log(level, "poll %d of %s failed, polling again: %s", failures, pid, exc)
-                    continue
-                failures, error = 0, None
-    except BaseException as exc:
-        # The caller gave up (cancelled, interrupted) while the work may still run: stop it,
-        # shielded. A definitive error from a poll (an Exception) leaves it alone.
-        unfinished = current is None or not current.is_terminal
-        if cancel_on_exit and unfinished and not isinstance(exc, Exception):
-            await cancel(pid)
-        raise
-    if current is None or not current.is_terminal:
-        # Only the scope's own deadline leaves the loop early.
-        assert scope is not None
-        assert scope.cancelled_caught
-        if cancel_on_exit:
-            await cancel(pid)
-        last = current if current is not None else cls(id=pid, status=Status.STARTING)
-        raise WaitTimeoutError(last, float(timeout or 0.0))
-    return current
+                    failures, error = 0, None
+        except BaseException as exc:
+            if watch is not None:
+                watch.leave()  # before the cancel: the sweeps go on without this wait meanwhile
+            # The caller gave up (cancelled, interrupted) while the work may still run: stop it,
+            # shielded. A definitive error from a poll (an Exception) leaves it alone.
+            unfinished = current is None or not current.is_terminal
+            if cancel_on_exit and unfinished and not isinstance(exc, Exception):
+                await polled._cancel_shielded(pid)
+            raise
+        if current is None or not current.is_terminal:
+            # Only the scope's own deadline leaves the loop early.
+            assert scope is not None
+            assert scope.cancelled_caught
+            if watch is not None:
+                watch.leave()
+            if cancel_on_exit:
+                await polled._cancel_shielded(pid)
+            last = current if current is not None else cls(id=pid, status=Status.STARTING)
+            raise WaitTimeoutError(last, float(timeout or 0.0))
+        return current
+    finally:
+        if watch is not None:
+            watch.leave()  # (a second leave does nothing)

@@ -410,18 +410,19 @@ class Predictions:
         """
         return await self._wait(prediction, timeout=timeout, cancel_on_exit=cancel_on_exit)
 
-    async def _wait(
+    def _wait(
         self,
         prediction: PredictionLike,
         *,
         timeout: float | None,
         cancel_on_exit: bool,
         elapsed: float = 0.0,
-    ) -> Prediction:
+    ) -> Coroutine[Any, Any, Prediction]:
         """:meth:`wait` with ``elapsed``: time already spent on this call (the create, for run).
 
         A webhook receiver is used only when the prediction delivers to its URL; any other prediction
-        (one made before the client had a receiver, or by someone else) is polled as usual.
+        (one made before the client had a receiver, or by someone else) is polled as usual. Not a
+        coroutine of its own: it hands back the wait loop's, so a wait holds one frame fewer.
         """
         current = prediction if isinstance(prediction, Prediction) else None
         receiver = self._receiver
@@ -429,26 +430,19 @@ class Predictions:
             receiver = None  # a prediction that does not deliver to us: poll it as usual
         if receiver is not None and self._listen is not None:
             self._listen()
-        # Without webhooks, many waits at once are checked by list pages (_sweep.py).
-        watching = self._sweeper().watch(current) if receiver is None else None
-        delivered: Callable[[str, float], Awaitable[Prediction | None]] | None = None
-        if receiver is not None:
-            delivered = receiver.result
-        if watching is not None:
-            delivered = watching.result
-        with watching or contextlib.nullcontext():
-            return await wait_until_done(
-                self.get,
-                self._cancel_shielded,
-                Prediction,
-                object_id(prediction, "prediction"),
-                current,
-                schedule=self._session.config.poll if receiver is None else receiver.fallback,
-                timeout=timeout,
-                cancel_on_exit=cancel_on_exit,
-                elapsed=elapsed,
-                delivered=delivered,
-            )
+        return wait_until_done(
+            self,
+            Prediction,
+            object_id(prediction, "prediction"),
+            current,
+            schedule=self._session.config.poll if receiver is None else receiver.fallback,
+            timeout=timeout,
+            cancel_on_exit=cancel_on_exit,
+            elapsed=elapsed,
+            delivered=receiver,
+            # Without webhooks, many waits at once are checked by list pages (_sweep.py).
+            sweeper=self._sweeper() if receiver is None else None,
+        )
 
     def _sweeper(self) -> Sweeper:
         """The client's one sweeper (shared by its views), made on the first wait."""

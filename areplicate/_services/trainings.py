@@ -158,8 +158,7 @@ class Trainings:
         it running).
         """
         return await wait_until_done(
-            self.get,
-            self._cancel_shielded,
+            self,
             Training,
             object_id(training, "training"),
             training if isinstance(training, Training) else None,

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Iterable
 
+import attrs
 import pytest
 
 from areplicate._core import sweep as core
@@ -14,6 +15,7 @@ from areplicate._core.retry import PollSchedule
 from areplicate._core.status import Status
 from areplicate._errors import NotFoundError, ServerError, UnexpectedResponseError
 from areplicate._models import Page, Prediction, WaitTimeoutError
+from areplicate._services import _sweep
 from areplicate._services._sweep import Sweeper
 from areplicate._services._waiting import wait_until_done
 
@@ -70,7 +72,7 @@ class Account:
         await asyncio.sleep(0)
         return self.state[pid]
 
-    async def cancel(self, pid: str) -> None:
+    async def _cancel_shielded(self, pid: str) -> None:
         self.cancels.append(pid)
 
 
@@ -79,21 +81,16 @@ def sweeper(account: Account) -> Sweeper:
 
 
 async def wait(sw: Sweeper, account: Account, pid: str, timeout: float | None = None) -> Prediction:
-    current = account.state[pid]
-    watching = sw.watch(current)
-    assert watching is not None
-    with watching:
-        return await wait_until_done(
-            account.get,
-            account.cancel,
-            Prediction,
-            pid,
-            current,
-            schedule=FAST,
-            timeout=timeout,
-            cancel_on_exit=True,
-            delivered=watching.result,
-        )
+    return await wait_until_done(
+        account,
+        Prediction,
+        pid,
+        account.state[pid],
+        schedule=FAST,
+        timeout=timeout,
+        cancel_on_exit=True,
+        sweeper=sw,
+    )
 
 
 async def until(condition: object, *, seconds: float = 5.0) -> None:
@@ -232,3 +229,98 @@ async def test_few_waits_poll_alone() -> None:
     async with asyncio.timeout(5):
         await asyncio.gather(*tasks)
     assert account.lists == 0
+
+
+async def test_a_prediction_listed_unchanged_keeps_the_one_state_its_wait_holds() -> None:
+    # Every listing decodes a fresh copy of each prediction. A copy equal to the state the wait was
+    # handed is dropped, not kept beside it: one state held per prediction in flight, not two.
+    account = Account(N)
+    listed = account.pages
+
+    async def fresh(
+        after: dt.datetime, before: dt.datetime | None
+    ) -> AsyncIterator[Page[Prediction]]:
+        async for page in listed(after, before):
+            yield Page(results=[attrs.evolve(p) for p in page.results])
+
+    sw = Sweeper(fresh, schedule=FAST, per_second=None)
+    tasks = [asyncio.create_task(wait(sw, account, pid)) for pid in account.state]
+    await until(lambda: sw.sweeps >= 1 and sw.outcomes["spared"] >= N)
+    handed = {pid: watch.state for pid, watch in sw._watched.items()}
+    assert all(state is not None for state in handed.values())
+    await until(lambda: sw.sweeps >= 4)
+    assert all(sw._watched[pid].state is state for pid, state in handed.items())
+    account.finish(["p1"])  # a change is taken up: the wait ends with the listed finish
+    async with asyncio.timeout(5):
+        assert (await tasks[1]).status == Status.SUCCEEDED
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_sweep_lists_a_bounded_number_of_spans_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each page in flight holds a hundred predictions' states: a sweep of thousands must not
+    # hold a page for every span at the same moment.
+    monkeypatch.setattr(_sweep, "_SPANS_AT_ONCE", 2)
+    account = Account(5 * core.PAGE_SIZE // 2)  # three spans
+    account.page_size = core.PAGE_SIZE
+    listed = account.pages
+    now = most = 0
+
+    async def pages(
+        after: dt.datetime, before: dt.datetime | None
+    ) -> AsyncIterator[Page[Prediction]]:
+        nonlocal now, most
+        now += 1
+        most = max(most, now)
+        try:
+            await asyncio.sleep(0.01)  # in flight: the other spans may start meanwhile
+            async for page in listed(after, before):
+                yield page
+        finally:
+            now -= 1
+
+    sw = Sweeper(pages, schedule=FAST, per_second=None)
+    tasks = [asyncio.create_task(wait(sw, account, pid)) for pid in account.state]
+    await until(lambda: sw.sweeps >= 2)
+    assert all(watch.seen >= 1 for watch in sw._watched.values())  # every span still listed
+    assert most == 2
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_sleeping_waits_share_one_loop_timer() -> None:
+    # A loop timer costs a handle, its arguments and a context copy for each sleeping wait.
+    account = Account(N)
+    sw = sweeper(account)
+    tasks = [asyncio.create_task(wait(sw, account, pid)) for pid in account.state]
+    await until(lambda: sw.sweeps >= 2)
+    timers = asyncio.get_running_loop()._scheduled  # type: ignore[attr-defined]
+    assert len([t for t in timers if not t.cancelled()]) < N // 2
+    account.finish(account.state)
+    async with asyncio.timeout(5):
+        results = await asyncio.gather(*tasks)
+    assert [r.status for r in results] == [Status.SUCCEEDED] * N
+
+
+async def test_a_sleeping_wait_holds_no_coroutine_of_the_sweeper() -> None:
+    # A coroutine per sleeping wait held ~0.33 KB for as long as it slept.
+    account = Account(N)
+    sw = sweeper(account)
+    tasks = [asyncio.create_task(wait(sw, account, pid)) for pid in account.state]
+    await until(lambda: sw.sweeps >= 2)
+    in_sweeper = 0
+    for task in tasks:
+        coro = task.get_coro()
+        files = set()
+        while coro is not None and hasattr(coro, "cr_await"):
+            files.add(coro.cr_code.co_filename)
+            coro = coro.cr_await
+        in_sweeper += _sweep.__file__ in files
+    assert in_sweeper <= 1  # the wait leading a sweep, if one runs now
+    account.finish(account.state)
+    async with asyncio.timeout(5):
+        await asyncio.gather(*tasks)
