@@ -105,7 +105,7 @@ def _structure_text(value: Any, _: Any) -> str:
 
 #: Fields whose text repeats across the many objects of one fan-out (every prediction of a model
 #: names the same model and version): interned, so 10,000 in flight hold one copy, not 10,000.
-_INTERNED = frozenset({"model", "version"})
+_INTERNED = frozenset({"model", "version", "source"})
 
 
 def _structure_dict(value: Any, _: Any) -> dict[str, Any]:

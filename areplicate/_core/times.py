@@ -27,6 +27,7 @@ _TIMESTAMP = re.compile(
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
 )
 
+
 def _reads_api_shape() -> bool:
     """Whether this Python's ``fromisoformat`` reads a ``Z`` and nine fractional digits (3.11+)."""
     try:

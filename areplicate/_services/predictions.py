@@ -564,12 +564,16 @@ class Predictions:
         if prediction.is_terminal and self._receiver is None:
             return prediction  # finished within the hold: the wait would return it as it is
         # The wait's deadline is the whole call's: it counts the create's time (``elapsed``).
-        return await self._wait(
+        waiting = self._wait(
             prediction,
             timeout=timeout,
             cancel_on_exit=options.cancel_on_exit,
             elapsed=loop.time() - started,
         )
+        # The wait keeps the newest state it has seen; this frame must not keep the first one too
+        # (about 1 KB a prediction while thousands wait).
+        del prediction
+        return await waiting
 
     # -- stream -----------------------------------------------------------------------------------
 
