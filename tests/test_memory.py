@@ -10,6 +10,8 @@ import sys
 import tracemalloc
 from typing import Any
 
+import anyio
+
 from areplicate._core.retry import PollSchedule
 from areplicate._core.status import Status
 from areplicate._models import Prediction
@@ -136,7 +138,7 @@ async def test_create_and_wait_lets_go_of_the_create_answer_while_it_waits() -> 
         service = client.predictions
         service._create = lambda *_: created()  # type: ignore[method-assign]
         service._wait = lambda *_, **__: wait()  # type: ignore[method-assign]
-        async with asyncio.timeout(5):
+        with anyio.fail_after(5):
             task = asyncio.create_task(service._create_and_wait("o/m", {}, RunOptions()))
             await waiting.wait()
             gc.collect()
