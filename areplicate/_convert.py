@@ -196,7 +196,7 @@ def _quick_fn(cl: type[Any], conv: cattrs.Converter) -> Callable[[dict[str, Any]
     """A direct builder of ``cl`` for the plain shape of a response, or None for a generic class.
 
     Every prediction a fan-out reads goes through here, and cattrs' general function costs about
-    twice as much (a dispatch and a call per optional field). The builder accepts only what the
+    four times as much (a dispatch and a call per optional field). The builder accepts only what the
     general path would read the same way: each value already of its field's JSON type (or
     ``null``), a timestamp the parser takes. It raises on anything else, and the caller falls back
     to the general path, which reads it leniently or explains, with the value's path, why it
