@@ -269,7 +269,7 @@ def _general(body: Any, cls: Any) -> Any:
         return type(exc)
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(data=st.data())
 def test_the_quick_path_agrees_with_the_general_one(data: st.DataObject) -> None:
     cls = data.draw(st.sampled_from(CLASSES), label="class")
