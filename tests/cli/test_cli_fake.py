@@ -168,6 +168,10 @@ class TestRun:
 
 class TestPredictions:
     def test_get_list_and_cancel(self, invoke: Any, fake: Fake, tmp_path: Path) -> None:
+        # The fake is shared: make the five the list asks for here, whatever ran before.
+        for n in range(4):
+            code, _, err = invoke("run", "demo/echo", f"text=older {n}", cwd=tmp_path)
+            assert code == 0, err
         fake.gate.reset(0)  # test/gated now runs until cancelled
         code, out, err = invoke("run", "test/gated", "i=7", "--no-wait", cwd=tmp_path)
         assert code == 0, err
