@@ -11,6 +11,8 @@ and then:
 - a prediction a sweep saw finished ends its wait at once: delivered as listed when the list item is
   complete, else (the real API's list items carry no ``logs``) the wait reads it with one GET now;
 - a prediction a sweep saw still running skips its next poll: the sweep has just read it;
+- a wait whose poll falls due while a sweep that lists it is under way waits for that sweep's news
+  (up to ``_JOIN_PERIODS``), instead of adding a GET just when listing is slow;
 - a prediction the sweep missed (another account's, a listing that races new creates, a page that
   failed) is polled by its own wait on its normal schedule, so nothing hangs on the sweeper.
 
@@ -50,6 +52,11 @@ Pages = Callable[[dt.datetime, dt.datetime | None], AsyncIterator[Page[Predictio
 # long as the last sweep took, if longer), from the start of its sleep, for one to report on it
 # before it polls on its own (a sweep queued behind a busy budget must not hold it for long).
 _GRACE_PERIODS = 3.0
+# ...unless a sweep that lists it is under way: then its wait joins that sweep, since its end (news or
+# none) wakes the wait, for up to this many periods from the sweep's start. Polling alone instead
+# would add a GET per wait just when listing is slow (a loaded API or budget); the sweep's own
+# requests are bounded by the client's timeouts, and this bounds the rest.
+_JOIN_PERIODS = 30.0
 # Longest pause after failed sweeps in a row, in sweep periods.
 _MAX_BACKOFF_PERIODS = 30.0
 # Spans a sweep lists at once. Each page in flight holds a hundred predictions' JSON and states
@@ -73,6 +80,7 @@ class _Watch:
         "began",
         "created_at",
         "finished",
+        "listing",
         "missed",
         "more",
         "overdue",
@@ -93,6 +101,7 @@ class _Watch:
         self.waits = 0  # waits registered on this id
         self.seen = 0  # number of the latest sweep that listed it
         self.missed = 0  # number of the latest sweep that should have listed it and did not
+        self.listing = 0  # number of the latest sweep that set out to list it
         self.state: Prediction | None = None  # its state in that listing, when still running
         self.finished: Prediction | None = None  # its complete terminal state, once listed
         self.ready = False  # listed finished but incomplete: its wait should read it now
@@ -266,6 +275,7 @@ class Sweeper:
         self._failures = 0  # failed sweeps in a row
         self._healthy = True  # the last sweep succeeded
         self._took = 0.0  # seconds the last sweep took (a loaded machine or budget slows them)
+        self._started = 0.0  # loop time the last sweep started
         self.sweeping = False
         #: Sweeps made, pages read, sweeps failed and how waits' sleeps ended: delivered (a sweep
         #: listed it finished), read (listed finished, incomplete: the wait GETs it), spared (listed
@@ -337,6 +347,8 @@ class Sweeper:
             # A sweep is under way or due: give it a little time before polling alone.
             grace = max(_GRACE_PERIODS * self._period, 2.0 * self._took)
             until = wait.began + max(timeout, grace)
+            if self._busy and watch.listing == self._round > since:
+                until = max(until, self._started + _JOIN_PERIODS * self._period)
             if now >= until:
                 self.outcomes["late"] += 1
                 return wait._answer(loop, None)
@@ -376,6 +388,7 @@ class Sweeper:
             if not self.sweeping:
                 return
             loop = asyncio.get_running_loop()
+            self._started = now
             try:
                 await self._sweep()
             except Exception as exc:  # noqa: BLE001 - a failed sweep only means polls for now
@@ -407,6 +420,8 @@ class Sweeper:
         self._round += 1
         number = self._round
         watched = dict(self._watched)
+        for watch in watched.values():
+            watch.listing = number  # a wait whose poll falls due meanwhile joins this sweep
         order = sorted(watched, key=lambda pid: watched[pid].created_at)
         spans = _core.ranges([watched[pid].created_at for pid in order])
         unseen = set(watched)

@@ -42,6 +42,7 @@ class Account:
         self.lists = 0
         self.page_size = 10
         self.fail_lists: BaseException | None = None
+        self.hold: asyncio.Event | None = None  # a listing waits for it: a slow sweep
 
     def finish(self, ids: Iterable[str], *, logs: str | None = "") -> None:
         for pid in ids:
@@ -56,6 +57,8 @@ class Account:
         self.lists += 1
         if self.fail_lists is not None:
             raise self.fail_lists
+        if self.hold is not None:
+            await self.hold.wait()
         # A GET's view, less the logs: what the real list endpoint returns, newest first.
         listed = [
             p
@@ -324,3 +327,26 @@ async def test_a_sleeping_wait_holds_no_coroutine_of_the_sweeper() -> None:
     account.finish(account.state)
     async with asyncio.timeout(5):
         await asyncio.gather(*tasks)
+
+
+async def test_waits_whose_polls_fall_due_during_a_slow_sweep_join_it_instead_of_polling() -> None:
+    account = Account(N)
+    sw = sweeper(account)
+    tasks = [asyncio.create_task(wait(sw, account, pid)) for pid in account.state]
+    await until(lambda: sw.sweeps >= 3)
+    account.hold = asyncio.Event()  # the next sweep's listing stalls (a loaded API, a busy budget)
+    lists = account.lists
+    await until(lambda: account.lists > lists)
+    before = sum(account.gets.values())
+    # Ten sweep periods: every wait's poll falls due and the grace for a sweep (three periods)
+    # runs out while the sweep that lists them is still under way.
+    loop = asyncio.get_running_loop()
+    held_until = loop.time() + 10 * FAST.first
+    await until(lambda: loop.time() >= held_until)
+    assert sum(account.gets.values()) == before  # no wait polled on its own
+    account.finish(account.state, logs="done")
+    account.hold.set()
+    async with asyncio.timeout(5):
+        results = await asyncio.gather(*tasks)
+    assert [r.output for r in results] == list(account.state)
+    assert sum(account.gets.values()) == before  # the held sweep's news ended every wait
