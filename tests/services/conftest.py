@@ -60,20 +60,6 @@ def fake(gate: Gate) -> FakeReplicate:
 
 
 @pytest.fixture
-async def base_url(fake: FakeReplicate) -> AsyncIterator[str]:
-    async with fake.serve() as url:
-        yield url
-
-
-@pytest.fixture
-async def client(base_url: str) -> AsyncIterator[areplicate.Client]:
-    async with areplicate.Client(
-        api_token="r8_test_token", base_url=base_url, rate_limits=None
-    ) as client:
-        yield client
-
-
-@pytest.fixture
 def mocked() -> Iterator[aioresponses]:
     """aioresponses answering on ``_mockapi.BASE`` (anything unregistered is refused)."""
     with mock_api() as m:
