@@ -44,6 +44,7 @@ ALLOWED = {
     "jsonschema",
     "math",
     "operator",
+    "orjson",  # a JSON parser (the fast extra), like json
     "re",
     "referencing",
     "string",
