@@ -4,7 +4,8 @@
     python benchmarks/instructions.py --contenders areplicate --small 300 --large 900
 
 CPU seconds on a shared machine move by a third from run to run; the instructions the client's
-interpreter executes do not (two runs agree within 0.2 %). Each contender runs the instant model
+interpreter executes move far less (mostly within 1 %; raw-wait's has come out in two groups 6 %
+apart, so quote several runs). Each contender runs the instant model
 (``demo/echo``, concurrency 100, ``fanout.py``'s own runners) in a fresh interpreter under
 ``valgrind --tool=callgrind``, once with ``--small`` and once with ``--large`` predictions, and the
 difference divided by the difference in predictions is its cost per prediction: start-up, imports
