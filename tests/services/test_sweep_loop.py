@@ -338,10 +338,10 @@ async def test_waits_whose_polls_fall_due_during_a_slow_sweep_join_it_instead_of
     lists = account.lists
     await until(lambda: account.lists > lists)
     before = sum(account.gets.values())
-    # Ten sweep periods: every wait's poll falls due and the grace for a sweep (three periods)
-    # runs out while the sweep that lists them is still under way.
+    # Six sweep periods: every wait's poll falls due and the grace for a sweep (three periods)
+    # runs out while the sweep that lists them is still under way (a wait joins it for thirty).
     loop = asyncio.get_running_loop()
-    held_until = loop.time() + 10 * FAST.first
+    held_until = loop.time() + 6 * FAST.first
     await until(lambda: loop.time() >= held_until)
     assert sum(account.gets.values()) == before  # no wait polled on its own
     account.finish(account.state, logs="done")
