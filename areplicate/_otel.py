@@ -15,10 +15,9 @@ nothing, and starting and entering them cost more than the rest of a request's b
 from __future__ import annotations
 
 import contextvars
-import functools
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -27,7 +26,14 @@ from areplicate._core.problems import request_id as _request_id
 if TYPE_CHECKING:
     from areplicate._models import Prediction
 
-__all__ = ["route_template", "throttled", "traced_prediction", "traced_request", "tracer"]
+__all__ = [
+    "recording",
+    "route_template",
+    "throttled",
+    "traced_prediction",
+    "traced_request",
+    "tracer",
+]
 
 _UNRESOLVED: Any = object()
 _tracer: Any = _UNRESOLVED
@@ -56,7 +62,7 @@ def tracer() -> Any:
     return _tracer
 
 
-def _recording() -> Any:
+def recording() -> Any:
     """areplicate's tracer when an application installed a tracer provider; None otherwise.
 
     Asked at every span, not once, while none is installed (one can be, later). Once one is, the
@@ -175,35 +181,13 @@ def _error_status(span: Any, exc: BaseException) -> None:
     span.set_status(_trace.Status(_trace.StatusCode.ERROR, type(exc).__name__))
 
 
-def traced_request(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Wrap ``Session.request`` in a CLIENT span (when tracing is available).
+async def traced_request(tr: Any, session: Any, method: str, path: str, sending: Awaitable[T]) -> T:
+    """``sending`` (a not yet started ``Session.request``) inside a CLIENT span named by method and
+    route template; the session calls this only when :func:`recording` gives a tracer.
 
-    The wrapper is a plain function that hands back ``fn``'s own coroutine while nothing records
-    spans: no extra coroutine (and no extra frame to resume) per request when tracing is off.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(session: Any, method: str, path: str, *args: Any, **kwargs: Any) -> Awaitable[T]:
-        tr = _recording()
-        if tr is None:
-            return fn(session, method, path, *args, **kwargs)
-        return _traced_request(tr, fn, session, method, path, *args, **kwargs)
-
-    return wrapper
-
-
-async def _traced_request(
-    tr: Any,
-    fn: Callable[..., Awaitable[T]],
-    session: Any,
-    method: str,
-    path: str,
-    *args: Any,
-    **kwargs: Any,
-) -> T:
-    """``Session.request`` inside a CLIENT span named by method and route template.
-
-    The span's status is set by hand (``set_status_on_exception=False``), so a cancelled or failed
+    The session hands over its coroutine rather than being wrapped by a decorator: a wrapper that
+    forwards ``*args, **kwargs`` builds a tuple and a dict on every request, traced or not. The
+    span's status is set by hand (``set_status_on_exception=False``), so a cancelled or failed
     request never records the exception's message, which may quote an input. The context variable
     is reset in ``finally`` so a retry reported after the call cannot land on a finished span.
     """
@@ -224,7 +208,7 @@ async def _traced_request(
         record = _Request(span)
         token = _REQUEST.set(record)
         try:
-            response: Any = await fn(session, method, path, *args, **kwargs)
+            response: Any = await sending
         except BaseException as exc:
             _error_status(span, exc)
             raise
@@ -262,26 +246,9 @@ def _finished(span: Any, prediction: Prediction) -> None:
         span.set_status(_trace.Status(_trace.StatusCode.ERROR, f"prediction {status}"))
 
 
-def traced_prediction(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Wrap the create-and-wait of one prediction in a span (when tracing is available).
-
-    Like :func:`traced_request`, a plain function returning ``fn``'s coroutine when tracing is off.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(service: Any, ref: str, *args: Any, **kwargs: Any) -> Awaitable[T]:
-        tr = _recording()
-        if tr is None:
-            return fn(service, ref, *args, **kwargs)
-        return _traced_prediction(tr, fn, service, ref, *args, **kwargs)
-
-    return wrapper
-
-
-async def _traced_prediction(
-    tr: Any, fn: Callable[..., Awaitable[T]], service: Any, ref: str, *args: Any, **kwargs: Any
-) -> T:
-    """One create-and-wait inside a span named ``areplicate.prediction``.
+async def traced_prediction(tr: Any, ref: str, waiting: Awaitable[T]) -> T:
+    """``waiting`` (one create-and-wait, not yet started) inside a span named
+    ``areplicate.prediction``; called only when :func:`recording` gives a tracer.
 
     When the call raises, the prediction's id is still recorded if the error carries the
     prediction (a failed or timed-out one), so the span can be matched to the API's record.
@@ -293,7 +260,7 @@ async def _traced_prediction(
         set_status_on_exception=False,
     ) as span:
         try:
-            prediction: Any = await fn(service, ref, *args, **kwargs)
+            prediction: Any = await waiting
         except BaseException as exc:
             _error_status(span, exc)
             found: Any = getattr(exc, "prediction", None)

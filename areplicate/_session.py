@@ -19,7 +19,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -403,6 +403,9 @@ class Session:
         self._base_slash = config.base_url + "/"
         self._work: set[asyncio.Task[None]] = set()  # fan-out workers: close() cancels them
         self._cleanup: set[asyncio.Task[None]] = set()  # remote cancels: close() awaits them
+        # Their removers, bound once: a bound method made per spawn is one more object per worker.
+        self._forget_work = self._work.discard
+        self._forget_cleanup = self._cleanup.discard
         # Creates in flight and predictions made, shared with this process's other clients of the
         # same account, so orphan clean-up never takes a sibling's prediction for its own.
         self.ledger = ledger_for(config.api_token)
@@ -501,9 +504,12 @@ class Session:
         """Run a task tied to this client. ``work=True``: close() cancels it (a fan-out worker);
         otherwise it is clean-up (a remote cancel) that close() waits for."""
         task = asyncio.get_running_loop().create_task(coro)
-        tasks = self._work if work else self._cleanup
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        if work:
+            self._work.add(task)
+            task.add_done_callback(self._forget_work)
+        else:
+            self._cleanup.add(task)
+            task.add_done_callback(self._forget_cleanup)
         return task
 
     def clock_offset(self) -> tuple[float, float] | None:
@@ -544,8 +550,7 @@ class Session:
             headers["Authorization"] = self._auth
         return headers
 
-    @_otel.traced_request
-    async def request(
+    def request(
         self,
         method: str,
         path: str,
@@ -558,7 +563,7 @@ class Session:
         read_timeout: float | None = None,
         paced: bool = True,
         sent: list[bool] | None = None,
-    ) -> Response:
+    ) -> Awaitable[Response]:
         """Send one API request with budget, retries and error mapping; return the 2xx response.
 
         ``create`` marks a request that makes something billable (a prediction): it is paced as a
@@ -573,6 +578,28 @@ class Session:
         Unless ``headers`` names an ``Accept``, the body is decoded as JSON here (``.json()``), so
         an unreadable 2xx is retried like any other failed read.
         """
+        sending = self._request(
+            method, path, json_body, data, params, headers, create, read_timeout, paced, sent
+        )
+        tracer = _otel.recording()  # asked per request: an application may install one later
+        if tracer is None:
+            return sending
+        return _otel.traced_request(tracer, self, method, path, sending)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        json_body: Any,
+        data: Any,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        create: bool,
+        read_timeout: float | None,
+        paced: bool,
+        sent: list[bool] | None,
+    ) -> Response:
+        """:meth:`request`'s work, its arguments positional (one call per request, no keywords)."""
         self._client()  # a closed client, or one from another event loop, says so before anything
         url = self.url(path)
         idempotent = not create
@@ -613,9 +640,9 @@ class Session:
                 sent=sent,
             )
 
-            def on_error(exc: Exception) -> bool | float:
-                """stamina's verdict for a failed attempt: False stops, True retries, a float is a Retry-After."""
-                return retry_decision(exc, idempotent=idempotent)
+            # stamina's verdict for a failed attempt: False stops, True retries, a float is a
+            # Retry-After. A partial, not a closure: a closure's cell is made on every request.
+            on_error = functools.partial(retry_decision, idempotent=idempotent)
 
             # It failed in a way worth retrying: stamina takes over, its first attempt being the
             # one that just failed (replayed, not re-sent), so backoff, attempt counts and

@@ -217,7 +217,7 @@ class Predictions:
     ) -> Prediction:
         """POST a create to ``path`` (any of the three create routes). ``options`` were checked when
         built; ``target`` names what the create runs on, for a 404's message."""
-        if not isinstance(input, Mapping):
+        if type(input) is not dict and not isinstance(input, Mapping):  # dict: no ABC check
             raise TypeError(
                 f"input must be a mapping of input names to values, not {type(input).__name__}"
             )
@@ -535,8 +535,17 @@ class Predictions:
         )
         return await self._create_and_wait(ref, input, options)
 
-    @_otel.traced_prediction
-    async def _create_and_wait(
+    def _create_and_wait(
+        self, ref: str, input: Mapping[str, Any], options: RunOptions
+    ) -> Awaitable[Prediction]:
+        """:meth:`_create_then_wait`, in a prediction span when tracing records one."""
+        waiting = self._create_then_wait(ref, input, options)
+        tracer = _otel.recording()
+        if tracer is None:
+            return waiting
+        return _otel.traced_prediction(tracer, ref, waiting)
+
+    async def _create_then_wait(
         self, ref: str, input: Mapping[str, Any], options: RunOptions
     ) -> Prediction:
         """Create, then wait, under one deadline (``options.timeout``) for both.
