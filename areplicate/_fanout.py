@@ -508,6 +508,14 @@ class _Run(Generic[T]):
                 await self._queue.put(exc)
                 return
             result = Completed(index, item, None, exc)
+        except BaseException as exc:
+            # Not an error but control flow (a framework's exit, pytest.fail): it ends the whole
+            # fan-out, raised from next(). Its slot is freed, so the feeder does not wait for it.
+            self._slots.release()
+            await self._queue.put(exc)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise  # asyncio stops the loop for these: they must not end in a queue alone
+            return
         try:
             if self._queue.full():
                 await self._queue.put(result)
