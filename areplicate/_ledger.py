@@ -18,12 +18,12 @@ import attrs
 
 from areplicate._models import Prediction
 
-__all__ = ["Intent", "Ledger", "ledger_for", "matches"]
+__all__ = ["LATE_GRACE", "UNKNOWN_SKEW", "Intent", "Ledger", "ledger_for", "matches"]
 
 # Prediction ids created through a ledger are remembered this long.
 _KNOWN_TTL = 900.0
 # An abandoned request may still be read and acted on by the API shortly after we let go of it.
-_LATE_GRACE = 2.0
+LATE_GRACE = 2.0
 # Without any Date header to measure the skew, assume the clocks differ by up to this much.
 UNKNOWN_SKEW = 120.0
 
@@ -62,8 +62,18 @@ class Intent:
     def window(self, offset: tuple[float, float] | None) -> tuple[float, float]:
         """The span of API-clock times in which this create's prediction can have been created."""
         low, high = offset if offset is not None else (-UNKNOWN_SKEW, UNKNOWN_SKEW)
-        end = (self.abandoned_at if self.abandoned_at is not None else time.time()) + _LATE_GRACE
+        end = (self.abandoned_at if self.abandoned_at is not None else time.time()) + LATE_GRACE
         return self.sent_at + low, end + high
+
+    def same_request(self, other: Intent) -> bool:
+        """Whether ``other`` asked for exactly what this create did (so their predictions are
+        indistinguishable)."""
+        return (
+            self.model == other.model
+            and self.version == other.version
+            and self.deployment == other.deployment
+            and self.input == other.input
+        )
 
     def could_be(self, prediction: Prediction, offset: tuple[float, float] | None) -> bool:
         """Whether ``prediction`` fits this create: same request, created in its window."""
@@ -92,6 +102,10 @@ class Ledger:
     def __init__(self) -> None:
         self._known: dict[str, float] = {}
         self._inflight: set[Intent] = set()
+        # Creates abandoned on the wire whose predictions no reaper has judged for good yet. Kept
+        # here, not per reaper: two clients (or views) that dropped the same request must judge
+        # their orphans together, or each takes the other's prediction for a stranger's.
+        self._orphans: list[Intent] = []
         self._waiters: list[asyncio.Future[None]] = []
 
     def __repr__(self) -> str:
@@ -120,6 +134,23 @@ class Ledger:
     def known(self, prediction_id: str) -> bool:
         """Whether one of these clients created ``prediction_id`` recently."""
         return prediction_id in self._known
+
+    def orphan(self, intent: Intent) -> None:
+        """Note a create abandoned on the wire: its prediction, if the API made one, is ours."""
+        self._orphans.append(intent)
+
+    def orphans_like(self, intent: Intent) -> list[Intent]:
+        """The unsettled orphans (of any client of this ledger) that asked what ``intent`` did."""
+        return [o for o in self._orphans if o.same_request(intent)]
+
+    def settled(self, intent: Intent) -> bool:
+        """Whether ``intent`` is no (longer an) orphan: judged for good by some reaper."""
+        return all(o is not intent for o in self._orphans)
+
+    def settle(self, intents: Iterable[Intent]) -> None:
+        """Orphans judged for good: claimed and cancelled, or left running with a warning."""
+        done = set(intents)  # eq=False: by identity
+        self._orphans = [o for o in self._orphans if o not in done]
 
     def busy(self, inputs: Iterable[Mapping[str, Any]]) -> bool:
         """Whether a create with one of these inputs is still on the wire (not abandoned)."""

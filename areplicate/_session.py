@@ -712,6 +712,11 @@ class Session:
             error = _error_for(response)
             if isinstance(error, RateLimitError):
                 self.counters.throttled += 1
+                if sent:
+                    # The API refused this attempt unprocessed: until the next one has a
+                    # connection, nothing of it is on the wire (a caller giving up meanwhile
+                    # leaves no orphan behind, so nobody else's prediction is taken for one).
+                    sent.clear()
             if isinstance(error, RateLimitError) and self.config.max_retries:
                 throttled += 1
                 pause = _429_pause(error.retry_after, throttled)

@@ -25,13 +25,13 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from areplicate._errors import ReplicateError
-from areplicate._ledger import UNKNOWN_SKEW, Intent, Ledger
+from areplicate._ledger import LATE_GRACE, UNKNOWN_SKEW, Intent, Ledger
 from areplicate._models import Prediction
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ class Reaper:
         self._ledger.finish(intent, None)
         if not intent.sent:
             return
+        self._ledger.orphan(intent)
         self._orphans.append(intent)
         if self._task is None or self._task.done():
             self._task = self._spawn(self._reap())
@@ -115,23 +116,34 @@ class Reaper:
         """The background task: drain the queue of orphans in rounds until it is empty.
 
         The short first sleep lets the API register creates that were cut off; orphans abandoned
-        while a round runs join the next one. A failed lookup drops that round's orphans with a
+        while a round runs join the next one. An orphan the round could not settle because the API
+        may still register its prediction (its window was open when the listing began) is looked
+        up once more after the window closes. A failed lookup drops that round's orphans with a
         warning instead of retrying: cleaning up is best effort, and a retry loop against a failing
         API would only add load.
         """
         await asyncio.sleep(_REAP_DELAY)  # let the API register the creates we dropped
         while self._orphans:
             await self._await_siblings()
-            orphans, self._orphans = self._orphans, []
+            # An orphan a sibling's reaper (same ledger) already judged is not judged twice.
+            orphans = [o for o in self._orphans if not self._ledger.settled(o)]
+            self._orphans = []
+            if not orphans:
+                continue
             try:
-                claimed = await self._claim(orphans)
+                claimed, again = await self._claim(orphans)
             except (ReplicateError, TimeoutError) as exc:
                 logger.warning("could not look up %d abandoned create(s): %r", len(orphans), exc)
+                self._ledger.settle(orphans)
                 continue
             limit = anyio.Semaphore(_CANCEL_CONCURRENCY)
             async with anyio.create_task_group() as group:
                 for pid in claimed:
                     group.start_soon(self._cancel_one, pid, limit)
+            if again:
+                self._orphans.extend(again)
+                closes = max(o.abandoned_at or 0.0 for o in again) + LATE_GRACE
+                await asyncio.sleep(max(_REAP_DELAY, closes - time.time()))
 
     async def _await_siblings(self) -> None:
         """Wait (bounded) until no create with an orphan's input awaits its answer: its id then
@@ -141,55 +153,57 @@ class Reaper:
             while self._ledger.busy(inputs):
                 await self._ledger.changed()
 
-    async def _claim(self, orphans: list[Intent]) -> list[str]:
-        """The ids of the predictions provably made by ``orphans``."""
+    async def _claim(self, orphans: list[Intent]) -> tuple[list[str], list[Intent]]:
+        """The ids of the predictions provably made by ``orphans``, and those of ``orphans`` to
+        look up again later (the API may not have registered their predictions yet)."""
+        # Orphans with the same request compete for the same predictions, this reaper's and those
+        # of any client sharing the ledger alike: they are judged together, as one group.
+        batches: list[list[Intent]] = []
+        for orphan in orphans:
+            batch = next((b for b in batches if b[0].same_request(orphan)), None)
+            if batch is None:
+                batches.append([orphan])
+            else:
+                batch.append(orphan)
+        everyone = [o for b in batches for o in self._ledger.orphans_like(b[0])]
         offset = self._offset()
         low = offset[0] if offset is not None else -UNKNOWN_SKEW
         since = dt.datetime.fromtimestamp(
-            min(o.sent_at for o in orphans) + low - 1.0, dt.timezone.utc
+            min(o.sent_at for o in everyone or orphans) + low - 1.0, dt.timezone.utc
         )
+        listed_at = time.time()
         with anyio.fail_after(_LOOKUP_TIMEOUT):
             listed = await self._list(since)
         offset = self._offset()  # the listing itself brought a fresh Date header
         candidates = [p for p in listed if not self._ledger.known(p.id)]
         claimed: list[str] = []
-        # Orphans with the same request compete for the same predictions: judge them together.
-        groups: dict[tuple[Any, ...], list[Intent]] = {}
-        for orphan in orphans:
-            key = (orphan.model, orphan.version, orphan.deployment, _frozen(orphan.input))
-            groups.setdefault(key, []).append(orphan)
-        for group in groups.values():
+        again: list[Intent] = []
+        for batch in batches:
+            # The group as it stands now: an orphan dropped during the listing belongs to it too.
+            group = self._ledger.orphans_like(batch[0]) or batch
             fits = [p for p in candidates if any(o.could_be(p, offset) for o in group)]
             if len(fits) == len(group):
                 # As many candidates as creates we dropped, none made by a sibling: all ours.
                 claimed.extend(p.id for p in fits if not p.is_terminal)
-            elif fits:
-                logger.warning(
-                    "not canceling after an abandoned create of %s: %d prediction(s) match it "
-                    "(%s) and %d create(s) of ours were dropped, so which are ours is unknown; "
-                    "cancel the right one yourself if it is still running",
-                    group[0].model or group[0].deployment or group[0].version,
-                    len(fits),
-                    ", ".join(p.id for p in fits),
-                    len(group),
-                )
-        return claimed
+                self._ledger.settle(group)
+            elif any((o.abandoned_at or 0.0) + LATE_GRACE > listed_at for o in group):
+                again.extend(batch)  # a prediction of the group may not be listed yet
+            else:
+                if fits:
+                    logger.warning(
+                        "not canceling after an abandoned create of %s: %d prediction(s) match "
+                        "it (%s) and %d create(s) of ours were dropped, so which are ours is "
+                        "unknown; cancel the right one yourself if it is still running",
+                        group[0].model or group[0].deployment or group[0].version,
+                        len(fits),
+                        ", ".join(p.id for p in fits),
+                        len(group),
+                    )
+                self._ledger.settle(group)
+        return claimed, again
 
     async def _cancel_one(self, pid: str, limit: anyio.Semaphore) -> None:
         """Cancel one claimed prediction, at most ``_CANCEL_CONCURRENCY`` at a time."""
         async with limit:
             logger.info("canceling abandoned prediction %s", pid)
             await self._cancel(pid)
-
-
-def _frozen(value: Any) -> Any:
-    """A hashable stand-in for a JSON-like value (grouping key)."""
-    if isinstance(value, Mapping):
-        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return tuple(_frozen(v) for v in value)
-    try:
-        hash(value)
-    except TypeError:
-        return repr(value)
-    return value

@@ -67,12 +67,14 @@ async def paginate(
     method: str = "GET",
     data: bytes | None = None,
     headers: Mapping[str, str] | None = None,
+    paced: bool = True,
 ) -> AsyncGenerator[Page[T], None]:
     """Yield pages of ``cls`` from ``path``, following ``next`` links on the session's base URL.
 
     A ``next`` link is never requested as given: its path is rebased onto our own base URL, so the
     token stays on the configured host (docs/api-notes.md#proxies-and-follow-up-urls). Endless links end as
-    the module docstring says.
+    the module docstring says. ``paced=False`` sends the pages outside the request budget
+    (clean-up that must not wait out the pause it cleans up after).
     """
     url: str = path
     query = dict(params) if params else None
@@ -81,7 +83,9 @@ async def paginate(
     recent: collections.deque[set[Hashable]] = collections.deque(maxlen=_RECENT_PAGES)
     idle = 0
     while True:
-        response = await session.request(method, url, params=query, data=data, headers=headers)
+        response = await session.request(
+            method, url, params=query, data=data, headers=headers, paced=paced
+        )
         raw = response.json()
         page = structure(raw, Page[cls], what=what)  # type: ignore[valid-type]
         items = raw.get("results") if isinstance(raw, dict) else None

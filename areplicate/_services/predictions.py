@@ -284,8 +284,17 @@ class Predictions:
         return prediction
 
     async def _listed_since(self, since: dt.datetime) -> list[Prediction]:
-        """Every prediction created since ``since``, for the reaper's search for an abandoned create."""
-        return [p async for p in self.list(created_after=since)]
+        """Every prediction created since ``since``, for the reaper's search for an abandoned create.
+
+        Unpaced, like the cancels that follow it: a create cut off during a long 429 pause would
+        otherwise be looked up only after the pause, long after the reaper stopped waiting.
+        """
+        params = {"created_after": format_timestamp(since)}
+        found: list[Prediction] = []
+        async with contextlib.aclosing(self._scan(params, _aware(since), paced=False)) as pages:
+            async for page in pages:
+                found.extend(page.results)
+        return found
 
     async def find(
         self,
@@ -354,9 +363,22 @@ class Predictions:
             cutoff = _aware(created_after)
         if created_before is not None:
             params["created_before"] = format_timestamp(created_before)
+        async with contextlib.aclosing(self._scan(params, cutoff)) as pages:
+            async for page in pages:
+                yield page
+
+    async def _scan(
+        self, params: dict[str, str], cutoff: dt.datetime | None, *, paced: bool = True
+    ) -> AsyncGenerator[Page[Prediction], None]:
+        """:meth:`pages` once its filters are checked: the listing, cut at ``cutoff``."""
         async with contextlib.aclosing(
             paginate(
-                self._session, "predictions", Prediction, what="prediction page", params=params
+                self._session,
+                "predictions",
+                Prediction,
+                what="prediction page",
+                params=params,
+                paced=paced,
             )
         ) as pages:
             async for page in pages:
