@@ -20,7 +20,7 @@ import math
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import anyio
@@ -81,6 +81,7 @@ _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _CLOSE_GRACE = 15.0
 
 
+_T = TypeVar("_T")
 _UNPARSED: Any = object()
 # json.dumps(value, separators=(",", ":")) without building an encoder for every request.
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode
@@ -372,6 +373,10 @@ class _Connector(aiohttp.TCPConnector):
         return connection
 
 
+def _nothing() -> None:
+    """The undo of a registration that registered nothing."""
+
+
 def _detach(error: ReplicateError) -> None:
     """Forget the exceptions ``error`` was raised during (aiohttp's carry the request headers).
 
@@ -406,6 +411,9 @@ class Session:
         # Their removers, bound once: a bound method made per spawn is one more object per worker.
         self._forget_work = self._work.discard
         self._forget_cleanup = self._cleanup.discard
+        # Calls in flight outside fan-out work, with what close() must do for each (cancel its
+        # prediction, reap its create): closing the client under them is their caller giving up.
+        self._on_close: dict[object, Callable[[], Coroutine[Any, Any, None] | None]] = {}
         # Creates in flight and predictions made, shared with this process's other clients of the
         # same account, so orphan clean-up never takes a sibling's prediction for its own.
         self.ledger = ledger_for(config.api_token)
@@ -481,12 +489,19 @@ class Session:
     async def close(self) -> None:
         """Cancel running work, let clean-up (remote cancels) finish, close the pool. Idempotent.
 
+        Calls still in flight in other tasks (a ``run`` being awaited elsewhere) are given up too:
+        their predictions are cancelled, and an abandoned create is reaped, before the pool closes.
         A view's close does nothing: the pool and the work belong to its root.
         """
         if self._root is not self:
             return
         for task in self._work:
             task.cancel()
+        given_up, self._on_close = self._on_close, {}
+        for action in given_up.values():
+            cleanup = action()
+            if cleanup is not None:
+                self.spawn(cleanup)
         deadline = time.monotonic() + _CLOSE_GRACE
         # Cancelled work spawns its clean-up as it unwinds, so look again until all is quiet.
         while (pending := self._work | self._cleanup) and (left := deadline - time.monotonic()) > 0:
@@ -499,6 +514,29 @@ class Session:
         await self.budget.aclose()
         if self._http is not None:
             await self._http.close()
+
+    def on_close(
+        self, action: Callable[[_T], Coroutine[Any, Any, None] | None], arg: _T
+    ) -> Callable[[], None]:
+        """Have close() run ``action(arg)`` (and spawn the clean-up coroutine it may return) if
+        the client closes while the current call is in flight; returns the undo, for when it ends.
+
+        Fan-out work registers nothing: close() cancels those tasks, and a cancelled call cleans
+        up after itself. Everyone else's call would only meet a closed client and give up with its
+        prediction still running.
+        """
+        root = self._root
+        task = asyncio.current_task()
+        if task is not None and task in root._work:
+            return _nothing
+        key = object()
+        registry = root._on_close
+        registry[key] = functools.partial(action, arg)
+
+        def undo() -> None:
+            registry.pop(key, None)
+
+        return undo
 
     def spawn(self, coro: Coroutine[Any, Any, None], *, work: bool = False) -> asyncio.Task[None]:
         """Run a task tied to this client. ``work=True``: close() cancels it (a fan-out worker);

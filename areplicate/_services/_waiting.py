@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Awaitable
-from typing import Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import anyio
 
@@ -81,9 +81,13 @@ class Polled(Protocol[P_co]):
         """The current state of ``pid``."""
         ...
 
-    def _cancel_shielded(self, pid: str, /) -> Awaitable[None]:
+    def _cancel_shielded(self, pid: str, /) -> Coroutine[Any, Any, None]:
         """Cancel ``pid`` remotely, outliving the caller's cancellation; never raises."""
         ...
+
+
+# The session's ``on_close``: registers a clean-up for close() to run, returns its undo.
+OnClose: TypeAlias = Callable[[Callable[[str], Coroutine[Any, Any, None]], str], Callable[[], None]]
 
 
 class Deliveries(Protocol):
@@ -137,6 +141,7 @@ async def wait_until_done(
     elapsed: float = 0.0,
     delivered: Deliveries | None = None,
     sweeper: Sweeps | None = None,
+    on_close: OnClose | None = None,
 ) -> P:
     """Poll ``polled.get(pid)`` until it returns a terminal ``cls``, by the module docstring's rules.
 
@@ -149,7 +154,8 @@ async def wait_until_done(
     one stands for the poll it replaces (a sweep read it), None means "poll now", and ``AGAIN``
     "ask me again" (the hook slept); the polls are the fallback for a lost delivery or a prediction
     no sweep reached. Without it, ``sweeper`` (when given) watches ``current`` from the wait's
-    start to its end, and its watch is the hook.
+    start to its end, and its watch is the hook. ``on_close`` (the session's) has the remote
+    cancel sent if the client closes under the wait, which could not go on (``cancel_on_exit``).
     """
     if current is not None and current.is_terminal:
         return current
@@ -157,6 +163,7 @@ async def wait_until_done(
     watch = None if sweeper is None or delivered is not None else sweeper.watch(current)
     if watch is not None:
         delivered = watch
+    undo = on_close(polled._cancel_shielded, pid) if on_close and cancel_on_exit else None
     loop = asyncio.get_running_loop()
     began = loop.time() - elapsed
     failures = 0
@@ -216,3 +223,5 @@ async def wait_until_done(
     finally:
         if watch is not None:
             watch.leave()  # (a second leave does nothing)
+        if undo is not None:
+            undo()

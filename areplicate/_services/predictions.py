@@ -254,6 +254,8 @@ class Predictions:
             payload["input"], match=match, version=payload.get("version"), deployment=deployment
         )
         ledger = self._session.ledger
+        # Closing the client under this create gives it up, as a cancelled caller would.
+        undo = self._session.on_close(self._reaper.abandon, intent)
         try:
             response = await self._session.request(
                 "POST",
@@ -265,22 +267,30 @@ class Predictions:
                 sent=intent.sent,
             )
         except asyncio.CancelledError:
+            undo()
             # The caller gave up after the create reached the wire: a prediction we will never
             # hear of may be running. Find and cancel it, in the background, if provably ours.
             # (After a dropped connection we do not: the caller is told to look it up.)
             self._reaper.abandon(intent)
             raise
         except BaseException as exc:
+            undo()
             ledger.finish(intent, None)
             if isinstance(exc, NotFoundError):
                 mark_unknown_target(exc, target)
             raise
+        undo()
         try:
             prediction = structure_created(response, Prediction, what="create response")
         except BaseException:
             ledger.finish(intent, None)
             raise
         ledger.finish(intent, prediction.id)
+        abandoned = intent.abandoned_at is not None
+        if abandoned and not prediction.is_terminal and not self._session.closed:
+            # The client closed while the answer was on its way: the reaper, already looking,
+            # now knows this id as ours-and-answered and would pass it by, so cancel it here.
+            self._session.spawn(self._cancel_quietly(prediction.id))
         return prediction
 
     async def _listed_since(self, since: dt.datetime) -> list[Prediction]:
@@ -464,6 +474,7 @@ class Predictions:
             delivered=receiver,
             # Without webhooks, many waits at once are checked by list pages (_sweep.py).
             sweeper=self._sweeper() if receiver is None else None,
+            on_close=self._session.on_close,
         )
 
     def _sweeper(self) -> Sweeper:

@@ -165,6 +165,7 @@ class Trainings:
             schedule=self._session.config.poll,
             timeout=timeout,
             cancel_on_exit=cancel_on_exit,
+            on_close=self._session.on_close,
         )
 
     async def _cancel_shielded(self, tid: str) -> None:
