@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import areplicate
+from areplicate._budget import LocalPaces
 from areplicate._core.pace import Pace, PaceParams, paused, reserve, succeeded, throttled
 
 PARAMS = PaceParams(ceiling=10.0, burst=5.0)
@@ -139,6 +141,20 @@ def test_a_pause_holds_every_slot_and_resumes_at_pace_not_in_a_burst() -> None:
     _, goes = slots(pace, PARAMS, [25.0] * 5)
     assert goes[0] == pytest.approx(30.0)
     assert [round(b - a, 6) for a, b in itertools_pairwise(goes)] == [0.1] * 4
+
+
+def test_a_pause_sat_out_before_the_next_slot_is_asked_for_still_resumes_at_pace() -> None:
+    """The budget's queue holder sits out a 429's pause while holding the queue, so the next slot
+    is asked for only once the pause is over: the pause's quiet must not come back as a burst."""
+    now = [100.0]
+    local = LocalPaces(areplicate.RateLimits(creates_per_minute=600.0), clock=lambda: now[0])
+    local.paces[True] = Pace(rate=10.0, threshold=10.0, tat=0.0)
+    waits = [local.reserve(True) for _ in range(50)]
+    assert waits == [0.0] * 50  # the 5 s burst, used up: the next slot is due at 100.1
+    local.pause(1.0)  # a 429 at 100: every request waits until 101
+    now[0] = 101.0
+    waits = [local.reserve(True) for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
 
 
 def itertools_pairwise(xs: list[float]) -> list[tuple[float, float]]:

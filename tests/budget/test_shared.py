@@ -100,6 +100,30 @@ def test_the_lua_script_computes_what_the_python_pace_does(
         conn.close()
 
 
+def test_the_lua_script_resumes_at_pace_when_first_asked_after_a_pause(redis_url: str) -> None:
+    """As in the Python pace: a pause that has ended before anyone asked again (the queue holder of
+    every process sat it out) gives no burst of the time it held everything."""
+    conn = redis.Redis.from_url(redis_url)
+    try:
+        script = conn.register_script(LUA)
+        configured = limits(redis_url, creates_per_minute=600.0)
+        params = {create: pace_params(configured, create=create) for create in (True, False)}
+        shared = SharedPaces(params, redis_url, TOKEN)
+        key = "areplicate:test:lua-pause"
+        state = Pace(rate=10.0, threshold=10.0, tat=0.0, cut=-1e18)
+        conn.hset(key, mapping={k: repr(v) for k, v in attrs.asdict(state).items()})
+        for _ in range(50):  # the 5 s burst at 10/s, used up: the next slot is due at 1000.1
+            assert float(script(keys=[key], args=shared.args(True, "reserve", now=1000.0))) == 0
+        script(keys=[key], args=shared.args(True, "pause", 1.0, now=1000.0))
+        waits = [
+            float(script(keys=[key], args=shared.args(True, "reserve", now=1001.0)))
+            for _ in range(5)
+        ]
+        assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4], abs=1e-5)
+    finally:
+        conn.close()
+
+
 async def test_two_processes_on_one_token_share_one_bucket(redis_url: str) -> None:
     # Each Budget has its own connection, as two processes would.
     a = Budget(limits(redis_url, creates_per_minute=60.0, burst=1.0), token=TOKEN)
