@@ -101,7 +101,7 @@ class LocalPaces:
         """
         until = self._clock() + seconds
         for create in (True, False):
-            self.paces[create] = paused(self.paces[create], until)
+            self.paces[create] = paused(self.paces[create], self.params[create], until)
 
 
 class Budget:

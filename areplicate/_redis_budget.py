@@ -84,6 +84,8 @@ if op == 'reserve' then
   result = string.format('%.6f', math.max(now, tat - tolerance) - now)
 elseif op == 'pause' then
   resume = math.max(resume, now + tonumber(ARGV[12]))
+  local interval = 1 / clamp(rate)
+  tat = math.max(tat, resume + math.max(burst, interval) - interval)
 elseif op == 'throttled' then
   if now - cut >= hold then do_cut(rate * decrease) end
 elseif op == 'ok' then

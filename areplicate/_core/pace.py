@@ -118,9 +118,17 @@ def reserve(pace: Pace, params: PaceParams, now: float) -> tuple[Pace, float]:
     return _evolve(pace, rate=rate, tat=tat), max(now, tat - tolerance)
 
 
-def paused(pace: Pace, until: float) -> Pace:
-    """Hold every request until ``until`` (never shortens a pause already in force)."""
-    return _evolve(pace, resume=max(pace.resume, until))
+def paused(pace: Pace, params: PaceParams, until: float) -> Pace:
+    """Hold every request until ``until`` (never shortens a pause already in force).
+
+    The time the pause holds everything is no credit: the bucket is left as if a burst had just
+    been sent at ``until``, so the requests resume at pace even when the first slot is asked for
+    only once the pause is over (the budget's queue holder sits the pause out, holding the queue).
+    """
+    resume = max(pace.resume, until)
+    interval = 1.0 / min(params.ceiling, max(params.lowest, pace.rate))
+    tat = max(pace.tat, resume + max(params.burst, interval) - interval)
+    return _evolve(pace, resume=resume, tat=tat)
 
 
 def _cut(pace: Pace, params: PaceParams, now: float, rate: float) -> Pace:

@@ -136,8 +136,8 @@ def test_plenty_remaining_lets_the_pace_grow() -> None:
 
 def test_a_pause_holds_every_slot_and_resumes_at_pace_not_in_a_burst() -> None:
     pace = Pace(rate=10.0, tat=0.0)
-    pace = paused(pace, 30.0)
-    assert paused(pace, 20.0).resume == 30.0  # a shorter pause never shortens it
+    pace = paused(pace, PARAMS, 30.0)
+    assert paused(pace, PARAMS, 20.0).resume == 30.0  # a shorter pause never shortens it
     _, goes = slots(pace, PARAMS, [25.0] * 5)
     assert goes[0] == pytest.approx(30.0)
     assert [round(b - a, 6) for a, b in itertools_pairwise(goes)] == [0.1] * 4

@@ -86,7 +86,7 @@ def test_the_lua_script_computes_what_the_python_pace_does(
                 pace = throttled(pace, params, now)
                 args = shared.args(True, "throttled", now=now)
             else:
-                pace = paused(pace, now + reset)
+                pace = paused(pace, params, now + reset)
                 args = shared.args(True, "pause", reset, now=now)
             script(keys=[key], args=args)
             stored = {k.decode(): float(v) for k, v in conn.hgetall(key).items()}
