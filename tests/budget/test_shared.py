@@ -278,13 +278,21 @@ def test_rate_limits_check_the_url_and_hide_its_password() -> None:
 
 async def test_many_clients_on_one_fake_share_its_per_token_limit(redis_url: str) -> None:
     """Three clients (as three workers would) on one token against a fake allowing 120 creates a
-    minute with a burst of 10 (scaled 10x): no 429 storm, every prediction made once."""
+    minute with a burst of 10 (scaled 10x): no 429 storm, every prediction made once.
+
+    The fake's bucket and the shared budget both run on real time, and a loaded machine can stall
+    this process for a second or more; the budget then sends the slots that time held at once, up
+    to its ``burst``. The account's burst is half a second's worth at the scaled rate, so the
+    clients are told a quarter of a second: what a stall lets out (that, plus the slot each
+    client's queue holder already had) fits in the account's bucket of 10, and a stall costs no
+    429. With the default 5 s a one-second stall alone sent some 20 creates into it.
+    """
     fake = FakeReplicate(
         rate_limits=FakeRateLimits(creates_per_minute=1200, creates_burst=10), record_requests=True
     )
     fake.add_model("acme/echo", lambda n=0: n)
     shared = areplicate.RateLimits(
-        creates_per_minute=6000, requests_per_minute=30000, shared=redis_url
+        creates_per_minute=6000, requests_per_minute=30000, burst=0.25, shared=redis_url
     )
     async with fake.serve() as url:
         clients = [areplicate.Client(TOKEN, base_url=url, rate_limits=shared) for _ in range(3)]
