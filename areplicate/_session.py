@@ -400,6 +400,7 @@ class Session:
         self._http: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop self._http belongs to
         self._closed = False
+        self._closing = False  # close() began: only clean-up (unpaced) requests go out now
         self._auth = f"Bearer {config.api_token}"
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=config.connect_timeout, sock_read=config.request_timeout
@@ -495,6 +496,7 @@ class Session:
         """
         if self._root is not self:
             return
+        self._closing = True
         for task in self._work:
             task.cancel()
         given_up, self._on_close = self._on_close, {}
@@ -732,6 +734,13 @@ class Session:
         while True:
             if paced:
                 await self.budget.acquire(create=create)
+                if self._root._closing:
+                    # A call that waited for the budget while close() gave it up must not send
+                    # now: what it made would outlive the pool, with nobody left to cancel it.
+                    raise RuntimeError(
+                        "this areplicate Client is closing; create a new Client "
+                        "(or use `async with Client()`)"
+                    )
             body = data() if callable(data) else data
             response = await self._send(
                 method,

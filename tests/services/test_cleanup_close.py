@@ -68,3 +68,36 @@ async def test_closing_the_client_under_a_create_on_the_wire_cancels_its_predict
     else:
         assert isinstance(outcome, BaseException)
     assert [p["status"] for p in fake.predictions] == ["canceled"], repr(outcome)
+
+
+async def test_a_create_queued_for_the_budget_when_the_client_closes_is_never_sent(
+    held: Held,
+) -> None:
+    """A create waiting out a 429 pause when close() begins is given up before it goes out
+    again: close() spends a while on another call's clean-up (a slow cancel), the pause ends
+    meanwhile, and the create raises instead of making a prediction that would outlive the pool."""
+    from areplicate.testing import FakeRateLimits, Faults
+
+    fake = FakeReplicate(
+        rate_limits=FakeRateLimits(creates_per_minute=60, creates_burst=1),
+        faults=Faults(latency=3.0, routes={"POST /v1/predictions/{id}/cancel"}),
+    )
+    fake.add_model("acme/held", held)
+    async with fake.serve() as url:
+        async with areplicate.Client("r8_test", base_url=url, rate_limits=None) as client:
+            running = asyncio.create_task(client.run("acme/held", {"prompt": "a"}, hold=False))
+            await held.until_started(1)
+            # The fake's next create slot is a second away: this one gets a 429 and waits.
+            queued = asyncio.create_task(
+                client.predictions.create("acme/held", {"prompt": "b"}, hold=False)
+            )
+            with anyio.fail_after(10):
+                while client.stats.throttled < 1:  # noqa: ASYNC110 - polling the client's counters
+                    await asyncio.sleep(0.01)
+        with anyio.fail_after(10):
+            outcomes = await asyncio.gather(running, queued, return_exceptions=True)
+        held.release.set()
+    assert isinstance(outcomes[0], BaseException), outcomes[0]
+    assert isinstance(outcomes[1], RuntimeError), outcomes[1]
+    assert fake.counts["POST /v1/models/{owner}/{name}/predictions"] == 2  # one of them a 429
+    assert [p["status"] for p in fake.predictions] == ["canceled"]
