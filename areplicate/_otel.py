@@ -7,9 +7,10 @@ predictions are children of the span current where the fan-out started (its task
 context). Never the token, the inputs, the outputs, the query string or error details (they may
 quote an input): errors show as the span's status and ``error.type``.
 
-Without ``opentelemetry-api`` nothing is imported and each hook costs one check. With it but no
-tracer provider installed (the API's no-op one), spans are skipped altogether: they would record
-nothing, and starting and entering them cost more than the rest of a request's bookkeeping.
+Without ``opentelemetry-api``, or with it installed but never imported by the application, nothing
+is imported and each hook costs one check. With it but no tracer provider installed (the API's
+no-op one), spans are skipped altogether: they would record nothing, and starting and entering them
+cost more than the rest of a request's bookkeeping.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import os
 import re
+import sys
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -66,9 +68,16 @@ def recording() -> Any:
     """areplicate's tracer when an application installed a tracer provider; None otherwise.
 
     Asked at every span, not once, while none is installed (one can be, later). Once one is, the
-    answer stays: OpenTelemetry lets the global provider be set only once.
+    answer stays: OpenTelemetry lets the global provider be set only once. An application that
+    never imported ``opentelemetry.trace`` cannot have installed one (short of the environment
+    variable), so until it does, nothing of OpenTelemetry is imported here: its modules would
+    only add to every garbage collection's work.
     """
     global _live  # noqa: PLW0603 - remembers a once-only global event of the OpenTelemetry API
+    if not _live and not _PROVIDER_FROM_ENV:
+        api = sys.modules.get("opentelemetry.trace")
+        if api is None or getattr(api, "_TRACER_PROVIDER", _UNRESOLVED) is None:
+            return None
     tr = tracer()
     if tr is None or _live:
         return tr

@@ -74,6 +74,26 @@ def test_without_opentelemetry_tracing_is_simply_off() -> None:
     assert not loaded["jsonschema"]
 
 
+def test_requests_leave_opentelemetry_unimported_until_the_application_imports_it() -> None:
+    # Installed (the dev extra has it) but unused: importing it would only make every garbage
+    # collection walk its modules. An application that sets a provider has imported it first.
+    code = (
+        "import asyncio, importlib.util\n"
+        "assert importlib.util.find_spec('opentelemetry') is not None\n"
+        "import areplicate\n"
+        "from areplicate.testing import FakeReplicate\n"
+        "async def main():\n"
+        "    fake = FakeReplicate()\n"
+        "    fake.add_model('o/m', lambda: 'ok')\n"
+        "    async with fake.serve() as url, areplicate.Client(\n"
+        "        'r8_x', base_url=url, rate_limits=None\n"
+        "    ) as client:\n"
+        "        assert await client.run('o/m', {}) == 'ok'\n"
+        "asyncio.run(main())"
+    )
+    assert not _loaded_after(code)["opentelemetry"]
+
+
 def test_the_lazy_names_load_at_first_use_as_the_same_objects() -> None:
     code = (
         "import areplicate\n"
