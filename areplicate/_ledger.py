@@ -56,7 +56,7 @@ class Intent:
     deployment: str | None
     input: dict[str, Any]
     sent_at: float  # Unix time just before the request went out
-    sent: list[bool] = attrs.Factory(list)  # the session appends True once headers are written
+    sent: list[float] = attrs.Factory(list)  # when the session got it a connection (time.time())
     abandoned_at: float | None = None
 
     def window(self, offset: tuple[float, float] | None) -> tuple[float, float]:

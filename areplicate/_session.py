@@ -330,7 +330,7 @@ class _Sending:
     __slots__ = ("bounded", "deadline", "seconds", "sent")
 
     def __init__(
-        self, seconds: float, *, bounded: bool, sent: list[bool] | None, deadlines: _Deadlines
+        self, seconds: float, *, bounded: bool, sent: list[float] | None, deadlines: _Deadlines
     ) -> None:
         self.seconds = seconds
         self.bounded = bounded
@@ -346,7 +346,7 @@ class _Sending:
         if self.bounded:
             self.deadline.reschedule(asyncio.get_running_loop().time() + self.seconds)
         if self.sent is not None and not self.sent:
-            self.sent.append(True)
+            self.sent.append(time.time())
 
 
 # The request the current task is sending (a context variable: the connector sees only aiohttp's
@@ -501,7 +501,11 @@ class Session:
             task.cancel()
         given_up, self._on_close = self._on_close, {}
         for action in given_up.values():
-            cleanup = action()
+            try:
+                cleanup = action()
+            except Exception:  # one call's clean-up failing must not leave the pool open
+                logger.exception("clean-up of a call given up by close() failed")
+                continue
             if cleanup is not None:
                 self.spawn(cleanup)
         deadline = time.monotonic() + _CLOSE_GRACE
@@ -602,7 +606,7 @@ class Session:
         create: bool = False,
         read_timeout: float | None = None,
         paced: bool = True,
-        sent: list[bool] | None = None,
+        sent: list[float] | None = None,
     ) -> Awaitable[Response]:
         """Send one API request with budget, retries and error mapping; return the 2xx response.
 
@@ -612,7 +616,7 @@ class Session:
         long as the caller lets it run (it never uses up the retries; only ``max_retries=0`` raises
         it). ``data`` may be a callable that returns a fresh body per attempt (a multipart form
         cannot be sent twice). ``paced=False`` skips the request budget (clean-up that must not
-        queue behind the work it stops). ``sent`` gets ``True`` appended once a request has a
+        queue behind the work it stops). ``sent`` gets the time (``time.time()``) appended once a request has a
         connection to the API (from then on the API may act on it). ``read_timeout`` (default: the client's ``timeout``)
         bounds the whole response, headers and body, from the moment the request was sent.
         Unless ``headers`` names an ``Accept``, the body is decoded as JSON here (``.json()``), so
@@ -637,7 +641,7 @@ class Session:
         create: bool,
         read_timeout: float | None,
         paced: bool,
-        sent: list[bool] | None,
+        sent: list[float] | None,
     ) -> Response:
         """:meth:`request`'s work, its arguments positional (one call per request, no keywords)."""
         self._client()  # a closed client, or one from another event loop, says so before anything
@@ -723,7 +727,7 @@ class Session:
         create: bool,
         read_timeout: float | None,
         paced: bool,
-        sent: list[bool] | None,
+        sent: list[float] | None,
     ) -> Response:
         """One try: wait for the budget, send, and raise the mapped error for a non-2xx.
 
@@ -784,7 +788,7 @@ class Session:
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
         read_timeout: float | None,
-        sent: list[bool] | None = None,
+        sent: list[float] | None = None,
     ) -> Response:
         """One attempt: send one request and read its whole (capped) response.
 

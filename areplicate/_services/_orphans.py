@@ -12,11 +12,19 @@ far worse than leaving ours running. So a match must be exact:
   on the same token shares one; with a shared Redis budget, every process does);
 - created inside the window in which our create was on the wire, read on the API's clock: the
   skew between our clock and the API's is bounded from the ``Date`` header of a recent response;
-- and the only such prediction. Two candidates for one orphan (ours and a stranger's, or two
-  strangers') are left running, with one WARNING naming them.
+- and exactly as many such predictions as creates of that request we dropped (the orphans of
+  every client sharing the ledger, judged together). More candidates than orphans (ours and a
+  stranger's, or two strangers') are left running, with one WARNING naming them.
+
+The listing is read only once the API can no longer be registering any of the group's creates
+(``LATE_GRACE`` after each was given up): a prediction of ours missing from it could otherwise
+make the count match with a stranger's. What the rule cannot tell apart is a create of ours the
+API never made and a stranger's identical one made inside our window (a few seconds): that risk is
+taken only when the counts match exactly.
 
 A create that never left this process (still waiting for the budget or a connection) is no orphan:
-the session reports a create as sent only once its request headers were written to a connection.
+the session reports a create as sent once it has a connection, and takes that back when the API
+answers 429 (not processed).
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ __all__ = ["Reaper"]
 
 logger = logging.getLogger("areplicate")
 
-# Abandoned creates are looked up this long after the first one.
+# The shortest pause before a round (each also waits for its orphans' LATE_GRACE to pass).
 _REAP_DELAY = 0.5
 # How long the reaper waits for a sibling create (same input, still on the wire) to answer.
 _SIBLING_WAIT = 70.0
@@ -102,7 +110,13 @@ class Reaper:
         return intent
 
     def abandon(self, intent: Intent) -> None:
-        """The caller gave up on ``intent``: if it reached the wire, find and cancel its prediction."""
+        """The caller gave up on ``intent``: if it reached the wire, find and cancel its prediction.
+
+        Once per create: a create given up by close() may be given up again by its own caller
+        (or the other way round), and counting it twice would make its own prediction ambiguous.
+        """
+        if intent.abandoned_at is not None:
+            return
         intent.abandoned_at = time.time()
         self._ledger.finish(intent, None)
         if not intent.sent:
@@ -115,15 +129,20 @@ class Reaper:
     async def _reap(self) -> None:
         """The background task: drain the queue of orphans in rounds until it is empty.
 
-        The short first sleep lets the API register creates that were cut off; orphans abandoned
-        while a round runs join the next one. An orphan the round could not settle because the API
-        may still register its prediction (its window was open when the listing began) is looked
-        up once more after the window closes. A failed lookup drops that round's orphans with a
-        warning instead of retrying: cleaning up is best effort, and a retry loop against a failing
-        API would only add load.
+        A round lists only once the API can no longer be registering any prediction it judges
+        (``LATE_GRACE`` after its create was given up): then every prediction of ours that exists
+        is in the listing, so matching counts mean what they say. Orphans abandoned while a round
+        runs, and a group the round had to leave for them, join the next. A failed lookup drops
+        that round's orphans with a warning instead of retrying: cleaning up is best effort, and a
+        retry loop against a failing API would only add load.
         """
-        await asyncio.sleep(_REAP_DELAY)  # let the API register the creates we dropped
         while self._orphans:
+            due = max(
+                (x.abandoned_at or 0.0) + LATE_GRACE
+                for o in self._orphans
+                for x in self._ledger.orphans_like(o) or [o]
+            )
+            await asyncio.sleep(max(_REAP_DELAY, due - time.time()))
             await self._await_siblings()
             # An orphan a sibling's reaper (same ledger) already judged is not judged twice.
             orphans = [o for o in self._orphans if not self._ledger.settled(o)]
@@ -132,18 +151,15 @@ class Reaper:
                 continue
             try:
                 claimed, again = await self._claim(orphans)
-            except (ReplicateError, TimeoutError) as exc:
+            except (ReplicateError, TimeoutError, RuntimeError) as exc:  # RuntimeError: closed
                 logger.warning("could not look up %d abandoned create(s): %r", len(orphans), exc)
                 self._ledger.settle(orphans)
                 continue
+            self._orphans.extend(again)
             limit = anyio.Semaphore(_CANCEL_CONCURRENCY)
             async with anyio.create_task_group() as group:
                 for pid in claimed:
                     group.start_soon(self._cancel_one, pid, limit)
-            if again:
-                self._orphans.extend(again)
-                closes = max(o.abandoned_at or 0.0 for o in again) + LATE_GRACE
-                await asyncio.sleep(max(_REAP_DELAY, closes - time.time()))
 
     async def _await_siblings(self) -> None:
         """Wait (bounded) until no create with an orphan's input awaits its answer: its id then
@@ -155,7 +171,7 @@ class Reaper:
 
     async def _claim(self, orphans: list[Intent]) -> tuple[list[str], list[Intent]]:
         """The ids of the predictions provably made by ``orphans``, and those of ``orphans`` to
-        look up again later (the API may not have registered their predictions yet)."""
+        judge again in a later round (with others of their request, abandoned meanwhile)."""
         # Orphans with the same request compete for the same predictions, this reaper's and those
         # of any client sharing the ledger alike: they are judged together, as one group.
         batches: list[list[Intent]] = []
@@ -179,27 +195,28 @@ class Reaper:
         claimed: list[str] = []
         again: list[Intent] = []
         for batch in batches:
-            # The group as it stands now: an orphan dropped during the listing belongs to it too.
-            group = self._ledger.orphans_like(batch[0]) or batch
+            group = self._ledger.orphans_like(batch[0]) or batch  # as it stands now
+            if any((o.abandoned_at or 0.0) + LATE_GRACE > listed_at for o in group):
+                # One of them (given up during the listing, or by a sibling) may be registered
+                # after the listing was cut: counting it could make a stranger's look like ours.
+                again.extend(batch)
+                continue
             fits = [p for p in candidates if any(o.could_be(p, offset) for o in group)]
-            if len(fits) == len(group):
-                # As many candidates as creates we dropped, none made by a sibling: all ours.
+            if len(fits) == len(group) and _one_each(group, fits, offset):
+                # As many candidates as creates we dropped, each in the window of its own create,
+                # none made by a sibling: all ours.
                 claimed.extend(p.id for p in fits if not p.is_terminal)
-                self._ledger.settle(group)
-            elif any((o.abandoned_at or 0.0) + LATE_GRACE > listed_at for o in group):
-                again.extend(batch)  # a prediction of the group may not be listed yet
-            else:
-                if fits:
-                    logger.warning(
-                        "not canceling after an abandoned create of %s: %d prediction(s) match "
-                        "it (%s) and %d create(s) of ours were dropped, so which are ours is "
-                        "unknown; cancel the right one yourself if it is still running",
-                        group[0].model or group[0].deployment or group[0].version,
-                        len(fits),
-                        ", ".join(p.id for p in fits),
-                        len(group),
-                    )
-                self._ledger.settle(group)
+            elif fits:
+                logger.warning(
+                    "not canceling after an abandoned create of %s: %d prediction(s) match it "
+                    "(%s) and %d create(s) of ours were dropped, so which are ours is unknown; "
+                    "cancel the right one yourself if it is still running",
+                    group[0].model or group[0].deployment or group[0].version,
+                    len(fits),
+                    ", ".join(p.id for p in fits),
+                    len(group),
+                )
+            self._ledger.settle(group)
         return claimed, again
 
     async def _cancel_one(self, pid: str, limit: anyio.Semaphore) -> None:
@@ -207,3 +224,27 @@ class Reaper:
         async with limit:
             logger.info("canceling abandoned prediction %s", pid)
             await self._cancel(pid)
+
+
+def _one_each(
+    orphans: list[Intent], fits: list[Prediction], offset: tuple[float, float] | None
+) -> bool:
+    """Whether every orphan can be paired with a prediction of its own inside its window.
+
+    Equal counts alone are not enough: two predictions inside the first create's window and none
+    in the second's mean one of them is a stranger's (the second create was never made). A
+    matching by augmenting paths; groups are a handful of creates, so its cost does not matter.
+    """
+    owner: dict[int, int] = {}  # fit index -> orphan index
+
+    def place(i: int, seen: set[int]) -> bool:
+        for j, fit in enumerate(fits):
+            if j in seen or not orphans[i].could_be(fit, offset):
+                continue
+            seen.add(j)
+            if j not in owner or place(owner[j], seen):
+                owner[j] = i
+                return True
+        return False
+
+    return all(place(i, set()) for i in range(len(orphans)))

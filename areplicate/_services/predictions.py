@@ -286,11 +286,12 @@ class Predictions:
             ledger.finish(intent, None)
             raise
         ledger.finish(intent, prediction.id)
-        abandoned = intent.abandoned_at is not None
-        if abandoned and not prediction.is_terminal and not self._session.closed:
+        if intent.abandoned_at is not None:
             # The client closed while the answer was on its way: the reaper, already looking,
             # now knows this id as ours-and-answered and would pass it by, so cancel it here.
-            self._session.spawn(self._cancel_quietly(prediction.id))
+            ledger.settle([intent])
+            if not prediction.is_terminal and not self._session.closed:
+                self._session.spawn(self._cancel_quietly(prediction.id))
         return prediction
 
     async def _listed_since(self, since: dt.datetime) -> list[Prediction]:
@@ -510,7 +511,11 @@ class Predictions:
                 await self._session.request(
                     "POST", f"predictions/{quote(pid, safe='')}/cancel", paced=False
                 )
-        except (ReplicateError, TimeoutError) as exc:
+        except (
+            ReplicateError,
+            TimeoutError,
+            RuntimeError,
+        ) as exc:  # RuntimeError: closed meanwhile
             logger.warning("could not cancel prediction %s: %r", pid, exc)
 
     # -- create and wait -------------------------------------------------------------------------

@@ -185,5 +185,5 @@ class Trainings:
                 await self._session.request(
                     "POST", f"trainings/{quote(tid, safe='')}/cancel", paced=False
                 )
-        except (ReplicateError, TimeoutError) as exc:
+        except (ReplicateError, TimeoutError, RuntimeError) as exc:  # RuntimeError: closed
             logger.warning("could not cancel training %s: %s", tid, exc)

@@ -1,9 +1,8 @@
 """An abandoned create the API registers a little late is still reaped.
 
 The reaper's window allows a prediction created up to ``LATE_GRACE`` (2 s) after the caller let
-go (the API may still act on a request shortly after we dropped it). Its first lookup comes
-0.5 s after the abandon; a group it could not settle then is looked up again once that window
-has closed, so a prediction the API registers at 1 s is found and cancelled.
+go (the API may still act on a request shortly after we dropped it), and it lists only once
+that window has closed, so a prediction the API registers at 1 s is found and cancelled.
 """
 
 from __future__ import annotations

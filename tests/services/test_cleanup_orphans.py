@@ -215,3 +215,33 @@ async def test_identical_creates_abandoned_during_a_slow_lookup_are_all_reaped(h
             await second
         await settle_cleanup(client)
         assert sorted(p["status"] for p in fake.predictions) == ["canceled", "canceled"]
+
+
+def test_equal_counts_are_claimed_only_when_each_create_has_a_prediction_in_its_own_window() -> (
+    None
+):
+    """Two creates of one request, a minute apart, and two predictions that match them: ours only
+    if each create has one inside its own window. Both inside the first's window means the second
+    create was never made and one of the two is a stranger's."""
+    import datetime as dt
+
+    from areplicate._ledger import Intent
+    from areplicate._models import Prediction
+    from areplicate._services._orphans import _one_each
+
+    def intent(at: float) -> Intent:
+        return Intent("acme/held", None, None, {"prompt": "same"}, sent_at=at, abandoned_at=at + 1)
+
+    def made(at: float) -> Prediction:
+        created = dt.datetime.fromtimestamp(at, dt.timezone.utc)
+        return Prediction(
+            id=f"p{at}", model="acme/held", input={"prompt": "same"}, created_at=created
+        )
+
+    first, second = intent(1000.0), intent(1060.0)
+    exact = (0.0, 0.0)  # the API's clock is ours
+    assert _one_each([first, second], [made(1000.5), made(1060.5)], exact)
+    assert _one_each([second, first], [made(1060.5), made(1000.5)], exact)
+    assert not _one_each([first, second], [made(1000.2), made(1000.5)], exact)
+    # Overlapping windows: either pairing will do.
+    assert _one_each([first, intent(1000.5)], [made(1000.8), made(1000.9)], exact)
