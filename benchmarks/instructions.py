@@ -1,11 +1,14 @@
 """Instructions benchmark: client CPU per prediction counted by valgrind, against the raw floor.
 
     python benchmarks/instructions.py                 # instant model, areplicate and raw-wait
-    python benchmarks/instructions.py --contenders areplicate --small 300 --large 900
+    python benchmarks/instructions.py --contenders areplicate --small 200 --large 600
 
 CPU seconds on a shared machine move by a third from run to run; the instructions the client's
-interpreter executes move far less (mostly within 1 %; raw-wait's has come out in two groups 6 %
-apart, so quote several runs). Each contender runs the instant model
+interpreter executes move far less. What still moves them is the garbage collector: a full
+collection walks the whole heap (millions of instructions) and comes every hundred young ones, so
+a short window holds one or none. With the old 200 and 600 predictions raw-wait came out in two
+groups 6 % apart (648k and 690k); with 300 and 1500, several full collections fall in the window
+and repeated runs agree within about 1 % for both contenders. Each contender runs the instant model
 (``demo/echo``, concurrency 100, ``fanout.py``'s own runners) in a fresh interpreter under
 ``valgrind --tool=callgrind``, once with ``--small`` and once with ``--large`` predictions, and the
 difference divided by the difference in predictions is its cost per prediction: start-up, imports
@@ -65,8 +68,8 @@ def instructions(url: str, who: str, n: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contenders", default="areplicate,raw-wait")
-    parser.add_argument("--small", type=int, default=200, help="predictions in the short run")
-    parser.add_argument("--large", type=int, default=600, help="predictions in the long run")
+    parser.add_argument("--small", type=int, default=300, help="predictions in the short run")
+    parser.add_argument("--large", type=int, default=1500, help="predictions in the long run")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
