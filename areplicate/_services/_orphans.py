@@ -136,6 +136,16 @@ class Reaper:
         that round's orphans with a warning instead of retrying: cleaning up is best effort, and a
         retry loop against a failing API would only add load.
         """
+        try:
+            await self._rounds()
+        finally:
+            # Ended early (the client closed, the loop went away): nobody will judge these now,
+            # and left in the shared ledger they would skew the next judgment of their request.
+            self._ledger.settle(self._orphans)
+            self._orphans = []
+
+    async def _rounds(self) -> None:
+        """:meth:`_reap`'s rounds, until no orphan is left."""
         while self._orphans:
             due = max(
                 (x.abandoned_at or 0.0) + LATE_GRACE
@@ -146,16 +156,18 @@ class Reaper:
             await self._await_siblings()
             # An orphan a sibling's reaper (same ledger) already judged is not judged twice.
             orphans = [o for o in self._orphans if not self._ledger.settled(o)]
-            self._orphans = []
             if not orphans:
+                self._orphans = []
                 continue
             try:
                 claimed, again = await self._claim(orphans)
             except (ReplicateError, TimeoutError, RuntimeError) as exc:  # RuntimeError: closed
                 logger.warning("could not look up %d abandoned create(s): %r", len(orphans), exc)
                 self._ledger.settle(orphans)
+                self._orphans = [o for o in self._orphans if o not in orphans]
                 continue
-            self._orphans.extend(again)
+            # Those abandoned during the round stay queued; the round's own are judged or again.
+            self._orphans = [o for o in self._orphans if o not in orphans] + again
             limit = anyio.Semaphore(_CANCEL_CONCURRENCY)
             async with anyio.create_task_group() as group:
                 for pid in claimed:

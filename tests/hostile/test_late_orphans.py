@@ -23,12 +23,14 @@ CREATE = "/v1/models/acme/m/predictions"
 async def test_an_orphan_registered_one_second_late_is_reaped(
     hostile: Hostile, client: areplicate.Client
 ) -> None:
+    # An id no other test makes: the clients of one token in this process share a ledger, and
+    # one that had made "p1" would rightly keep the reaper off it.
     made: list[dict[str, object]] = []
 
     async def slow_create(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(1.0)  # the API acts on the request a second after it arrived
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        made.append(prediction_body("p1", "processing", input={"prompt": "x"}, created_at=now))
+        made.append(prediction_body("late-p1", "processing", input={"prompt": "x"}, created_at=now))
         return web.json_response(made[0], status=201)
 
     async def listing(request: web.Request) -> web.StreamResponse:
@@ -37,7 +39,9 @@ async def test_an_orphan_registered_one_second_late_is_reaped(
     hostile.on("POST", CREATE, slow_create)
     hostile.on("GET", "/v1/predictions", listing)
     hostile.on(
-        "POST", "/v1/predictions/p1/cancel", json_response(prediction_body("p1", "canceled"))
+        "POST",
+        "/v1/predictions/late-p1/cancel",
+        json_response(prediction_body("late-p1", "canceled")),
     )
     # Any earlier response gives the client the API's Date (the clock skew).
     hostile.on("GET", "/v1/account", json_response({"type": "user", "username": "u", "name": "u"}))
@@ -54,4 +58,4 @@ async def test_an_orphan_registered_one_second_late_is_reaped(
         while made == [] or client._session._cleanup:  # noqa: ASYNC110 - made, then clean-up over
             await asyncio.sleep(0.05)
     assert hostile.count("GET", "/v1/predictions") >= 1  # the reaper did look
-    assert hostile.count("POST", "/v1/predictions/p1/cancel") == 1
+    assert hostile.count("POST", "/v1/predictions/late-p1/cancel") == 1

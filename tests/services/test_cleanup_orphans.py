@@ -9,7 +9,9 @@ FakeReplicate serves one account whatever the token (as in test_cleanup_accounts
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
@@ -245,3 +247,38 @@ def test_equal_counts_are_claimed_only_when_each_create_has_a_prediction_in_its_
     assert not _one_each([first, second], [made(1000.2), made(1000.5)], exact)
     # Overlapping windows: either pairing will do.
     assert _one_each([first, intent(1000.5)], [made(1000.8), made(1000.9)], exact)
+
+
+async def test_a_reaper_stopped_mid_round_leaves_no_orphan_behind_in_the_shared_ledger() -> None:
+    """The reaper's task is cancelled while its lookup hangs (the loop shutting down, say): its
+    orphans are settled, not left in the ledger to be counted with the next ones of their
+    request by another client of the same token."""
+    from areplicate._ledger import Intent, Ledger
+    from areplicate._services._orphans import Reaper
+
+    ledger = Ledger()
+    listing = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def hang(_since: object) -> list[areplicate.Prediction]:
+        listing.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def cancel(_pid: str) -> None:
+        raise AssertionError("nothing to cancel")
+
+    def spawn(coro: Any) -> asyncio.Task[None]:
+        tasks.append(asyncio.get_running_loop().create_task(coro))
+        return tasks[-1]
+
+    reaper = Reaper(ledger, lister=hang, canceller=cancel, spawn=spawn, offset=lambda: None)
+    intent = Intent("acme/held", None, None, {"prompt": "x"}, sent_at=time.time(), sent=[1.0])
+    reaper.abandon(intent)
+    assert not ledger.settled(intent)
+    with anyio.fail_after(10):
+        await listing.wait()
+    tasks[0].cancel()
+    with anyio.fail_after(10), pytest.raises(asyncio.CancelledError):
+        await tasks[0]
+    assert ledger.settled(intent)
