@@ -8,6 +8,7 @@ same account made for its own. Every Client of this process on one token shares 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 import weakref
@@ -38,8 +39,8 @@ def matches(
 ) -> bool:
     """Whether ``prediction`` could be the one a create of ``model``/``version``/``deployment``
     with ``input`` made (a version the API hides matches any)."""
-    if deployment is not None and prediction.deployment != deployment:
-        return False
+    if prediction.deployment != deployment and (deployment is not None or prediction.deployment):
+        return False  # a deployment's prediction is never a model-route create's, nor the reverse
     if model is not None and prediction.model and prediction.model != model:
         return False
     if version is not None and prediction.version not in (version, "hidden", ""):
@@ -63,7 +64,10 @@ class Intent:
         """The span of API-clock times in which this create's prediction can have been created."""
         low, high = offset if offset is not None else (-UNKNOWN_SKEW, UNKNOWN_SKEW)
         end = (self.abandoned_at if self.abandoned_at is not None else time.time()) + LATE_GRACE
-        return self.sent_at + low, end + high
+        # It opens when the attempt still standing got its connection: before that (a wait for
+        # the budget, a 429's pause) the API provably had nothing of it.
+        start = self.sent[-1] if self.sent else self.sent_at
+        return start + low, end + high
 
     def same_request(self, other: Intent) -> bool:
         """Whether ``other`` asked for exactly what this create did (so their predictions are
@@ -179,7 +183,9 @@ class Ledger:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
-                waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
+                # A waiter whose loop is closed has nobody left to wake.
+                with contextlib.suppress(RuntimeError):
+                    waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -86,6 +86,7 @@ _UNPARSED: Any = object()
 # json.dumps(value, separators=(",", ":")) without building an encoder for every request.
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
+_CLOSING = "this areplicate Client is closing; create a new Client (or use `async with Client()`)"
 _OTHER_LOOP = (
     "this areplicate Client was opened on another event loop (each asyncio.run() makes a new "
     "one), and its connections belong to that loop: make one Client per event loop, inside the "
@@ -327,22 +328,33 @@ class _Sending:
     ``sent`` (the caller's list) learns that the API may now act on the request.
     """
 
-    __slots__ = ("bounded", "deadline", "seconds", "sent")
+    __slots__ = ("bounded", "deadline", "refuse", "seconds", "sent")
 
     def __init__(
-        self, seconds: float, *, bounded: bool, sent: list[float] | None, deadlines: _Deadlines
+        self,
+        seconds: float,
+        *,
+        bounded: bool,
+        sent: list[float] | None,
+        deadlines: _Deadlines,
+        refuse: Session | None,
     ) -> None:
         self.seconds = seconds
         self.bounded = bounded
         self.sent = sent
         self.deadline = _NEW_DEADLINE(deadlines)  # no deadline until connected
+        self.refuse = refuse  # a paced request's root session: none goes out once it is closing
 
     def connected(self) -> None:
         """Start the whole-response clock and record that the request may have reached the API.
 
         Called by :class:`_Connector` once a connection is in hand; time spent queued for the pool
-        before this point counts against neither the deadline nor ``sent``.
+        before this point counts against neither the deadline nor ``sent``. A paced request
+        whose client began closing while it waited for the connection raises instead: close()
+        gave its call up, and what it would make would outlive the pool.
         """
+        if self.refuse is not None and self.refuse._closing:
+            raise RuntimeError(_CLOSING)
         if self.bounded:
             self.deadline.reschedule(asyncio.get_running_loop().time() + self.seconds)
         if self.sent is not None and not self.sent:
@@ -369,7 +381,11 @@ class _Connector(aiohttp.TCPConnector):
         connection = await super().connect(req, traces, timeout)
         sending = _SENDING.get()
         if sending is not None:
-            sending.connected()
+            try:
+                sending.connected()
+            except BaseException:
+                connection.release()  # nothing was written: the connection goes back clean
+                raise
         return connection
 
 
@@ -741,10 +757,7 @@ class Session:
                 if self._root._closing:
                     # A call that waited for the budget while close() gave it up must not send
                     # now: what it made would outlive the pool, with nobody left to cancel it.
-                    raise RuntimeError(
-                        "this areplicate Client is closing; create a new Client "
-                        "(or use `async with Client()`)"
-                    )
+                    raise RuntimeError(_CLOSING)
             body = data() if callable(data) else data
             response = await self._send(
                 method,
@@ -755,6 +768,7 @@ class Session:
                 headers=headers,
                 read_timeout=read_timeout,
                 sent=sent,
+                paced=paced,
             )
             if self.budget.limits is not None:  # observe() learns nothing without limits
                 await self.budget.observe(response.status, response.headers, create=create)
@@ -789,6 +803,7 @@ class Session:
         headers: Mapping[str, str] | None,
         read_timeout: float | None,
         sent: list[float] | None = None,
+        paced: bool = False,
     ) -> Response:
         """One attempt: send one request and read its whole (capped) response.
 
@@ -816,6 +831,7 @@ class Session:
             bounded=data is None or isinstance(data, bytes),
             sent=sent,
             deadlines=self._root._deadlines,
+            refuse=self._root if paced else None,
         )
         context = _SENDING.set(sending)
         started = time.perf_counter()

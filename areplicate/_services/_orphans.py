@@ -209,7 +209,11 @@ class Reaper:
         again: list[Intent] = []
         for batch in batches:
             group = self._ledger.orphans_like(batch[0]) or batch  # as it stands now
-            if any((o.abandoned_at or 0.0) + LATE_GRACE > listed_at for o in group):
+            # A create of ours with this input still awaiting its answer (sent during the
+            # listing, or one the sibling wait gave up on) may be in the listing, not yet known.
+            if self._ledger.busy([batch[0].input]) or any(
+                (o.abandoned_at or 0.0) + LATE_GRACE > listed_at for o in group
+            ):
                 # One of them (given up during the listing, or by a sibling) may be registered
                 # after the listing was cut: counting it could make a stranger's look like ours.
                 again.extend(batch)

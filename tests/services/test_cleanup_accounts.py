@@ -158,7 +158,7 @@ class TestWindow:
         )
 
     def intent(self, sent_at: float, abandoned_at: float) -> Intent:
-        return Intent("acme/m", None, None, {"x": 1}, sent_at, [True], abandoned_at)
+        return Intent("acme/m", None, None, {"x": 1}, sent_at, [sent_at], abandoned_at)
 
     def test_date_offset_bounds_the_skew(self) -> None:
         # The API's clock runs 30 s ahead; its Date header (whole seconds) read at 1000.4 local.
