@@ -14,7 +14,6 @@ import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 
-import anyio
 import attrs
 import pytest
 
@@ -23,7 +22,7 @@ from areplicate._core.times import date_offset
 from areplicate._ledger import Intent
 from areplicate.testing import FakeReplicate
 
-from ._held import Held
+from ._held import Held, settle_cleanup, status
 
 CANCEL = "POST /v1/predictions/{id}/cancel"
 
@@ -45,17 +44,6 @@ async def fake(held: Held) -> AsyncIterator[FakeReplicate]:
 async def url(fake: FakeReplicate) -> AsyncIterator[str]:
     async with fake.serve() as base_url:
         yield base_url
-
-
-def status(fake: FakeReplicate, pid: str) -> str:
-    return str(fake.prediction(pid)["status"])
-
-
-async def settle_cleanup(client: areplicate.Client) -> None:
-    """Let the client's background clean-up (if any was started) run to its end."""
-    with anyio.fail_after(30):
-        while pending := set(client._session._cleanup):
-            await asyncio.wait(pending)
 
 
 async def start_held_create(client: areplicate.Client, held: Held, n: int) -> asyncio.Task[object]:

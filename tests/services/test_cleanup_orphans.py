@@ -19,7 +19,7 @@ import pytest
 import areplicate
 from areplicate.testing import FakeRateLimits, FakeReplicate
 
-from ._held import Held
+from ._held import Held, settle_cleanup, status
 
 CANCEL = "POST /v1/predictions/{id}/cancel"
 CREATE = "POST /v1/models/{owner}/{name}/predictions"
@@ -45,17 +45,6 @@ async def fake(held: Held) -> AsyncIterator[FakeReplicate]:
 async def url(fake: FakeReplicate) -> AsyncIterator[str]:
     async with fake.serve() as base_url:
         yield base_url
-
-
-def status(fake: FakeReplicate, pid: str) -> str:
-    return str(fake.prediction(pid)["status"])
-
-
-async def settle_cleanup(client: areplicate.Client) -> None:
-    """Let the client's background clean-up (if any was started) run to its end."""
-    with anyio.fail_after(30):
-        while pending := set(client._session._cleanup):
-            await asyncio.wait(pending)
 
 
 async def test_a_create_refused_with_429_then_cancelled_never_cancels_a_strangers_prediction(

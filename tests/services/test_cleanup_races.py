@@ -16,7 +16,7 @@ import pytest
 import areplicate
 from areplicate.testing import FakeReplicate, Faults
 
-from ._held import Held
+from ._held import Held, settle_cleanup
 
 CANCEL = "POST /v1/predictions/{id}/cancel"
 CREATE = "POST /v1/models/{owner}/{name}/predictions"
@@ -26,13 +26,6 @@ LIST = "GET /v1/predictions"
 @pytest.fixture
 def held() -> Held:
     return Held()
-
-
-async def settle_cleanup(client: areplicate.Client) -> None:
-    """Let the client's background clean-up (if any was started) run to its end."""
-    with anyio.fail_after(30):
-        while pending := set(client._session._cleanup):
-            await asyncio.wait(pending)
 
 
 async def until(predicate: object, what: str) -> None:
