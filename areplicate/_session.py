@@ -886,7 +886,10 @@ class Session:
             raise
         finally:
             _SENDING.reset(context)
-        self._root._date = (resp_headers.get("Date"), time.time())
+        if date := resp_headers.get("Date"):
+            # Only a response that says the time moves the clock: one without a Date would make
+            # the API's clock unknown, and the reaper's windows two minutes wide.
+            self._root._date = (date, time.time())
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %d (%.1f ms)",

@@ -179,3 +179,21 @@ async def test_waiting_for_a_pooled_connection_does_not_count_against_the_timeou
                 for _ in range(3):
                     tg.start_soon(client.predictions.create, "acme/m", {})
     assert hostile.count("POST", CREATE) == 3
+
+
+async def test_a_response_without_a_date_leaves_the_api_clock_known(
+    hostile: Hostile, client: areplicate.Client
+) -> None:
+    # The reaper reads the API's clock from the latest Date: a response without one (an empty
+    # header here) must not make it unknown, which would widen every orphan window to ±120 s.
+    hostile.on("GET", "/v1/account", json_response({"type": "user", "username": "u", "name": "u"}))
+    hostile.on(
+        "GET",
+        "/v1/hardware",
+        json_response([{"sku": "cpu", "name": "CPU"}], headers={"Date": ""}),
+    )
+    await client.account.get()
+    known = client._session.clock_offset()
+    assert known is not None
+    assert [h.sku async for h in client.hardware.list()] == ["cpu"]
+    assert client._session.clock_offset() == known
