@@ -8,13 +8,14 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import pytest
 from aiohttp import web
 
 import areplicate
-from tests.hostile.server import Hostile, json_response, prediction_body
+from tests.hostile.server import Handler, Hostile, json_response, prediction_body
 
 CREATE = "/v1/models/acme/m/predictions"
 LIST = "/v1/predictions"
@@ -29,6 +30,37 @@ async def until(check: Callable[[], bool], what: str, seconds: float = 20) -> No
     with anyio.fail_after(seconds):
         while not check():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+async def script(
+    hostile: Hostile, client: areplicate.Client, create: Handler, listing: Handler, stranger: str
+) -> None:
+    """Serve ``create`` and ``listing``, answer a cancel of ``stranger``, and give the client the
+    API's Date (its clock skew) with one response before the test's create."""
+    hostile.on("POST", CREATE, create)
+    hostile.on("GET", LIST, listing)
+    hostile.on(
+        "POST",
+        f"/v1/predictions/{stranger}/cancel",
+        json_response(prediction_body(stranger, "canceled")),
+    )
+    hostile.on("GET", "/v1/account", json_response({"type": "user", "username": "u", "name": "u"}))
+    await client.account.get()
+
+
+async def abandoned_and_judged(
+    hostile: Hostile, client: areplicate.Client, ours: asyncio.Task[Any], creates: int
+) -> None:
+    """Give up ``ours`` once ``creates`` creates reached the server, then wait for the reaper's
+    listing and for the client's clean-up to end."""
+    await until(lambda: hostile.count("POST", CREATE) >= creates, "our create is on the wire")
+    ours.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await ours
+    await until(lambda: hostile.count("GET", LIST) >= 1, "the reaper lists")
+    with anyio.fail_after(30):
+        while client._session._cleanup:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
 
 
 async def test_a_create_of_ours_registered_during_the_listing_is_never_taken_for_an_orphan(
@@ -114,23 +146,10 @@ async def test_a_strangers_prediction_made_during_our_429_pause_is_never_taken_f
         )
         return web.json_response({"results": [theirs], "next": None, "previous": None})
 
-    hostile.on("POST", CREATE, create)
-    hostile.on("GET", LIST, listing)
-    hostile.on(
-        "POST", "/v1/predictions/rv2-s/cancel", json_response(prediction_body("rv2-s", "canceled"))
-    )
-    hostile.on("GET", "/v1/account", json_response({"type": "user", "username": "u", "name": "u"}))
-    await client.account.get()  # the API's Date
+    await script(hostile, client, create, listing, "rv2-s")
 
     ours = asyncio.create_task(client.predictions.create("acme/m", {"prompt": "x"}))
-    await until(lambda: hostile.count("POST", CREATE) >= 2, "our retry is on the wire")
-    ours.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await ours
-    await until(lambda: hostile.count("GET", LIST) >= 1, "the reaper lists")
-    with anyio.fail_after(30):
-        while client._session._cleanup:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+    await abandoned_and_judged(hostile, client, ours, creates=2)
     finished.set()
     assert hostile.count("POST", "/v1/predictions/rv2-s/cancel") == 0  # S is a stranger's
 
@@ -204,22 +223,9 @@ async def test_an_abandoned_model_create_never_claims_a_strangers_deployment_pre
         )
         return web.json_response({"results": [theirs], "next": None, "previous": None})
 
-    hostile.on("POST", CREATE, create)
-    hostile.on("GET", LIST, listing)
-    hostile.on(
-        "POST", "/v1/predictions/rv4-d/cancel", json_response(prediction_body("rv4-d", "canceled"))
-    )
-    hostile.on("GET", "/v1/account", json_response({"type": "user", "username": "u", "name": "u"}))
-    await client.account.get()  # the API's Date
+    await script(hostile, client, create, listing, "rv4-d")
 
     ours = asyncio.create_task(client.predictions.create("acme/m", {"prompt": "x"}))
-    await until(lambda: hostile.count("POST", CREATE) >= 1, "our create is on the wire")
-    ours.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await ours
-    await until(lambda: hostile.count("GET", LIST) >= 1, "the reaper lists")
-    with anyio.fail_after(30):
-        while client._session._cleanup:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+    await abandoned_and_judged(hostile, client, ours, creates=1)
     finished.set()
     assert hostile.count("POST", "/v1/predictions/rv4-d/cancel") == 0  # a deployment's

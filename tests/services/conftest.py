@@ -11,6 +11,7 @@ from aioresponses import aioresponses
 import areplicate
 from areplicate.testing import FakeReplicate, log
 
+from ._held import Held
 from ._mockapi import client as mock_client
 from ._mockapi import mock_api
 
@@ -71,3 +72,9 @@ async def api() -> AsyncIterator[areplicate.Client]:
     """A Client on the mocked base URL, pacing off."""
     async with mock_client() as c:
         yield c
+
+
+@pytest.fixture
+def held() -> Held:
+    """A model that runs until the test releases it (``held.release.set()``)."""
+    return Held()

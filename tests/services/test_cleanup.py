@@ -26,11 +26,6 @@ CANCEL = "POST /v1/predictions/{id}/cancel"
 
 
 @pytest.fixture
-def held() -> Held:
-    return Held()
-
-
-@pytest.fixture
 def fake(held: Held) -> FakeReplicate:
     fake = FakeReplicate()
     fake.add_model("acme/held", held)

@@ -28,11 +28,6 @@ CANCEL = "POST /v1/predictions/{id}/cancel"
 
 
 @pytest.fixture
-def held() -> Held:
-    return Held()
-
-
-@pytest.fixture
 async def fake(held: Held) -> AsyncIterator[FakeReplicate]:
     fake = FakeReplicate()
     fake.add_model("acme/held", held)

@@ -18,11 +18,6 @@ GET = "GET /v1/predictions/{id}"
 
 
 @pytest.fixture
-def held() -> Held:
-    return Held()
-
-
-@pytest.fixture
 async def served(held: Held) -> AsyncIterator[tuple[FakeReplicate, str]]:
     fake = FakeReplicate()
     fake.add_model("acme/held", held)

@@ -26,11 +26,6 @@ CREATE = "POST /v1/models/{owner}/{name}/predictions"
 
 
 @pytest.fixture
-def held() -> Held:
-    return Held()
-
-
-@pytest.fixture
 async def fake(held: Held) -> AsyncIterator[FakeReplicate]:
     # Twelve creates a minute per token, burst 1: a token's second create at once gets a 429
     # with a Retry-After of about 5 s.

@@ -23,11 +23,6 @@ CREATE = "POST /v1/models/{owner}/{name}/predictions"
 LIST = "GET /v1/predictions"
 
 
-@pytest.fixture
-def held() -> Held:
-    return Held()
-
-
 async def until(predicate: object, what: str) -> None:
     with anyio.fail_after(15):
         while not predicate():  # type: ignore[operator]  # noqa: ASYNC110 - polling the fake
