@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import time
 import weakref
 from collections.abc import Iterable, Mapping
@@ -105,6 +106,7 @@ class Ledger:
 
     def __init__(self) -> None:
         self._known: dict[str, float] = {}
+        self._oldest = -math.inf  # when the first of _known was noted (-inf: look at the next note)
         self._inflight: set[Intent] = set()
         # Creates abandoned on the wire whose predictions no reaper has judged for good yet. Kept
         # here, not per reaper: two clients (or views) that dropped the same request must judge
@@ -124,16 +126,20 @@ class Ledger:
         self._inflight.discard(intent)
         if prediction_id is not None:
             self.remember(prediction_id)
-        self._wake()
+        if self._waiters:  # seldom: only a reaper waiting for a sibling's create
+            self._wake()
 
     def remember(self, prediction_id: str) -> None:
         """Note a prediction one of these clients created."""
         now = time.monotonic()
-        known = self._known
-        known[prediction_id] = now
-        # Oldest first (insertion order): drop the expired ones from the front, O(1) amortised.
-        while known and now - next(iter(known.values())) > _KNOWN_TTL:
-            del known[next(iter(known))]
+        self._known[prediction_id] = now
+        # Expired ids leave from the front (insertion order is age order), only once the oldest
+        # has expired: one comparison per create, not a look at the dict.
+        if now - self._oldest > _KNOWN_TTL:
+            known = self._known
+            while now - next(iter(known.values())) > _KNOWN_TTL:
+                del known[next(iter(known))]
+            self._oldest = next(iter(known.values()))
 
     def known(self, prediction_id: str) -> bool:
         """Whether one of these clients created ``prediction_id`` recently."""

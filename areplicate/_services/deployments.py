@@ -120,7 +120,8 @@ class DeploymentPredictions:
             input,
             options,
             target=f"deployment {parsed.model}",
-            match=match,
+            model=None if match is None else match.model,
+            version=None if match is None else match.version,
             deployment=parsed.model,
         )
 

@@ -53,7 +53,6 @@ from areplicate._webhooks import Receiver
 __all__ = ["Predictions", "mark_unknown_target", "unknown_target"]
 
 
-@functools.lru_cache(maxsize=256)  # a fan-out creates on the same reference once per item
 def _route(ref: ModelRef) -> tuple[str, str | None, str]:
     """A reference's create path, the version its body names (None: none), and what a 404 names."""
     if ref.version is None:
@@ -63,6 +62,16 @@ def _route(ref: ModelRef) -> tuple[str, str | None, str]:
         ref.version,
         (f"model {ref}" if ref.model is not None else f"version {ref}"),
     )
+
+
+@functools.lru_cache(maxsize=256)  # a fan-out creates on the same reference once per item
+def _plan(ref: str) -> tuple[ModelRef, str, str | None, str, str | None]:
+    """What a create of ``ref`` needs, worked out once per reference string: the parsed reference,
+    its :func:`_route` (path, body version, 404 target) and its ``owner/name`` (None for a bare
+    version id). Only successes are cached: a malformed reference raises at every call."""
+    parsed = parse_ref(ref)
+    path, version, target = _route(parsed)
+    return parsed, path, version, target, parsed.model
 
 
 logger = logging.getLogger("areplicate")
@@ -129,6 +138,7 @@ class Predictions:
         self._listen = listen
         self._validator = validator
         self._input_hook = input_hook
+        self._last_headers: tuple[RunOptions, Mapping[str, str], float | None] | None = None
         self._reaper = Reaper(
             session.ledger,
             lister=self._listed_since,
@@ -191,8 +201,9 @@ class Predictions:
         create of a fan-out). Parsing ``ref`` first means a malformed one raises
         InvalidReferenceError at the call, before any request.
         """
-        parsed = parse_ref(ref)
-        path, version, target = _route(parsed)
+        if type(ref) is not str:
+            parse_ref(ref)  # raises InvalidReferenceError, naming the accepted forms
+        parsed, path, version, target, model = _plan(ref)
         return self._create_at(
             path,
             {} if version is None else {"version": version},
@@ -200,7 +211,8 @@ class Predictions:
             options,
             target=target,
             ref_for_validation=str(parsed) if options.validate else None,
-            match=parsed,
+            model=model,
+            version=parsed.version,
         )
 
     async def _create_at(
@@ -212,11 +224,13 @@ class Predictions:
         *,
         target: str,
         ref_for_validation: str | None = None,
-        match: ModelRef | None = None,
+        model: str | None = None,
+        version: str | None = None,
         deployment: str | None = None,
     ) -> Prediction:
         """POST a create to ``path`` (any of the three create routes). ``options`` were checked when
-        built; ``target`` names what the create runs on, for a 404's message."""
+        built; ``target`` names what the create runs on, for a 404's message; ``model``,
+        ``version`` and ``deployment`` are what the orphan clean-up matches its prediction by."""
         if type(input) is not dict and not isinstance(input, Mapping):  # dict: no ABC check
             raise TypeError(
                 f"input must be a mapping of input names to values, not {type(input).__name__}"
@@ -241,18 +255,8 @@ class Predictions:
             payload["webhook"] = options.webhook
         if options.webhook_events_filter is not None:
             payload["webhook_events_filter"] = list(options.webhook_events_filter)
-        headers: dict[str, str] = {}
-        read_timeout = None
-        seconds = options.hold_seconds
-        if seconds is not None:
-            headers["Prefer"] = f"wait={seconds}"
-            read_timeout = max(self._session.config.request_timeout, seconds + _WAIT_GRACE)
-        deadline = options.cancel_after
-        if deadline is not None:
-            headers["Cancel-After"] = deadline
-        intent = self._reaper.intent(
-            payload["input"], match=match, version=payload.get("version"), deployment=deployment
-        )
+        headers, read_timeout = self._create_headers(options)
+        intent = self._reaper.intent(payload["input"], model, version, deployment)
         ledger = self._session.ledger
         # Closing the client under this create gives it up, as a cancelled caller would.
         undo = self._session.on_close(self._reaper.abandon, intent)
@@ -293,6 +297,27 @@ class Predictions:
             if not prediction.is_terminal and not self._session.closed:
                 self._session.spawn(self._cancel_quietly(prediction.id))
         return prediction
+
+    def _create_headers(self, options: RunOptions) -> tuple[Mapping[str, str], float | None]:
+        """A create's headers (``Prefer``, ``Cancel-After``) and read timeout for ``options``.
+
+        Kept for the last options seen: a fan-out passes the same ones with every item. The
+        headers are shared, so nothing downstream may change them (the session copies them).
+        """
+        last = self._last_headers
+        if last is not None and last[0] is options:
+            return last[1], last[2]
+        headers: dict[str, str] = {}
+        read_timeout = None
+        seconds = options.hold_seconds
+        if seconds is not None:
+            headers["Prefer"] = f"wait={seconds}"
+            read_timeout = max(self._session.config.request_timeout, seconds + _WAIT_GRACE)
+        deadline = options.cancel_after
+        if deadline is not None:
+            headers["Cancel-After"] = deadline
+        self._last_headers = (options, headers, read_timeout)
+        return headers, read_timeout
 
     async def _listed_since(self, since: dt.datetime) -> list[Prediction]:
         """Every prediction created since ``since``, for the reaper's search for an abandoned create.
