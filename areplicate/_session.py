@@ -14,7 +14,6 @@ import contextlib
 import contextvars
 import copy
 import functools
-import json
 import logging
 import math
 import sys
@@ -32,6 +31,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from areplicate import _budget, _logs, _otel
 from areplicate._config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, Config
+from areplicate._core.json_body import encode_json
 from areplicate._core.problems import decode_json, error_for
 from areplicate._core.retry import MAX_RETRY_AFTER, maybe_processed, retry_decision
 from areplicate._core.times import date_offset
@@ -83,8 +83,6 @@ _CLOSE_GRACE = 15.0
 
 _T = TypeVar("_T")
 _UNPARSED: Any = object()
-# json.dumps(value, separators=(",", ":")) without building an encoder for every request.
-_encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
 _CLOSING = "this areplicate Client is closing; create a new Client (or use `async with Client()`)"
 _OTHER_LOOP = (
@@ -819,7 +817,7 @@ class Session:
         )
         request_headers.setdefault("Accept", "application/json")
         if json_body is not None:
-            data = _encode_json(json_body).encode()
+            data = encode_json(json_body)
             request_headers["Content-Type"] = "application/json"
         if read_timeout is None:
             seconds, timeout = self.config.request_timeout, self._timeout
