@@ -178,10 +178,10 @@ def connection_errors(method: str, url: str) -> Iterator[None]:
 
 
 class _ScopeDeadline:
-    """``asyncio.timeout(None)``'s interface on an anyio cancel scope, for Python 3.10.
+    """:class:`_Deadline`'s interface on an anyio cancel scope, for Python 3.10.
 
     Entered without a deadline; :meth:`reschedule` sets one; running out raises TimeoutError
-    from the ``async with``, as ``asyncio.Timeout`` does.
+    from the ``with``, as ``asyncio.Timeout`` does from its ``async with``.
     """
 
     __slots__ = ("scope",)
@@ -197,14 +197,13 @@ class _ScopeDeadline:
         """Whether the deadline cut the block short."""
         return self.scope.cancelled_caught
 
-    async def __aenter__(self) -> _ScopeDeadline:
+    def __enter__(self) -> _ScopeDeadline:
         self.scope.__enter__()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> bool:
+    def __exit__(self, *exc_info: object) -> None:
         if self.scope.__exit__(*exc_info) and self.scope.cancelled_caught:  # type: ignore[arg-type]
             raise TimeoutError
-        return False
 
 
 class _Deadlines:
@@ -258,7 +257,7 @@ def _when(deadline: _Deadline) -> float:
 
 
 class _Deadline:
-    """``asyncio.timeout(None)`` for one request (``async with``, ``reschedule``, ``expired``), on
+    """``asyncio.timeout(None)`` for one request (``with``, ``reschedule``, ``expired``), on
     its client's shared timer (:class:`_Deadlines`)."""
 
     __slots__ = ("_cancelling", "_deadlines", "_expired", "_task", "when")
@@ -270,7 +269,7 @@ class _Deadline:
         self._expired = False
         self.when = math.inf
 
-    async def __aenter__(self) -> _Deadline:
+    def __enter__(self) -> _Deadline:
         task = asyncio.current_task()
         if task is None:  # pragma: no cover - a request is always sent from a task
             raise RuntimeError("a request deadline needs a task")
@@ -292,9 +291,7 @@ class _Deadline:
         """Whether the deadline cut the block short."""
         return self._expired
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: object, tb: object
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
         self._deadlines.forget(self)
         # As asyncio.timeout does: our cancel becomes TimeoutError unless someone else's is pending.
         if (
@@ -385,6 +382,15 @@ class _Connector(aiohttp.TCPConnector):
                 connection.release()  # nothing was written: the connection goes back clean
                 raise
         return connection
+
+
+def _names_accept(headers: Mapping[str, str]) -> bool:
+    """Whether ``headers`` names an Accept header, in any case (a plain loop: any() over a
+    generator made one more object on every request)."""
+    for name in headers:  # noqa: SIM110
+        if len(name) == 6 and name.lower() == "accept":
+            return True
+    return False
 
 
 def _nothing() -> None:
@@ -812,9 +818,7 @@ class Session:
         http = self._client()
         request_headers = self.headers_for(url, headers)
         # A caller naming its own Accept (a README as text) gets the bytes; everyone else JSON.
-        expect_json = not headers or not any(
-            len(name) == 6 and name.lower() == "accept" for name in headers
-        )
+        expect_json = not headers or not _names_accept(headers)
         request_headers.setdefault("Accept", "application/json")
         if json_body is not None:
             data = encode_json(json_body)
@@ -843,7 +847,7 @@ class Session:
             request_headers.update(route.request_headers)
         try:
             try:
-                async with sending.deadline:
+                with sending.deadline:  # a plain context manager: no coroutine to enter it
                     try:  # connection_errors(), spelt out: no generator on every request
                         async with http.request(
                             method,

@@ -17,7 +17,7 @@ async def _hang() -> None:
 
 
 async def _held(deadlines: _Deadlines, seconds: float) -> None:
-    async with _Deadline(deadlines) as deadline:
+    with _Deadline(deadlines) as deadline:
         deadline.reschedule(asyncio.get_running_loop().time() + seconds)
         await _hang()
 
@@ -70,7 +70,7 @@ async def test_a_cancel_arriving_with_the_deadline_is_not_swallowed() -> None:
     started = asyncio.Event()
 
     async def held() -> None:
-        async with _Deadline(deadlines) as deadline:
+        with _Deadline(deadlines) as deadline:
             deadline.reschedule(asyncio.get_running_loop().time() + 30)
             started.set()
             await _hang()
@@ -88,7 +88,7 @@ async def test_a_cancel_arriving_with_the_deadline_is_not_swallowed() -> None:
 async def test_a_request_that_ends_in_time_is_untouched() -> None:
     deadlines = _Deadlines()
     async with asyncio.timeout(5):
-        async with _Deadline(deadlines) as deadline:
+        with _Deadline(deadlines) as deadline:
             deadline.reschedule(asyncio.get_running_loop().time() + 0.05)
         await asyncio.sleep(0.1)  # past the deadline: the timer fires and finds nothing due
     assert not deadline.expired()
