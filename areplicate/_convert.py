@@ -229,7 +229,6 @@ def _quick_fn(cl: type[Any], conv: cattrs.Converter) -> Callable[[dict[str, Any]
         "def build(value):",
         "    if type(value) is not dict:",
         "        raise NotPlain",
-        "    seen = 0",
     ]
     args = []
     for i, a in enumerate(fields):
@@ -256,24 +255,33 @@ def _quick_fn(cl: type[Any], conv: cattrs.Converter) -> Callable[[dict[str, Any]
             default = f"D_{a.name}"
         arg = f"a{i}"
         args.append(arg)
+        if_null = "None" if _admits_none(tp) else default
+        if if_null == "None" and a.default is None and check == "True" and store == "v":
+            lines.append(f"    {arg} = value.get({a.name!r})")  # missing or null: None alike
+            continue
+        if if_null == default or (if_null == "None" and a.default is None):
+            # A missing key and a null mean the same here: one lookup without a marker.
+            lines += [f"    v = value.get({a.name!r})", "    if v is None:"]
+        else:
+            lines += [
+                f"    v = value.get({a.name!r}, MISSING)",
+                "    if v is MISSING:",
+                f"        {arg} = {default}",
+                "    elif v is None:",
+            ]
         lines += [
-            f"    v = value.get({a.name!r}, MISSING)",
-            "    if v is MISSING:",
-            f"        {arg} = {default}",
+            f"        {arg} = {if_null}",
+            f"    elif {check}:",
+            f"        {arg} = {store}",
             "    else:",
-            "        seen += 1",
-            "        if v is None:",
-            f"            {arg} = {'None' if _admits_none(tp) else default}",
-            f"        elif {check}:",
-            f"            {arg} = {store}",
-            "        else:",
-            "            raise NotPlain",
+            "        raise NotPlain",
         ]
         if a.default is attrs.NOTHING:
             lines += [f"    if {arg} is NOT_GIVEN:", "        raise NotPlain"]
     if "extra" in args:
+        # One set operation in C tells whether any key is unknown: no count kept per field.
         lines += [
-            "    if seen == len(value):",
+            "    if NAMES.issuperset(value):",
             "        extra = {}",
             "    else:",
             "        extra = {k: x for k, x in value.items() if k not in NAMES}",
