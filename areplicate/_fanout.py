@@ -257,6 +257,9 @@ class _Sentinel:
 
 _END = _Sentinel()
 
+# One finished item as the workers queue it: (index, input, result, error).
+_Raw = tuple[int, Any, Any, BaseException | None]
+
 # What a worker runs per item: (index, item) -> result. Every form is turned into one of these.
 _Work = Callable[[int, Any], Awaitable[Any]]
 
@@ -347,7 +350,7 @@ class _Run(Generic[T]):
         self._options = options
         self._on_progress = on_progress
         self._total: int | None = len(inputs) if hasattr(inputs, "__len__") else None  # type: ignore[arg-type]
-        self._queue: asyncio.Queue[Completed[T] | _Sentinel | BaseException] = asyncio.Queue(
+        self._queue: asyncio.Queue[_Raw | _Sentinel | BaseException] = asyncio.Queue(
             maxsize=concurrency
         )
         self._slots = asyncio.Semaphore(concurrency)
@@ -358,7 +361,13 @@ class _Run(Generic[T]):
         self._done = self._succeeded = self._failed = self._errors = 0
 
     async def next(self) -> Completed[T]:
-        """The next finished item; StopAsyncIteration when all are done.
+        """The next finished item; StopAsyncIteration when all are done (see :meth:`next_raw`)."""
+        index, item, result, error = await self.next_raw()
+        return Completed(index, item, result, error)
+
+    async def next_raw(self) -> _Raw:
+        """The next finished item as ``(index, input, result, error)``; StopAsyncIteration when
+        all are done. :func:`gather_predictions` reads these: it has no use for a Completed.
 
         The first call starts the feeder. A fatal error (see :func:`stops_everything`) or a failing
         inputs iterable arrives here as an exception: it is raised after everything is stopped. Being
@@ -382,7 +391,7 @@ class _Run(Generic[T]):
         if isinstance(item, BaseException):
             await self.aclose()
             raise item
-        self._count(item)
+        self._count(item[2], item[3])
         return item
 
     async def aclose(self) -> None:
@@ -422,16 +431,16 @@ class _Run(Generic[T]):
         """
         return len(self._workers)
 
-    def _count(self, item: Completed[T]) -> None:
+    def _count(self, result: Any, error: BaseException | None) -> None:
         """Update the counts for an item the consumer is about to receive, then call ``on_progress``.
 
         Counted as items are handed out, not as they finish, so progress never runs ahead of what the
         caller has seen. ``on_progress`` runs inline: a slow callback slows the consumer.
         """
         self._done += 1
-        if item.error is not None:
+        if error is not None:
             self._errors += 1
-        elif _unsuccessful(item.result):
+        elif _unsuccessful(result):
             self._failed += 1
         else:
             self._succeeded += 1
@@ -492,13 +501,16 @@ class _Run(Generic[T]):
             self._idle.set()
 
     async def _run_one(self, index: int, item: Any) -> None:
-        """Run one item and queue its :class:`Completed`; its slot is freed once the result is queued.
+        """Run one item and queue its result (what :meth:`next` makes a :class:`Completed` of); its
+        slot is freed once the result is queued.
 
         Freeing the slot only after the queue accepts the result is what bounds the results waiting
         for a slow consumer to ``concurrency``. A fatal error is queued bare, for :meth:`next` to raise.
         """
         try:
-            result: Completed[T] = Completed(index, item, await self._work(index, item), None)
+            # A plain tuple: a frozen Completed costs a method call per field, and gather() never
+            # needs one (next() builds it for as_completed's consumers).
+            result: _Raw = (index, item, await self._work(index, item), None)
         except asyncio.CancelledError:
             self._slots.release()
             raise
@@ -507,7 +519,7 @@ class _Run(Generic[T]):
                 self._slots.release()
                 await self._queue.put(exc)
                 return
-            result = Completed(index, item, None, exc)
+            result = (index, item, None, exc)
         except BaseException as exc:
             # Not an error but control flow (a framework's exit, pytest.fail): it ends the whole
             # fan-out, raised from next(). Its slot is freed, so the feeder does not wait for it.
@@ -834,16 +846,21 @@ async def gather_predictions(
         options=RunOptions(hold=hold, timeout=timeout, lifetime=lifetime, validate=validate),
         on_progress=on_progress,
     )
+    run = fan._run
     async with fan:
-        async for item in fan:
-            if item.error is not None and not return_exceptions:
-                raise item.error
-            if item.index >= len(results):
-                grow = item.index + 1 - len(results)
+        while True:
+            try:
+                index, _, result, error = await run.next_raw()
+            except StopAsyncIteration:
+                break
+            if error is not None and not return_exceptions:
+                raise error
+            if index >= len(results):
+                grow = index + 1 - len(results)
                 results.extend([None] * grow)
                 filled.extend([False] * grow)
-            results[item.index] = item.result if item.error is None else item.error
-            filled[item.index] = True
+            results[index] = result if error is None else error
+            filled[index] = True
     # A step may return None, so "filled" (not the value) says which indexes came back.
     return [r for r, f in zip(results, filled, strict=True) if f]
 
