@@ -28,11 +28,13 @@ def test_an_id_is_known_for_fifteen_minutes_then_forgotten(clock: _Clock) -> Non
     ledger.remember("p1")
     clock.now += 899.0
     ledger.remember("p2")
-    assert ledger.known("p1") and ledger.known("p2")
+    assert ledger.known("p1")
+    assert ledger.known("p2")
     clock.now += 2.0  # p1 is 901 s old, p2 102 s: the next note drops p1 only
     ledger.remember("p3")
     assert not ledger.known("p1")
-    assert ledger.known("p2") and ledger.known("p3")
+    assert ledger.known("p2")
+    assert ledger.known("p3")
     assert repr(ledger) == "<Ledger 0 in flight, 2 known>"
 
 
@@ -44,7 +46,8 @@ def test_a_long_run_keeps_only_the_last_fifteen_minutes_of_ids(clock: _Clock) ->
         clock.now += 1.0
     # The last note came at 2999 s: p2098 was then 901 s old, p2099 exactly 900.
     assert not ledger.known("p2098")
-    assert ledger.known("p2099") and ledger.known("p2999")
+    assert ledger.known("p2099")
+    assert ledger.known("p2999")
     assert repr(ledger) == "<Ledger 0 in flight, 901 known>"
 
 
@@ -53,5 +56,6 @@ def test_the_first_id_after_a_quiet_spell_longer_than_the_memory_is_kept(clock: 
     ledger.remember("old")
     clock.now += 3600.0
     ledger.remember("new")
-    assert ledger.known("new") and not ledger.known("old")
+    assert ledger.known("new")
+    assert not ledger.known("old")
     assert repr(ledger) == "<Ledger 0 in flight, 1 known>"
