@@ -18,6 +18,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from areplicate._core.problems import fast_loads
+
 __all__ = ["encode_json"]
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -32,11 +34,10 @@ def _fast_dumps() -> Callable[[Any], bytes] | None:
     """``orjson.dumps`` when orjson is installed, else None (looked up on first use, not at import)."""
     global _orjson_dumps  # noqa: PLW0603 - a once-only lookup of an optional extra
     if _orjson_dumps is _UNRESOLVED:
-        try:
-            import orjson  # optional, and not paid for by `import areplicate`
-        except ImportError:
-            _orjson_dumps = None
-        else:
+        _orjson_dumps = None
+        if fast_loads() is not None:  # the reader's lookup of the extra decides for both
+            import orjson
+
             _orjson_dumps = orjson.dumps
     return _orjson_dumps  # type: ignore[no-any-return]
 
