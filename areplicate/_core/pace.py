@@ -21,6 +21,7 @@ drops to the refill rate they imply and stops growing until the account has room
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import attrs
 
@@ -44,11 +45,14 @@ class PaceParams:
     doubling: float = 0.5
     hold: float = 1.0
     low: float = 1.0
+    #: The floor, never above the ceiling. Worked out once: every paced request clamps to it.
+    lowest: float = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         """Refuse a pace that could never send: a zero ceiling would also divide by zero in :func:`reserve`."""
         if not self.ceiling > 0 or not self.burst > 0:
             raise ValueError(f"a pace needs a positive ceiling and burst, got {self!r}")
+        object.__setattr__(self, "lowest", min(self.floor, self.ceiling))
 
     @property
     def first(self) -> float:
@@ -56,15 +60,14 @@ class PaceParams:
         start = self.ceiling / 8.0 if self.start is None else self.start
         return min(self.ceiling, max(self.floor, start))
 
-    @property
-    def lowest(self) -> float:
-        """The floor, never above the ceiling."""
-        return min(self.floor, self.ceiling)
 
+class Pace(NamedTuple):
+    """The state of one pace. ``threshold`` < 0 means still in slow start (no limit seen yet).
 
-@attrs.frozen
-class Pace:
-    """The state of one pace. ``threshold`` < 0 means still in slow start (no limit seen yet)."""
+    A named tuple rather than a frozen attrs class: one is made for every paced request and again
+    for every response, and a frozen attrs class sets each field through ``object.__setattr__``
+    (a fresh one cost 14k instructions against 6k for the tuple, built positionally).
+    """
 
     rate: float
     threshold: float = -1.0
@@ -85,21 +88,6 @@ class Pace:
         return cls(rate=params.first, tat=now + max(params.burst - held, 0.0), grown=now)
 
 
-def _evolve(pace: Pace, **changes: float) -> Pace:
-    """``attrs.evolve(pace, **changes)``, several times cheaper: it runs two or three times for
-    every paced request, and attrs' generic version looks every field up by name each time."""
-    return Pace(
-        rate=changes.get("rate", pace.rate),
-        threshold=changes.get("threshold", pace.threshold),
-        step=changes.get("step", pace.step),
-        tat=changes.get("tat", pace.tat),
-        grown=changes.get("grown", pace.grown),
-        cut=changes.get("cut", pace.cut),
-        resume=changes.get("resume", pace.resume),
-        peak=changes.get("peak", pace.peak),
-    )
-
-
 def reserve(pace: Pace, params: PaceParams, now: float) -> tuple[Pace, float]:
     """Take the next slot: the new pace and the time the request may go (>= ``now``).
 
@@ -115,7 +103,11 @@ def reserve(pace: Pace, params: PaceParams, now: float) -> tuple[Pace, float]:
         # After a pause the requests resume at pace, not as a burst into the same limit.
         base = max(base, pace.resume + tolerance - interval)
     tat = base + interval
-    return _evolve(pace, rate=rate, tat=tat), max(now, tat - tolerance)
+    # Positional: the keyword form costs half as much again, on every paced request.
+    next_pace = Pace(
+        rate, pace.threshold, pace.step, tat, pace.grown, pace.cut, pace.resume, pace.peak
+    )
+    return next_pace, max(now, tat - tolerance)
 
 
 def paused(pace: Pace, params: PaceParams, until: float) -> Pace:
@@ -128,7 +120,7 @@ def paused(pace: Pace, params: PaceParams, until: float) -> Pace:
     resume = max(pace.resume, until)
     interval = 1.0 / min(params.ceiling, max(params.lowest, pace.rate))
     tat = max(pace.tat, resume + max(params.burst, interval) - interval)
-    return _evolve(pace, resume=resume, tat=tat)
+    return pace._replace(resume=resume, tat=tat)
 
 
 def _cut(pace: Pace, params: PaceParams, now: float, rate: float) -> Pace:
@@ -141,8 +133,8 @@ def _cut(pace: Pace, params: PaceParams, now: float, rate: float) -> Pace:
     """
     rate = min(params.ceiling, max(params.lowest, rate))
     regain = max(pace.rate - rate, params.lowest)
-    return _evolve(
-        pace, rate=rate, threshold=rate, step=regain / params.recover, cut=now, grown=now
+    return pace._replace(
+        rate=rate, threshold=rate, step=regain / params.recover, cut=now, grown=now
     )
 
 
@@ -180,27 +172,28 @@ def succeeded(
     cap = params.ceiling
     if remaining is not None:
         peak = max(peak, remaining + 1.0)
-        pace = _evolve(pace, peak=peak)
+        if peak != pace.peak:  # seldom: once the account's fullest has been seen, never again
+            pace = pace._replace(peak=peak)
         low = min(pace.rate * params.low, peak / 4.0)
         if remaining < low:
             # The account is nearly out: go at what it refills, no faster (and never cut more
             # than a 429 would: ``reset`` is whole seconds, so the refill it implies is a floor).
             if reset is None:
-                return _evolve(pace, grown=now)
+                return pace._replace(grown=now)
             if reset <= 1.0 and peak < 4.0:
                 # A burst of one or two is always "nearly out", and a reset of one whole second
                 # says nothing about how fast it refills: grow additively, let 429s tell.
                 step = max(pace.step, pace.rate / params.recover)
                 rate = pace.rate + step * min(max(now - pace.grown, 0.0), 1.0)
-                return _evolve(pace, rate=min(params.ceiling, rate), grown=now)
+                return pace._replace(rate=min(params.ceiling, rate), grown=now)
             target = refill_rate(peak, remaining, reset)
             if target < pace.rate:
                 if now - pace.cut < params.hold:
-                    return _evolve(pace, grown=now)
+                    return pace._replace(grown=now)
                 return _cut(pace, params, now, max(target, pace.rate * params.decrease))
             cap = target
         elif remaining < 2.0 * low:
-            return _evolve(pace, grown=now)
+            return pace._replace(grown=now)
     # A quiet spell proves nothing about the limit: at most one second of growth per success.
     elapsed = min(max(now - pace.grown, 0.0), 1.0)
     rate = pace.rate
@@ -210,4 +203,5 @@ def succeeded(
         # Additive, but never slower than 5 % a second: a pace cut to the floor by a storm of
         # 429s must not take hours to climb back.
         rate = rate + max(pace.step, rate / params.recover) * elapsed
-    return _evolve(pace, rate=max(pace.rate, min(cap, params.ceiling, rate)), grown=now)
+    rate = max(pace.rate, min(cap, params.ceiling, rate))
+    return Pace(rate, pace.threshold, pace.step, pace.tat, now, pace.cut, pace.resume, pace.peak)

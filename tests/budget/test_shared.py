@@ -8,7 +8,6 @@ import logging
 import shutil
 import time
 
-import attrs
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
@@ -90,7 +89,7 @@ def test_the_lua_script_computes_what_the_python_pace_does(
                 args = shared.args(True, "pause", reset, now=now)
             script(keys=[key], args=args)
             stored = {k.decode(): float(v) for k, v in conn.hgetall(key).items()}
-            expected = attrs.asdict(pace)
+            expected = pace._asdict()
             for name, value in expected.items():
                 if name == "cut" and value == float("-inf"):
                     assert stored[name] < -1e17
@@ -111,7 +110,7 @@ def test_the_lua_script_resumes_at_pace_when_first_asked_after_a_pause(redis_url
         shared = SharedPaces(params, redis_url, TOKEN)
         key = "areplicate:test:lua-pause"
         state = Pace(rate=10.0, threshold=10.0, tat=0.0, cut=-1e18)
-        conn.hset(key, mapping={k: repr(v) for k, v in attrs.asdict(state).items()})
+        conn.hset(key, mapping={k: repr(v) for k, v in state._asdict().items()})
         for _ in range(50):  # the 5 s burst at 10/s, used up: the next slot is due at 1000.1
             assert float(script(keys=[key], args=shared.args(True, "reserve", now=1000.0))) == 0
         script(keys=[key], args=shared.args(True, "pause", 1.0, now=1000.0))
