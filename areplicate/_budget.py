@@ -54,6 +54,14 @@ def _header_number(headers: Mapping[str, str], name: str) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
+def _allowance(headers: Mapping[str, str]) -> tuple[float | None, float | None]:
+    """A 2xx's ``ratelimit-remaining`` and ``ratelimit-reset`` (each None when absent or unreadable)."""
+    return (
+        _header_number(headers, "ratelimit-remaining"),
+        _header_number(headers, "ratelimit-reset"),
+    )
+
+
 class LocalPaces:
     """The two paces (creates, others) of one process, on an injected steady clock.
 
@@ -248,28 +256,41 @@ class Budget:
             while (wait := self._resume_at - self._clock()) > 0:  # noqa: ASYNC110 - a deadline
                 await asyncio.sleep(wait)
 
+    def learned(self, status: int, headers: Mapping[str, str], *, create: bool) -> bool:
+        """Learn from a response at once, when that needs no Redis; False: await :meth:`observe`.
+
+        The session calls this on every response: a local (or no) budget learns here, with no
+        coroutine to make; only a shared budget that Redis may answer returns False.
+        """
+        if self.limits is None or not (status == 429 or 200 <= status < 300):
+            return True
+        if self._use_shared() is not None:
+            return False
+        ok = status != 429
+        remaining, reset = _allowance(headers) if ok else (None, None)
+        local = self._local if self._shared is None else self._fallback()
+        if local is not None:
+            local.observe(create, ok, remaining, reset)
+        return True
+
     async def observe(self, status: int, headers: Mapping[str, str], *, create: bool) -> None:
         """Learn from a response: a 2xx (and its ``ratelimit-*`` headers) or a 429.
 
         Any other status (4xx, 5xx) teaches the pace nothing: only the API's own rate answers do.
         """
-        if self.limits is None or not (status == 429 or 200 <= status < 300):
+        if self.learned(status, headers, create=create):
             return
-        ok = status != 429
-        remaining = _header_number(headers, "ratelimit-remaining") if ok else None
-        reset = _header_number(headers, "ratelimit-reset") if ok else None
         shared = self._use_shared()
-        if shared is not None:
-            try:
-                await shared.observe(create, ok, remaining, reset)
-            except shared.errors as exc:
-                self._shared_failed(exc)
-            else:
-                self._shared_ok()
-                return
-        local = self._local if self._shared is None else self._fallback()
-        if local is not None:
-            local.observe(create, ok, remaining, reset)
+        assert shared is not None  # learned() leaves only what Redis may answer
+        ok = status != 429
+        remaining, reset = _allowance(headers) if ok else (None, None)
+        try:
+            await shared.observe(create, ok, remaining, reset)
+        except shared.errors as exc:
+            self._shared_failed(exc)
+            self._fallback().observe(create, ok, remaining, reset)
+        else:
+            self._shared_ok()
 
     def pause(self, seconds: float) -> None:
         """Hold every request of this client (and, when shared, of every process) for ``seconds``.

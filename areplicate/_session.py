@@ -774,8 +774,11 @@ class Session:
                 sent=sent,
                 paced=paced,
             )
-            if self.budget.limits is not None:  # observe() learns nothing without limits
-                await self.budget.observe(response.status, response.headers, create=create)
+            budget = self.budget
+            if budget.limits is not None and not budget.learned(
+                response.status, response.headers, create=create
+            ):  # a budget shared in Redis learns there
+                await budget.observe(response.status, response.headers, create=create)
             if response.status < 300:
                 return response
             error = _error_for(response)
