@@ -9,6 +9,7 @@ of backend. Redis is imported only when a shared budget is configured.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import math
 import time
@@ -112,6 +113,79 @@ class LocalPaces:
             self.paces[create] = paused(self.paces[create], self.params[create], until)
 
 
+class _Turns:
+    """The queue of one request class under local pacing, served one slot at a time, in order.
+
+    It does what a lock held across "reserve a slot, sleep until it" does, with one wake-up per
+    request instead of two: whoever's turn ends reserves the next waiter's slot at that moment (as
+    the next lock holder would have) and wakes it at the slot, not at once only to put it to sleep.
+    So no slot is ever reserved ahead of the turn before it, at a pace a 429 has since cut.
+    """
+
+    __slots__ = ("_budget", "_held", "_next", "_timer", "_waiting")
+
+    def __init__(self, budget: Budget) -> None:
+        self._budget = budget
+        self._held = False  # a turn is in progress: its holder reserved, and has not gone yet
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._next: asyncio.Future[None] | None = None  # the waiter given the current turn
+        self._timer: asyncio.TimerHandle | None = None  # wakes ``_next`` at its slot
+
+    async def take(self, local: LocalPaces, create: bool) -> None:
+        """Wait for this caller's turn and slot (and any pause), then let the next one have its."""
+        if self._held:
+            turn = asyncio.get_running_loop().create_future()
+            self._waiting.append(turn)
+            try:
+                await turn
+            except BaseException:
+                if self._next is turn:  # the turn was ours already: the next waiter must not starve
+                    self._pass(local, create)
+                elif turn in self._waiting:  # (not there when a turn ended since skipped it)
+                    self._waiting.remove(turn)
+                raise
+        else:
+            self._held = True
+            try:
+                delay = local.reserve(create)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            except BaseException:
+                self._pass(local, create)
+                raise
+        try:
+            budget = self._budget  # a 429 seen meanwhile may have paused (or extended a pause)
+            while (wait := budget._resume_at - budget._clock()) > 0:  # noqa: ASYNC110 - a deadline
+                await asyncio.sleep(wait)
+        finally:
+            self._pass(local, create)
+
+    def _pass(self, local: LocalPaces, create: bool) -> None:
+        """End the current turn: reserve the first waiter's slot now and wake it there."""
+        if self._timer is not None:
+            self._timer.cancel()  # the turn was given up before its slot: the next one goes now
+            self._timer = None
+        self._next = None
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if turn.done():
+                continue
+            self._next = turn
+            delay = local.reserve(create)
+            if delay > 0:
+                self._timer = asyncio.get_running_loop().call_later(delay, self._wake, turn)
+            else:
+                turn.set_result(None)
+            return
+        self._held = False
+
+    def _wake(self, turn: asyncio.Future[None]) -> None:
+        """The given turn's slot has come."""
+        self._timer = None
+        if not turn.done():  # cancelled meanwhile: its owner passes the turn on itself
+            turn.set_result(None)
+
+
 class Budget:
     """The client-wide request budget: paces creates and other requests, and pauses all on a 429.
 
@@ -140,6 +214,7 @@ class Budget:
         self._clock = clock
         self._resume_at = 0.0  # this process's own pause (a 429 it saw), on ``clock``
         self._locks = {True: asyncio.Lock(), False: asyncio.Lock()}
+        self._turns = {True: _Turns(self), False: _Turns(self)}
         self._local: LocalPaces | None = None
         self._shared: SharedPaces | None = None
         self._retry_shared_at = 0.0
@@ -239,17 +314,18 @@ class Budget:
         Requests of one class are served one at a time, in arrival order; the two classes do not wait
         for each other, except during a 429 pause, which holds both.
         """
+        if self._shared is None and self._local is not None:
+            await self._turns[create].take(self._local, create)
+            return
+        # Shared (a Redis reservation is awaited, so its turn is a lock held across it) or no
+        # pacing at all (only a pause can hold a request).
         lock = self._locks[create]
         if self.limits is None and not lock.locked() and self._resume_at <= self._clock():
             return  # no pacing, no pause, nobody queued: what the lock would find, without it
         # One waiter per class holds the queue: it alone reserves a slot and sleeps until it, so
         # no reservation is ever made far ahead at a pace that a 429 has since cut.
         async with lock:
-            if self._shared is None:  # local (or no) pacing: no coroutine for the arithmetic
-                local = self._local
-                delay = 0.0 if local is None else local.reserve(create)
-            else:
-                delay = await self._reserve(create)
+            delay = 0.0 if self._shared is None else await self._reserve(create)
             if delay > 0:
                 await asyncio.sleep(delay)
             # A 429 seen while we slept may push the resume time later: look again on waking.
