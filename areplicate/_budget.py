@@ -155,8 +155,13 @@ class _Turns:
                 raise
         try:
             budget = self._budget  # a 429 seen meanwhile may have paused (or extended a pause)
-            while (wait := budget._resume_at - budget._clock()) > 0:  # noqa: ASYNC110 - a deadline
+            while (wait := budget._resume_at - budget._clock()) > 0:
                 await asyncio.sleep(wait)
+                # The slot was reserved before the pause: used now, it would go at the pause's end
+                # together with the first one reserved after it. Take a fresh one, at the pace the
+                # 429 left (the old slot is spent: the pace errs slow).
+                if (delay := local.reserve(create)) > 0:
+                    await asyncio.sleep(delay)
         finally:
             self._pass(local, create)
 
@@ -329,8 +334,12 @@ class Budget:
             if delay > 0:
                 await asyncio.sleep(delay)
             # A 429 seen while we slept may push the resume time later: look again on waking.
-            while (wait := self._resume_at - self._clock()) > 0:  # noqa: ASYNC110 - a deadline
+            while (wait := self._resume_at - self._clock()) > 0:
                 await asyncio.sleep(wait)
+                # As in _Turns.take: a slot reserved before the pause is not used after it.
+                delay = 0.0 if self._shared is None else await self._reserve(create)
+                if delay > 0:
+                    await asyncio.sleep(delay)
 
     def learned(self, status: int, headers: Mapping[str, str], *, create: bool) -> bool:
         """Learn from a response at once, when that needs no Redis; False: await :meth:`observe`.

@@ -26,10 +26,18 @@ T = TypeVar("T")
 LIMITS = areplicate.RateLimits(creates_per_minute=600.0, burst=1.0)
 
 
-class _JumpingSelector(selectors.DefaultSelector):
-    """A selector that, when nothing is ready, moves the clock to the deadline instead of waiting."""
+class VirtualClock(selectors.DefaultSelector):
+    """A selector that, when nothing is ready, moves the clock to the deadline instead of waiting;
+    calling it reads the clock."""
 
     now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def stall(self, seconds: float) -> None:
+        """What a callback that blocks the loop for ``seconds`` does: every timer runs late."""
+        self.now += seconds
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         events = super().select(0)
@@ -41,16 +49,16 @@ class _JumpingSelector(selectors.DefaultSelector):
 
 
 def on_virtual_time(
-    main: Callable[[Budget, Callable[[], float]], Coroutine[Any, Any, T]],
+    main: Callable[[Budget, VirtualClock], Coroutine[Any, Any, T]],
     limits: areplicate.RateLimits = LIMITS,
 ) -> T:
-    """Run ``main(budget, now)`` on a loop whose clock the budget shares, in virtual time."""
-    selector = _JumpingSelector()
-    loop = asyncio.SelectorEventLoop(selector)
-    loop.time = lambda: selector.now  # type: ignore[method-assign]
+    """Run ``main(budget, clock)`` on a loop whose clock the budget shares, in virtual time."""
+    clock = VirtualClock()
+    loop = asyncio.SelectorEventLoop(clock)
+    loop.time = clock  # type: ignore[method-assign]
     try:
-        budget = Budget(limits, clock=loop.time)
-        return loop.run_until_complete(asyncio.wait_for(main(budget, loop.time), timeout=600))
+        budget = Budget(limits, clock=clock)
+        return loop.run_until_complete(asyncio.wait_for(main(budget, clock), timeout=600))
     finally:
         loop.close()
 
@@ -101,7 +109,7 @@ async def settle(tasks: list[asyncio.Task[None]]) -> None:
 def test_creates_go_in_arrival_order_each_at_its_slot() -> None:
     """Each turn reserves its slot when the turn before it goes, so the times chain exactly."""
 
-    async def main(budget: Budget, now: Callable[[], float]) -> dict[int, float]:
+    async def main(budget: Budget, now: VirtualClock) -> dict[int, float]:
         tasks, went = await acquire_all(budget, now, 6)
         await settle(tasks)
         return went
@@ -114,7 +122,7 @@ def test_creates_go_in_arrival_order_each_at_its_slot() -> None:
 def test_a_caller_that_gives_up_in_the_queue_takes_no_slot() -> None:
     """Cancelled before its turn came, it reserved nothing: the others go as if it never came."""
 
-    async def main(budget: Budget, now: Callable[[], float]) -> dict[int, float]:
+    async def main(budget: Budget, now: VirtualClock) -> dict[int, float]:
         tasks, went = await acquire_all(budget, now, 5)
         tasks[2].cancel()
         await settle(tasks)
@@ -129,7 +137,7 @@ def test_a_caller_that_gives_up_before_its_slot_passes_the_turn_at_once() -> Non
     """Its slot is spent, as with any reservation, and the next caller reserves when it gave up:
     nobody is left waiting for a slot that no one will use."""
 
-    async def main(budget: Budget, now: Callable[[], float]) -> tuple[dict[int, float], float]:
+    async def main(budget: Budget, now: VirtualClock) -> tuple[dict[int, float], float]:
         tasks, went = await acquire_all(budget, now, 4)
         # Caller 0 went at once and caller 1 at 0.8 s; caller 2 was handed the turn then, for its
         # slot at 1.6 s.
@@ -148,45 +156,43 @@ def test_a_caller_that_gives_up_before_its_slot_passes_the_turn_at_once() -> Non
 def test_a_caller_cancelled_just_after_its_turn_came_still_passes_it_on() -> None:
     """Its turn was handed over, but it never ran again: the callers behind it must not starve."""
 
-    async def main(budget: Budget, now: Callable[[], float]) -> dict[int, float]:
+    async def main(budget: Budget, now: VirtualClock) -> dict[int, float]:
         went: dict[int, float] = {}
         waiters: list[asyncio.Task[None]] = []
 
-        async def first() -> None:
+        async def late() -> None:
             await budget.acquire(create=True)
-            # Caller 1 was just handed the turn (its slot is now: the burst is large) and has not
-            # run since: cancelled here, it learns of its turn only as a CancelledError.
+            # Caller 2 was just handed the turn, at once (the loop ran late, so its slot is
+            # already due), and has not run since: cancelled now, it learns of its turn only as
+            # a CancelledError.
             waiters[0].cancel()
-            went[0] = now()
+            went[1] = now()
 
         async def one(i: int) -> None:
             await budget.acquire(create=True)
             went[i] = now()
 
-        # The first caller's slot is at the end of a pause, and a second pause keeps it waiting
-        # longer: the others queue behind it, and the first slot after the second pause is free
-        # at once, so caller 1 is handed its turn without a timer.
-        budget.pause(1.0)
-        head = asyncio.create_task(first())
+        await one(0)  # goes at once
+        caller = asyncio.create_task(late())  # its slot is at 0.8 s
         await asyncio.sleep(0)
-        for i in (1, 2):
+        for i in (2, 3):
             waiters.append(asyncio.create_task(one(i)))
             await asyncio.sleep(0)
-        await asyncio.sleep(0.5)
-        budget.pause(1.5)
-        await settle([head, *waiters])
+        asyncio.get_running_loop().call_later(0.5, now.stall, 5.0)
+        await settle([caller, *waiters])
         return went
 
-    went = on_virtual_time(main, areplicate.RateLimits(creates_per_minute=600.0, burst=60.0))
-    assert list(went) == [0, 2]
-    assert went[0] == pytest.approx(2.0)
-    assert went[2] == pytest.approx(2.8)
+    went = on_virtual_time(main)
+    assert list(went) == [0, 1, 3]
+    assert went[1] == pytest.approx(5.5)  # late: the loop stalled from 0.5 s to 5.5 s
+    assert went[3] == pytest.approx(slots([0.0, 0.0, 5.5, 5.5])[3])
 
 
 def test_turns_wait_out_a_pause_a_429_began() -> None:
-    """A 429's pause holds the queue: nobody goes before it ends, and then one at a time."""
+    """A 429's pause holds the queue: nobody goes before it ends, and then one at a time, at pace,
+    even the caller whose slot was reserved before the pause."""
 
-    async def main(budget: Budget, now: Callable[[], float]) -> dict[int, float]:
+    async def main(budget: Budget, now: VirtualClock) -> dict[int, float]:
         tasks, went = await acquire_all(budget, now, 4)
         budget.pause(10.0)
         await settle(tasks)
@@ -194,17 +200,36 @@ def test_turns_wait_out_a_pause_a_429_began() -> None:
 
     went = on_virtual_time(main)
     assert list(went) == [0, 1, 2, 3]
-    assert min(went[1], went[2], went[3]) >= 10.0
-    # Caller 1 reserved its slot before the pause and goes at its end; from caller 2 on, each
-    # slot is reserved after the pause, at pace.
-    times = [went[2], went[3]]
-    assert times[1] - times[0] == pytest.approx(0.8)
+    assert [went[1], went[2], went[3]] == pytest.approx([10.0, 10.8, 11.6])
+
+
+def test_a_429_as_a_turn_ends_leaves_no_burst_at_the_end_of_its_pause() -> None:
+    """The 429 is handled in the same pass of the loop as a turn ends, after the next caller's
+    slot was reserved: that slot is not used, and after the pause the callers go at the pace the
+    429 cut."""
+
+    async def main(budget: Budget, now: VirtualClock) -> dict[int, float]:
+        tasks, went = await acquire_all(budget, now, 5)
+
+        async def throttled_elsewhere() -> None:
+            await asyncio.sleep(0.8)  # when caller 1's slot comes
+            budget.learned(429, {}, create=True)  # what a request answered 429 does
+            budget.pause(5.0)
+
+        await asyncio.gather(throttled_elsewhere(), *tasks)
+        return went
+
+    went = on_virtual_time(main)
+    assert list(went) == [0, 1, 2, 3, 4]
+    assert went[1] == pytest.approx(0.8)
+    interval = 1 / (1.25 / 2)  # the 429 halved the pace
+    assert [went[2], went[3], went[4]] == pytest.approx([5.8, 5.8 + interval, 5.8 + 2 * interval])
 
 
 def test_the_first_caller_giving_up_while_it_waits_for_its_slot_lets_the_next_go() -> None:
     """The caller that found no queue sleeps to its slot itself; cancelled there, it passes on."""
 
-    async def main(budget: Budget, now: Callable[[], float]) -> dict[int, float]:
+    async def main(budget: Budget, now: VirtualClock) -> dict[int, float]:
         budget.pause(1.0)  # the first slot is at the pause's end
         tasks, went = await acquire_all(budget, now, 3)
         await asyncio.sleep(0.5)
