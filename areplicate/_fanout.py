@@ -14,7 +14,15 @@ model each :class:`Job` names; a user's step is any ``async def step(client, ite
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
@@ -353,11 +361,18 @@ class _Run(Generic[T]):
         self._queue: asyncio.Queue[_Raw | _Sentinel | BaseException] = asyncio.Queue(
             maxsize=concurrency
         )
-        self._slots = asyncio.Semaphore(concurrency)
+        # A step runs each item in a task of its own, so a context variable it sets stays that
+        # item's; the model forms run in the worker itself (their own code sets none for good).
+        self._isolate = callable(model)
         self._workers: set[asyncio.Task[None]] = set()
-        self._idle: asyncio.Event | None = None  # set by the last worker once the inputs are read
-        self._feeder: asyncio.Task[None] | None = None
-        self._closed = False
+        self._source: Iterator[Any] | AsyncIterator[Any] | None = None  # made at the first next()
+        self._pulling: asyncio.Lock | None = None  # one reader at a time of an async iterable
+        self._exhausted = False  # the inputs ended (or failed): no worker reads them again
+        self._index = 0  # the next input's position
+        self._busy = 0  # items taken from the inputs whose result is not yet queued
+        self._live = 0  # workers that have not ended
+        self._started = self._closed = False
+        self._awaited = False  # the consumer is waiting in next() for the next result
         self._done = self._succeeded = self._failed = self._errors = 0
 
     async def next(self) -> Completed[T]:
@@ -369,19 +384,25 @@ class _Run(Generic[T]):
         """The next finished item as ``(index, input, result, error)``; StopAsyncIteration when
         all are done. :func:`gather_predictions` reads these: it has no use for a Completed.
 
-        The first call starts the feeder. A fatal error (see :func:`stops_everything`) or a failing
+        The first call starts the workers. A fatal error (see :func:`stops_everything`) or a failing
         inputs iterable arrives here as an exception: it is raised after everything is stopped. Being
         cancelled while waiting stops the whole fan-out too.
         """
         if self._closed:
             raise StopAsyncIteration
-        if self._feeder is None:
-            # Tasks belong to the client's session, so Client.aclose() waits for their clean-up.
-            self._feeder = self._client._session.spawn(self._feed(), work=True)
+        if not self._started:
+            self._start()
         queue = self._queue
         try:
             # Results that are already queued are taken without a suspension (and its coroutine).
-            item = queue.get_nowait() if queue.qsize() else await queue.get()
+            if queue.qsize():
+                item = queue.get_nowait()
+            else:
+                self._awaited = True
+                try:
+                    item = await queue.get()
+                finally:
+                    self._awaited = False
         except BaseException:
             await self.aclose()
             raise
@@ -400,10 +421,10 @@ class _Run(Generic[T]):
         The wait is shielded, so a caller cancelled during it still lets each worker finish its remote
         cancel. Idempotent.
         """
-        if self._closed and not self._workers and (self._feeder is None or self._feeder.done()):
+        if self._closed and not self._workers:
             return
         self._closed = True
-        tasks = [t for t in (self._feeder, *self._workers) if t is not None and not t.done()]
+        tasks = [t for t in self._workers if not t.done()]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -417,8 +438,8 @@ class _Run(Generic[T]):
         the client's close() waits for them.
         """
         self._closed = True
-        for task in (self._feeder, *self._workers):
-            if task is not None and not task.done():
+        for task in self._workers:
+            if not task.done():
                 task.cancel()
 
     # -- the work -------------------------------------------------------------------------------
@@ -429,7 +450,7 @@ class _Run(Generic[T]):
 
         An item counts until its result is queued, so this can lag behind the server's own state.
         """
-        return len(self._workers)
+        return self._busy
 
     def _count(self, result: Any, error: BaseException | None) -> None:
         """Update the counts for an item the consumer is about to receive, then call ``on_progress``.
@@ -452,89 +473,121 @@ class _Run(Generic[T]):
                     self._succeeded,
                     self._failed,
                     self._errors,
-                    len(self._workers),
+                    self._busy,
                 )
             )
 
-    async def _feed(self) -> None:
-        """Pull inputs one per free slot and start a worker for each; queue ``_END`` after the last.
+    def _start(self) -> None:
+        """Start the workers: one per slot, or one per input when there are fewer.
 
-        An exception from the inputs iterable itself is queued and ends the fan-out (a bad item is
-        only that item's error: its worker's step raises).
+        Each takes the next input, runs it and queues its result, then takes another, so a free
+        slot is filled by the worker that freed it: no task, wake-up or semaphore per item.
         """
-        index = 0
-
-        def start(item: Any) -> None:
-            nonlocal index
-            task = self._client._session.spawn(self._run_one(index, item), work=True)
-            self._workers.add(task)
-            task.add_done_callback(self._worker_done)
-            index += 1
-
+        self._started = True
+        inputs = self._inputs
         try:
-            inputs = self._inputs
-            # A sync iterable is read on the loop, without an async generator around it (a
-            # generator that blocks stalls every worker).
             if isinstance(inputs, AsyncIterable):
-                async for item in inputs:
-                    await self._slots.acquire()
-                    start(item)
+                self._source = inputs.__aiter__()
+                self._pulling = asyncio.Lock()
             else:
-                for item in inputs:
-                    await self._slots.acquire()
-                    start(item)
-            # Wait for the last workers before signalling the end: an event the last one sets,
-            # not a gather, which would hold a future and a callback for each of them.
-            if self._workers:
-                self._idle = asyncio.Event()
-                await self._idle.wait()
-            await self._queue.put(_END)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - the inputs iterable itself failed
-            await self._queue.put(exc)
-
-    def _worker_done(self, task: asyncio.Task[None]) -> None:
-        """A worker ended: forget it, and wake the feeder once the last one has, after the inputs."""
-        self._workers.discard(task)
-        if not self._workers and self._idle is not None:
-            self._idle.set()
-
-    async def _run_one(self, index: int, item: Any) -> None:
-        """Run one item and queue its result (what :meth:`next` makes a :class:`Completed` of); its
-        slot is freed once the result is queued.
-
-        Freeing the slot only after the queue accepts the result is what bounds the results waiting
-        for a slow consumer to ``concurrency``. A fatal error is queued bare, for :meth:`next` to raise.
-        """
-        try:
-            # A plain tuple: a frozen Completed costs a method call per field, and gather() never
-            # needs one (next() builds it for as_completed's consumers).
-            result: _Raw = (index, item, await self._work(index, item), None)
-        except asyncio.CancelledError:
-            self._slots.release()
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a result unless it stops everything
-            if stops_everything(exc):
-                self._slots.release()
-                await self._queue.put(exc)
-                return
-            result = (index, item, None, exc)
-        except BaseException as exc:
-            # Not an error but control flow (a framework's exit, pytest.fail): it ends the whole
-            # fan-out, raised from next(). Its slot is freed, so the feeder does not wait for it.
-            self._slots.release()
-            await self._queue.put(exc)
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise  # asyncio stops the loop for these: they must not end in a queue alone
+                self._source = iter(inputs)
+        except Exception as exc:  # noqa: BLE001 - the inputs iterable itself failed
+            self._exhausted = True
+            self._queue.put_nowait(exc)
             return
+        count = self._concurrency if self._total is None else min(self._concurrency, self._total)
+        if count == 0:
+            self._queue.put_nowait(_END)
+            return
+        spawn = self._client._session.spawn  # the client's: Client.aclose() waits for clean-up
+        for _ in range(count):
+            task = spawn(self._worker(), work=True)
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+        self._live = count
+
+    async def _pull(self) -> tuple[bool, Any]:
+        """The next input of an async iterable, ``(False, None)`` at its end; one reader at a time."""
+        assert self._pulling is not None
+        async with self._pulling:
+            if self._exhausted:
+                return False, None
+            try:
+                return True, await self._source.__anext__()  # type: ignore[union-attr]
+            except StopAsyncIteration:
+                self._exhausted = True
+                return False, None
+
+    async def _worker(self) -> None:
+        """Run inputs one after another until they end; the last worker to end queues ``_END``.
+
+        Freeing the slot (taking the next input) only after the queue accepts the result is what
+        bounds the results waiting for a slow consumer to ``concurrency``. An exception from the
+        inputs iterable itself, or a fatal error, is queued bare, for :meth:`next` to raise.
+        """
+        queue = self._queue
+        work = self._work
+        source = self._source
+        sync = self._pulling is None
         try:
-            if self._queue.full():
-                await self._queue.put(result)
-            else:
-                self._queue.put_nowait(result)
+            while not self._exhausted:
+                try:
+                    if sync:
+                        item = next(source)  # type: ignore[arg-type]
+                    else:
+                        more, item = await self._pull()
+                        if not more:
+                            break
+                except StopIteration:
+                    self._exhausted = True
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - the inputs iterable itself failed
+                    self._exhausted = True
+                    await queue.put(exc)
+                    return
+                index = self._index
+                self._index = index + 1
+                self._busy += 1
+                try:
+                    try:
+                        if self._isolate:
+                            value = await asyncio.ensure_future(work(index, item))
+                        else:
+                            value = await work(index, item)
+                        # A plain tuple: a frozen Completed costs a method call per field, and
+                        # gather() never needs one (next() builds it for as_completed's consumers).
+                        result: _Raw = (index, item, value, None)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - every failure becomes a result unless it stops everything
+                        if stops_everything(exc):
+                            await queue.put(exc)
+                            return
+                        result = (index, item, None, exc)
+                    except BaseException as exc:
+                        # Not an error but control flow (a framework's exit, pytest.fail): it
+                        # ends the whole fan-out, raised from next().
+                        await queue.put(exc)
+                        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                            raise  # asyncio stops the loop for these: not only in a queue
+                        return
+                    if queue.full():
+                        await queue.put(result)
+                    else:
+                        queue.put_nowait(result)
+                        if self._awaited:
+                            # The consumer was waiting for this result: let it have it before
+                            # this worker takes another input, as a consumer that stops here
+                            # (a break, an error raised) must find no new create started.
+                            await asyncio.sleep(0)
+                finally:
+                    self._busy -= 1
         finally:
-            self._slots.release()
+            self._live -= 1
+        if self._live == 0:
+            await queue.put(_END)
 
 
 class FanOut(AsyncIterator[Completed[T]]):
