@@ -19,12 +19,13 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Coroutine,
     Iterable,
     Iterator,
     Mapping,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 import anyio
 import attrs
@@ -257,7 +258,7 @@ class Stage:
 
 
 class _Sentinel:
-    """The type of ``_END``, the marker the feeder queues after the last result.
+    """The type of ``_END``, the marker the last worker queues after the last result.
 
     A class of its own (not None or a bare object()) so the queue's item type stays exact for mypy.
     """
@@ -495,7 +496,8 @@ class _Run(Generic[T]):
             self._exhausted = True
             self._queue.put_nowait(exc)
             return
-        count = self._concurrency if self._total is None else min(self._concurrency, self._total)
+        total = len(inputs) if self._total is not None else None  # type: ignore[arg-type]
+        count = self._concurrency if total is None else min(self._concurrency, total)
         if count == 0:
             self._queue.put_nowait(_END)
             return
@@ -518,6 +520,27 @@ class _Run(Generic[T]):
                 self._exhausted = True
                 return False, None
 
+    def _stopping(self) -> bool:
+        """Whether this fan-out's work must end: closed, its client closing, or (3.11+) the
+        current worker's own task asked to cancel."""
+        if self._closed or self._client._session._root._closing:
+            return True
+        task = asyncio.current_task()
+        cancelling = getattr(task, "cancelling", None)  # Task.cancelling is new in 3.11
+        return cancelling is not None and cancelling() > 0
+
+    async def _step(self, index: int, item: Any) -> Any:
+        """Run a step's item in a task of its own, so a context variable it sets stays its own.
+
+        The task is the client's work, as the worker is: close() cancels it, and the calls inside
+        leave their clean-up to that cancel.
+        """
+        coro = cast("Coroutine[Any, Any, Any]", self._work(index, item))
+        value = await self._client._session.spawn(coro, work=True)
+        if self._stopping():
+            raise asyncio.CancelledError  # the step swallowed the cancel meant for this worker
+        return value
+
     async def _worker(self) -> None:
         """Run inputs one after another until they end; the last worker to end queues ``_END``.
 
@@ -530,7 +553,7 @@ class _Run(Generic[T]):
         source = self._source
         sync = self._pulling is None
         try:
-            while not self._exhausted:
+            while not (self._exhausted or self._closed):
                 try:
                     if sync:
                         item = next(source)  # type: ignore[arg-type]
@@ -553,14 +576,18 @@ class _Run(Generic[T]):
                 try:
                     try:
                         if self._isolate:
-                            value = await asyncio.ensure_future(work(index, item))
+                            value = await self._step(index, item)
                         else:
                             value = await work(index, item)
                         # A plain tuple: a frozen Completed costs a method call per field, and
                         # gather() never needs one (next() builds it for as_completed's consumers).
                         result: _Raw = (index, item, value, None)
-                    except asyncio.CancelledError:
-                        raise
+                    except asyncio.CancelledError as exc:
+                        if self._stopping():
+                            raise
+                        # Not this worker's cancel: the step raised CancelledError of its own (it
+                        # awaited something cancelled). That is its item's error; the others go on.
+                        result = (index, item, None, exc)
                     except Exception as exc:  # noqa: BLE001 - every failure becomes a result unless it stops everything
                         if stops_everything(exc):
                             await queue.put(exc)

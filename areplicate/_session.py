@@ -427,8 +427,8 @@ class Session:
         )
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._base_slash = config.base_url + "/"
-        self._work: set[asyncio.Task[None]] = set()  # fan-out workers: close() cancels them
-        self._cleanup: set[asyncio.Task[None]] = set()  # remote cancels: close() awaits them
+        self._work: set[asyncio.Task[Any]] = set()  # fan-out workers: close() cancels them
+        self._cleanup: set[asyncio.Task[Any]] = set()  # remote cancels: close() awaits them
         # Their removers, bound once: a bound method made per spawn is one more object per worker.
         self._forget_work = self._work.discard
         self._forget_cleanup = self._cleanup.discard
@@ -564,7 +564,7 @@ class Session:
 
         return undo
 
-    def spawn(self, coro: Coroutine[Any, Any, None], *, work: bool = False) -> asyncio.Task[None]:
+    def spawn(self, coro: Coroutine[Any, Any, _T], *, work: bool = False) -> asyncio.Task[_T]:
         """Run a task tied to this client. ``work=True``: close() cancels it (a fan-out worker);
         otherwise it is clean-up (a remote cancel) that close() waits for."""
         task = asyncio.get_running_loop().create_task(coro)

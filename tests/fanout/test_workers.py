@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+from collections.abc import Iterator
+from typing import Any
 
 import areplicate
 from areplicate.testing import FakeReplicate
@@ -55,3 +58,104 @@ async def test_a_consumer_that_stops_at_a_result_finds_no_new_prediction_started
                 break
         assert our_tasks() == []
     assert len(fake.predictions) == 1
+
+
+async def test_a_step_that_swallows_the_cancel_still_stops_its_worker() -> None:
+    """The consumer stops while an item's step is running; the step catches the cancel and
+    returns. Its worker must end all the same: no new input taken, nothing hangs."""
+    fake = FakeReplicate()
+    fake.add_model("acme/echo", lambda n=0: n)
+    pulled: list[int] = []
+
+    def inputs() -> Iterator[int]:
+        for i in range(1000):
+            pulled.append(i)
+            yield i
+
+    async def step(client: areplicate.Client, n: int) -> Any:
+        try:
+            await asyncio.sleep(30 if n else 0)
+        except asyncio.CancelledError:
+            return -1
+        return await client.run("acme/echo", {"n": n})
+
+    async with (
+        fake.serve() as url,
+        areplicate.Client("r8_test", base_url=url, rate_limits=None) as client,
+    ):
+        async with asyncio.timeout(10):
+            async with areplicate.as_completed(client, step, inputs(), concurrency=2) as results:
+                async for item in results:
+                    assert item.result == 0
+                    break
+        assert our_tasks() == []
+    assert len(fake.predictions) == 1
+    assert len(pulled) == 2
+
+
+async def test_a_step_raising_cancelled_error_itself_is_that_items_error() -> None:
+    """A CancelledError that is not the fan-out's own (the step awaited something that was
+    cancelled) ends that item, not the worker: the other items still get their results."""
+    fake = FakeReplicate()
+
+    async def step(client: areplicate.Client, n: int) -> int:
+        if n == 1:
+            raise asyncio.CancelledError("an inner task was cancelled")
+        return n
+
+    async with (
+        fake.serve() as url,
+        areplicate.Client("r8_test", base_url=url, rate_limits=None) as client,
+    ):
+        async with asyncio.timeout(10):
+            results = await areplicate.gather_predictions(
+                client, step, [0, 1, 2], concurrency=1, return_exceptions=True
+            )
+    assert results[0] == 0
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert results[2] == 2
+
+
+async def test_closing_the_client_under_a_step_fan_out_cancels_each_prediction_once() -> None:
+    """The steps are the client's work: close() cancels them, and each cancelled step cancels
+    its own prediction (close() adds no second cancel of its own)."""
+    fake = FakeReplicate()
+
+    async def slow(n: int = 0) -> int:
+        await asyncio.sleep(30)
+        return n
+
+    fake.add_model("acme/slow", slow)
+
+    async def step(client: areplicate.Client, n: int) -> Any:
+        return await client.run("acme/slow", {"n": n}, hold=False)
+
+    async with fake.serve() as url:
+        client = areplicate.Client("r8_test", base_url=url, rate_limits=None)
+        task = asyncio.create_task(
+            areplicate.gather_predictions(client, step, range(3), concurrency=3)
+        )
+        async with asyncio.timeout(10):
+            while len(fake.predictions) < 3:  # noqa: ASYNC110 - polls the fake, with a deadline
+                await asyncio.sleep(0.01)
+            await client.aclose()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert fake.counts.get("POST /v1/predictions/{id}/cancel", 0) == 3
+    assert {p["status"] for p in fake.predictions} == {"canceled"}
+
+
+async def test_inputs_filled_after_the_call_are_all_run() -> None:
+    """The inputs are read when the iteration starts, as they are then."""
+    fake = FakeReplicate()
+    fake.add_model("acme/echo", lambda n=0: n)
+    inputs: list[dict[str, int]] = []
+    async with (
+        fake.serve() as url,
+        areplicate.Client("r8_test", base_url=url, rate_limits=None) as client,
+    ):
+        fan = areplicate.as_completed(client, "acme/echo", inputs, concurrency=3)
+        inputs.extend({"n": i} for i in range(5))
+        async with fan:
+            outputs = sorted([item.result.output async for item in fan])
+    assert outputs == [0, 1, 2, 3, 4]
