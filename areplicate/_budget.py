@@ -117,9 +117,11 @@ class _Turns:
     """The queue of one request class under local pacing, served one slot at a time, in order.
 
     It does what a lock held across "reserve a slot, sleep until it" does, with one wake-up per
-    request instead of two: whoever's turn ends reserves the next waiter's slot at that moment (as
-    the next lock holder would have) and wakes it at the slot, not at once only to put it to sleep.
-    So no slot is ever reserved ahead of the turn before it, at a pace a 429 has since cut.
+    request instead of two: whoever's turn ends reserves the next waiter's slot at that moment and
+    wakes it at the slot, not at once only to put it to sleep. So no slot is reserved ahead of the
+    turn before it. The reservation comes one pass of the loop sooner than a lock's next holder
+    would make it; a 429 handled in between pauses everyone, and a turn that sits out a pause
+    takes a fresh slot after it, at the pace the 429 left.
     """
 
     __slots__ = ("_budget", "_held", "_next", "_timer", "_waiting")
