@@ -374,6 +374,7 @@ class _Run(Generic[T]):
         self._live = 0  # workers that have not ended
         self._started = self._closed = False
         self._awaited = False  # the consumer is waiting in next() for the next result
+        self._final: _Sentinel | BaseException | None = None  # the last word, if the queue was full
         self._done = self._succeeded = self._failed = self._errors = 0
 
     async def next(self) -> Completed[T]:
@@ -398,6 +399,8 @@ class _Run(Generic[T]):
             # Results that are already queued are taken without a suspension (and its coroutine).
             if queue.qsize():
                 item = queue.get_nowait()
+            elif self._final is not None:
+                item = self._final
             else:
                 self._awaited = True
                 try:
@@ -542,7 +545,8 @@ class _Run(Generic[T]):
         return value
 
     async def _worker(self) -> None:
-        """Run inputs one after another until they end; the last worker to end queues ``_END``.
+        """Run inputs one after another until they end; the last worker to end leaves the
+        consumer ``_END``, or the error for a client closed under it (see :meth:`_last`).
 
         Freeing the slot (taking the next input) only after the queue accepts the result is what
         bounds the results waiting for a slow consumer to ``concurrency``. An exception from the
@@ -552,6 +556,7 @@ class _Run(Generic[T]):
         work = self._work
         source = self._source
         sync = self._pulling is None
+        finished = False  # ended by the inputs' end or by queuing what ends the fan-out
         try:
             while not (self._exhausted or self._closed):
                 try:
@@ -569,6 +574,7 @@ class _Run(Generic[T]):
                 except BaseException as exc:  # noqa: BLE001 - the inputs iterable itself failed
                     self._exhausted = True
                     await queue.put(exc)
+                    finished = True
                     return
                 index = self._index
                 self._index = index + 1
@@ -591,12 +597,14 @@ class _Run(Generic[T]):
                     except Exception as exc:  # noqa: BLE001 - every failure becomes a result unless it stops everything
                         if stops_everything(exc):
                             await queue.put(exc)
+                            finished = True
                             return
                         result = (index, item, None, exc)
                     except BaseException as exc:
                         # Not an error but control flow (a framework's exit, pytest.fail): it
                         # ends the whole fan-out, raised from next().
                         await queue.put(exc)
+                        finished = True
                         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                             raise  # asyncio stops the loop for these: not only in a queue
                         return
@@ -604,17 +612,42 @@ class _Run(Generic[T]):
                         await queue.put(result)
                     else:
                         queue.put_nowait(result)
-                        if self._awaited:
-                            # The consumer was waiting for this result: let it have it before
-                            # this worker takes another input, as a consumer that stops here
-                            # (a break, an error raised) must find no new create started.
-                            await asyncio.sleep(0)
                 finally:
                     self._busy -= 1
+                if self._awaited:
+                    # The consumer was waiting for this result: let it have it before this
+                    # worker takes another input, as a consumer that stops here (a break, an
+                    # error raised) must find no new create started.
+                    await asyncio.sleep(0)
+            finished = True
         finally:
             self._live -= 1
-        if self._live == 0:
-            await queue.put(_END)
+            if self._live == 0:
+                self._last(_END if finished or self._closed else self._gone())
+
+    def _last(self, item: _Sentinel | BaseException) -> None:
+        """Queue what the last worker leaves for the consumer: the end, or why there is no more.
+
+        Never awaited, so a worker being cancelled still leaves it: a consumer waiting for a
+        result no worker will queue would wait forever. With the queue full it is kept aside
+        and handed out once the queued results are taken.
+        """
+        if self._queue.full():
+            self._final = item
+        else:
+            self._queue.put_nowait(item)
+
+    def _gone(self) -> BaseException:
+        """The error for a consumer whose workers were cancelled from outside the fan-out."""
+        if self._client._session._root._closing:
+            return RuntimeError(
+                "the areplicate Client was closed while this fan-out was running, so its "
+                "unfinished items were cancelled; close the client after the fan-out ends"
+            )
+        return RuntimeError(
+            "this fan-out's workers were cancelled from outside it, so its unfinished items "
+            "were cancelled"
+        )
 
 
 class FanOut(AsyncIterator[Completed[T]]):
@@ -794,7 +827,9 @@ def as_completed(
 
     Breaking out early, an exception or cancellation stops the rest and cancels their remote
     predictions; for that to happen at once (not at garbage collection), use it as
-    ``async with as_completed(...) as results: async for item in results: ...``.
+    ``async with as_completed(...) as results: async for item in results: ...``. Closing the
+    client under a running fan-out cancels its work too, and its consumer's next ``next()``
+    raises RuntimeError once the results already queued are taken.
     """
     return FanOut(
         client,

@@ -159,3 +159,150 @@ async def test_inputs_filled_after_the_call_are_all_run() -> None:
         async with fan:
             outputs = sorted([item.result.output async for item in fan])
     assert outputs == [0, 1, 2, 3, 4]
+
+
+async def test_closing_the_client_under_a_consumer_ends_its_iteration_with_an_error() -> None:
+    """Another task closes the client while the consumer waits for the next result: the
+    consumer is told (an error naming the closed client), and each running prediction is
+    cancelled. Nothing waits forever for a result no worker will queue."""
+    fake = FakeReplicate()
+
+    async def slow(n: int = 0) -> int:
+        await asyncio.sleep(30)
+        return n
+
+    fake.add_model("acme/slow", slow)
+    async with fake.serve() as url:
+        client = areplicate.Client("r8_test", base_url=url, rate_limits=None)
+        fan = areplicate.as_completed(
+            client, "acme/slow", [{"n": i} for i in range(5)], concurrency=3, hold=False
+        )
+
+        async def consume() -> list[Any]:
+            async with fan:
+                return [item async for item in fan]
+
+        task = asyncio.create_task(consume())
+        async with asyncio.timeout(10):
+            while len(fake.predictions) < 3:  # noqa: ASYNC110 - polls the fake, with a deadline
+                await asyncio.sleep(0.01)
+            await client.aclose()
+            (outcome,) = await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(outcome, RuntimeError), outcome
+    assert "closed" in str(outcome)
+    assert [p["status"] for p in fake.predictions] == ["canceled"] * 3
+
+
+async def test_closing_the_client_under_gather_raises_in_its_caller() -> None:
+    """The same for gather_predictions with a step: its caller gets the error, not a hang."""
+    fake = FakeReplicate()
+    started = asyncio.Event()
+
+    async def step(client: areplicate.Client, n: int) -> int:
+        started.set()
+        await asyncio.sleep(30)
+        return n
+
+    async with fake.serve() as url:
+        client = areplicate.Client("r8_test", base_url=url, rate_limits=None)
+        task = asyncio.create_task(
+            areplicate.gather_predictions(client, step, range(4), concurrency=2)
+        )
+        async with asyncio.timeout(10):
+            await started.wait()
+            await client.aclose()
+            (outcome,) = await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(outcome, RuntimeError), outcome
+    assert "closed" in str(outcome)
+
+
+async def test_closing_the_fan_out_from_another_task_ends_its_consumer() -> None:
+    """``aclose()`` called by another task while the consumer waits: the consumer's loop ends
+    (as after a ``break``), and the running predictions are cancelled."""
+    fake = FakeReplicate()
+
+    async def slow(n: int = 0) -> int:
+        await asyncio.sleep(30)
+        return n
+
+    fake.add_model("acme/slow", slow)
+    async with (
+        fake.serve() as url,
+        areplicate.Client("r8_test", base_url=url, rate_limits=None) as client,
+    ):
+        fan = areplicate.as_completed(
+            client, "acme/slow", [{"n": i} for i in range(5)], concurrency=2, hold=False
+        )
+
+        async def consume() -> list[Any]:
+            return [item async for item in fan]
+
+        task = asyncio.create_task(consume())
+        async with asyncio.timeout(10):
+            while len(fake.predictions) < 2:  # noqa: ASYNC110 - polls the fake, with a deadline
+                await asyncio.sleep(0.01)
+            await fan.aclose()
+            got = await task
+        assert got == []
+        assert our_tasks() == []
+    assert [p["status"] for p in fake.predictions] == ["canceled"] * 2
+
+
+async def test_the_last_progress_report_has_nothing_in_flight() -> None:
+    """When the last result is handed out, nothing is in flight any more."""
+    fake = FakeReplicate()
+    fake.add_model("acme/echo", lambda n=0: n)
+    reports: list[areplicate.Progress] = []
+    async with (
+        fake.serve() as url,
+        areplicate.Client("r8_test", base_url=url, rate_limits=None) as client,
+    ):
+        async with asyncio.timeout(10):
+            await areplicate.gather_predictions(
+                client,
+                "acme/echo",
+                [{"n": i} for i in range(6)],
+                concurrency=3,
+                on_progress=reports.append,
+            )
+    assert [r.done for r in reports] == [1, 2, 3, 4, 5, 6]
+    assert reports[-1].in_flight == 0
+    assert all(0 <= r.in_flight <= 3 for r in reports)
+
+
+async def test_results_queued_before_the_client_closed_are_handed_out_before_the_error() -> None:
+    """The consumer is busy elsewhere with the queue full when the client closes: it still gets
+    the results that were queued, then the error."""
+    fake = FakeReplicate()
+
+    async def model(n: int = 0) -> int:
+        if n >= 3:
+            await asyncio.sleep(30)
+        return n
+
+    fake.add_model("acme/model", model)
+    go_on = asyncio.Event()
+    async with fake.serve() as url:
+        client = areplicate.Client("r8_test", base_url=url, rate_limits=None)
+        fan = areplicate.as_completed(
+            client, "acme/model", [{"n": i} for i in range(5)], concurrency=2, hold=False
+        )
+        got: list[int] = []
+
+        async def consume() -> None:
+            async with fan:
+                async for item in fan:
+                    assert item.prediction is not None
+                    got.append(item.prediction.output)
+                    await go_on.wait()
+
+        task = asyncio.create_task(consume())
+        async with asyncio.timeout(10):
+            while len(fake.predictions) < 5:  # noqa: ASYNC110 - polls the fake, with a deadline
+                await asyncio.sleep(0.01)
+            await client.aclose()
+            go_on.set()
+            (outcome,) = await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(outcome, RuntimeError), outcome
+    assert sorted(got) == [0, 1, 2]
+    assert [p["status"] for p in fake.predictions].count("canceled") == 2
