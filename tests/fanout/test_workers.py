@@ -15,6 +15,12 @@ from ._tasks import our_tasks
 SEEN: contextvars.ContextVar[int | None] = contextvars.ContextVar("SEEN", default=None)
 
 
+async def slow(n: int = 0) -> int:
+    """A model that runs for longer than any test waits."""
+    await asyncio.sleep(30)
+    return n
+
+
 async def test_a_step_sees_the_callers_context_not_the_previous_items() -> None:
     """One slot, so one worker runs every item: a variable an item's step sets stays that item's."""
     fake = FakeReplicate()
@@ -120,11 +126,6 @@ async def test_closing_the_client_under_a_step_fan_out_cancels_each_prediction_o
     """The steps are the client's work: close() cancels them, and each cancelled step cancels
     its own prediction (close() adds no second cancel of its own)."""
     fake = FakeReplicate()
-
-    async def slow(n: int = 0) -> int:
-        await asyncio.sleep(30)
-        return n
-
     fake.add_model("acme/slow", slow)
 
     async def step(client: areplicate.Client, n: int) -> Any:
@@ -166,11 +167,6 @@ async def test_closing_the_client_under_a_consumer_ends_its_iteration_with_an_er
     consumer is told (an error naming the closed client), and each running prediction is
     cancelled. Nothing waits forever for a result no worker will queue."""
     fake = FakeReplicate()
-
-    async def slow(n: int = 0) -> int:
-        await asyncio.sleep(30)
-        return n
-
     fake.add_model("acme/slow", slow)
     async with fake.serve() as url:
         client = areplicate.Client("r8_test", base_url=url, rate_limits=None)
@@ -220,11 +216,6 @@ async def test_closing_the_fan_out_from_another_task_ends_its_consumer() -> None
     """``aclose()`` called by another task while the consumer waits: the consumer's loop ends
     (as after a ``break``), and the running predictions are cancelled."""
     fake = FakeReplicate()
-
-    async def slow(n: int = 0) -> int:
-        await asyncio.sleep(30)
-        return n
-
     fake.add_model("acme/slow", slow)
     async with (
         fake.serve() as url,
