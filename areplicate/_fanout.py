@@ -14,6 +14,7 @@ model each :class:`Job` names; a user's step is any ``async def step(client, ite
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -265,6 +266,10 @@ class _Sentinel:
 
 
 _END = _Sentinel()
+_CLOSED = (
+    "the areplicate Client was closed while this fan-out was running, so its unfinished items "
+    "were cancelled; close the client after the fan-out ends"
+)
 
 # One finished item as the workers queue it: (index, input, result, error).
 _Raw = tuple[int, Any, Any, BaseException | None]
@@ -374,7 +379,8 @@ class _Run(Generic[T]):
         self._live = 0  # workers that have not ended
         self._started = self._closed = False
         self._awaited = False  # the consumer is waiting in next() for the next result
-        self._final: _Sentinel | BaseException | None = None  # the last word, if the queue was full
+        # What could not wait for room in the queue (see _keep), handed out after the queued items.
+        self._kept: deque[_Raw | _Sentinel | BaseException] = deque()
         self._done = self._succeeded = self._failed = self._errors = 0
 
     async def next(self) -> Completed[T]:
@@ -393,14 +399,19 @@ class _Run(Generic[T]):
         if self._closed:
             raise StopAsyncIteration
         if not self._started:
+            if self._client._session._root._closing:  # before any input is read: each would fail
+                raise RuntimeError(
+                    "this areplicate Client is closed, so a fan-out cannot start on it; create a "
+                    "new Client (or use `async with Client()`)"
+                )
             self._start()
         queue = self._queue
         try:
             # Results that are already queued are taken without a suspension (and its coroutine).
             if queue.qsize():
                 item = queue.get_nowait()
-            elif self._final is not None:
-                item = self._final
+            elif self._kept:
+                item = self._kept.popleft()
             else:
                 self._awaited = True
                 try:
@@ -508,7 +519,7 @@ class _Run(Generic[T]):
         for _ in range(count):
             task = spawn(self._worker(), work=True)
             self._workers.add(task)
-            task.add_done_callback(self._workers.discard)
+            task.add_done_callback(self._ended)
         self._live = count
 
     async def _pull(self) -> tuple[bool, Any]:
@@ -545,8 +556,7 @@ class _Run(Generic[T]):
         return value
 
     async def _worker(self) -> None:
-        """Run inputs one after another until they end; the last worker to end leaves the
-        consumer ``_END``, or the error for a client closed under it (see :meth:`_last`).
+        """Run inputs one after another until they end (:meth:`_ended` says what comes after).
 
         Freeing the slot (taking the next input) only after the queue accepts the result is what
         bounds the results waiting for a slow consumer to ``concurrency``. An exception from the
@@ -556,94 +566,111 @@ class _Run(Generic[T]):
         work = self._work
         source = self._source
         sync = self._pulling is None
-        finished = False  # ended by the inputs' end or by queuing what ends the fan-out
-        try:
-            while not (self._exhausted or self._closed):
+        while not (self._exhausted or self._closed):
+            try:
+                if sync:
+                    item = next(source)  # type: ignore[arg-type]
+                else:
+                    more, item = await self._pull()
+                    if not more:
+                        break
+            except StopIteration:
+                self._exhausted = True
+                break
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # the inputs iterable itself failed
+                self._exhausted = True
+                await self._put(exc)
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise  # asyncio stops the loop for these: not only in a queue
+                return
+            if not sync and self._stopping():
+                raise asyncio.CancelledError  # the async inputs swallowed this worker's cancel
+            index = self._index
+            self._index = index + 1
+            self._busy += 1
+            try:
                 try:
-                    if sync:
-                        item = next(source)  # type: ignore[arg-type]
+                    if self._isolate:
+                        value = await self._step(index, item)
                     else:
-                        more, item = await self._pull()
-                        if not more:
-                            break
-                except StopIteration:
-                    self._exhausted = True
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except BaseException as exc:  # noqa: BLE001 - the inputs iterable itself failed
-                    self._exhausted = True
-                    await queue.put(exc)
-                    finished = True
-                    return
-                index = self._index
-                self._index = index + 1
-                self._busy += 1
-                try:
-                    try:
-                        if self._isolate:
-                            value = await self._step(index, item)
-                        else:
-                            value = await work(index, item)
-                        # A plain tuple: a frozen Completed costs a method call per field, and
-                        # gather() never needs one (next() builds it for as_completed's consumers).
-                        result: _Raw = (index, item, value, None)
-                    except asyncio.CancelledError as exc:
-                        if self._stopping():
-                            raise
-                        # Not this worker's cancel: the step raised CancelledError of its own (it
-                        # awaited something cancelled). That is its item's error; the others go on.
-                        result = (index, item, None, exc)
-                    except Exception as exc:  # noqa: BLE001 - every failure becomes a result unless it stops everything
-                        if stops_everything(exc):
-                            await queue.put(exc)
-                            finished = True
-                            return
-                        result = (index, item, None, exc)
-                    except BaseException as exc:
-                        # Not an error but control flow (a framework's exit, pytest.fail): it
-                        # ends the whole fan-out, raised from next().
-                        await queue.put(exc)
-                        finished = True
-                        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                            raise  # asyncio stops the loop for these: not only in a queue
+                        value = await work(index, item)
+                    # A plain tuple: a frozen Completed costs a method call per field, and
+                    # gather() never needs one (next() builds it for as_completed's consumers).
+                    result: _Raw = (index, item, value, None)
+                except asyncio.CancelledError as exc:
+                    if self._stopping():
+                        raise
+                    # Not this worker's cancel: the step raised CancelledError of its own (it
+                    # awaited something cancelled). That is its item's error; the others go on.
+                    result = (index, item, None, exc)
+                except Exception as exc:  # noqa: BLE001 - every failure becomes a result unless it stops everything
+                    if stops_everything(exc):
+                        await self._put(exc)
                         return
-                    if queue.full():
-                        await queue.put(result)
-                    else:
-                        queue.put_nowait(result)
-                finally:
-                    self._busy -= 1
-                if self._awaited:
-                    # The consumer was waiting for this result: let it have it before this
-                    # worker takes another input, as a consumer that stops here (a break, an
-                    # error raised) must find no new create started.
-                    await asyncio.sleep(0)
-            finished = True
-        finally:
-            self._live -= 1
-            if self._live == 0:
-                self._last(_END if finished or self._closed else self._gone())
+                    result = (index, item, None, exc)
+                except BaseException as exc:
+                    # Not an error but control flow (a framework's exit, pytest.fail): it
+                    # ends the whole fan-out, raised from next().
+                    await self._put(exc)
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                        raise  # asyncio stops the loop for these: not only in a queue
+                    return
+                if queue.full():
+                    await self._put(result)
+                else:
+                    queue.put_nowait(result)
+            finally:
+                self._busy -= 1
+            if self._awaited:
+                # The consumer was waiting for this result: let it have it before this
+                # worker takes another input, as a consumer that stops here (a break, an
+                # error raised) must find no new create started.
+                await asyncio.sleep(0)
 
-    def _last(self, item: _Sentinel | BaseException) -> None:
-        """Queue what the last worker leaves for the consumer: the end, or why there is no more.
+    async def _put(self, item: _Raw | BaseException) -> None:
+        """Queue ``item`` once there is room; cancelled while waiting, keep it (see :meth:`_keep`).
 
-        Never awaited, so a worker being cancelled still leaves it: a consumer waiting for a
-        result no worker will queue would wait forever. With the queue full it is kept aside
-        and handed out once the queued results are taken.
+        A result waiting here is a prediction that finished (and was paid for), and an error is
+        what the consumer must be told: neither is dropped because the client closed meanwhile.
         """
-        if self._queue.full():
-            self._final = item
+        try:
+            await self._queue.put(item)
+        except asyncio.CancelledError:
+            self._keep(item)
+            raise
+
+    def _keep(self, item: _Raw | _Sentinel | BaseException) -> None:
+        """Hand ``item`` to the consumer without waiting: queued if there is room, else kept aside
+        (:meth:`next_raw` takes what was kept once the queue is empty).
+
+        Kept items are only ever added while the queue is full, so a consumer waiting on an empty
+        queue is always woken by the queue itself. The end goes behind anything already kept.
+        """
+        if self._queue.full() or (self._kept and isinstance(item, _Sentinel | BaseException)):
+            self._kept.append(item)
         else:
             self._queue.put_nowait(item)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A worker's task is done: the last one leaves the consumer the end, or why there is no
+        more.
+
+        A done callback, not the worker's own ``finally``: a task cancelled before its first step
+        (the client closed as the fan-out started) never runs its coroutine at all. A worker that
+        returned ended with the inputs or after queuing what ends the fan-out.
+        """
+        self._workers.discard(task)
+        self._live -= 1
+        if self._live == 0:
+            finished = not task.cancelled() or self._closed
+            self._keep(_END if finished else self._gone())
 
     def _gone(self) -> BaseException:
         """The error for a consumer whose workers were cancelled from outside the fan-out."""
         if self._client._session._root._closing:
-            return RuntimeError(
-                "the areplicate Client was closed while this fan-out was running, so its "
-                "unfinished items were cancelled; close the client after the fan-out ends"
-            )
+            return RuntimeError(_CLOSED)
         return RuntimeError(
             "this fan-out's workers were cancelled from outside it, so its unfinished items "
             "were cancelled"
@@ -829,7 +856,7 @@ def as_completed(
     predictions; for that to happen at once (not at garbage collection), use it as
     ``async with as_completed(...) as results: async for item in results: ...``. Closing the
     client under a running fan-out cancels its work too, and its consumer's next ``next()``
-    raises RuntimeError once the results already queued are taken.
+    raises RuntimeError once the items that had finished are handed out.
     """
     return FanOut(
         client,

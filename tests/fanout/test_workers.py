@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
+
+import pytest
 
 import areplicate
 from areplicate.testing import FakeReplicate
@@ -297,3 +300,119 @@ async def test_results_queued_before_the_client_closed_are_handed_out_before_the
     assert isinstance(outcome, RuntimeError), outcome
     assert sorted(got) == [0, 1, 2]
     assert [p["status"] for p in fake.predictions].count("canceled") == 2
+
+
+@pytest.mark.parametrize("closed", ["client", "fan-out"])
+async def test_a_close_as_the_workers_start_still_ends_the_consumer(closed: str) -> None:
+    """The close comes in the loop pass after the consumer's first ``next()`` started the
+    workers, before any of them ran: a worker cancelled that early never runs its own code, and
+    the consumer must be told all the same."""
+    fake = FakeReplicate()
+    fake.add_model("acme/slow", slow)
+    async with fake.serve() as url:
+        client = areplicate.Client("r8_test", base_url=url, rate_limits=None)
+        fan = areplicate.as_completed(
+            client, "acme/slow", [{"n": i} for i in range(3)], concurrency=2, hold=False
+        )
+        consumer = asyncio.create_task(anext(fan))
+        await asyncio.sleep(0)  # the consumer's first step runs: it starts the workers
+        assert not consumer.done()
+        async with asyncio.timeout(10):
+            await (client.aclose() if closed == "client" else fan.aclose())
+            (outcome,) = await asyncio.gather(consumer, return_exceptions=True)
+        await client.aclose()
+    expected = RuntimeError if closed == "client" else StopAsyncIteration
+    assert isinstance(outcome, expected), outcome
+    assert fake.predictions == []
+
+
+async def test_a_fan_out_on_a_closed_client_fails_before_reading_an_input() -> None:
+    """One error at once, not one per input: every item would meet the closed client."""
+    pulled: list[int] = []
+
+    def inputs() -> Iterator[dict[str, int]]:
+        for i in range(1000):
+            pulled.append(i)
+            yield {"n": i}
+
+    client = areplicate.Client("r8_test", base_url="http://127.0.0.1:9", rate_limits=None)
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await areplicate.gather_predictions(client, "acme/echo", inputs())
+    assert pulled == []
+
+
+async def test_a_result_waiting_for_room_when_the_client_closes_is_still_handed_out() -> None:
+    """A finished prediction whose worker waits for room in the queue (the consumer is busy) is
+    not dropped when the client closes: the consumer gets every succeeded prediction, then the
+    error."""
+    fake = FakeReplicate()
+
+    async def model(n: int = 0) -> int:
+        if n >= 4:
+            await asyncio.sleep(30)
+        return n
+
+    fake.add_model("acme/model", model)
+    go_on = asyncio.Event()
+    async with fake.serve() as url:
+        client = areplicate.Client("r8_test", base_url=url, rate_limits=None)
+        fan = areplicate.as_completed(
+            client, "acme/model", [{"n": i} for i in range(6)], concurrency=2, hold=False
+        )
+        got: list[int] = []
+
+        async def consume() -> None:
+            async with fan:
+                async for item in fan:
+                    assert item.prediction is not None
+                    got.append(item.prediction.output)
+                    await go_on.wait()
+
+        def succeeded() -> int:
+            return sum(p["status"] == "succeeded" for p in fake.predictions)
+
+        task = asyncio.create_task(consume())
+        async with asyncio.timeout(10):
+            # 0 handed out, 1 and 2 queued (the queue holds 2), 3 waiting for room, 4 running.
+            while succeeded() < 4 or len(fake.predictions) < 5:  # noqa: ASYNC110 - polls the fake, with a deadline
+                await asyncio.sleep(0.01)
+            await client.aclose()
+            go_on.set()
+            (outcome,) = await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(outcome, RuntimeError), outcome
+    assert sorted(got) == [0, 1, 2, 3]
+    assert [p["status"] for p in fake.predictions].count("canceled") == 1
+
+
+async def test_async_inputs_that_swallow_the_cancel_start_nothing_after_the_close() -> None:
+    """An async generator that catches the close's cancel and yields another input: that input
+    is not started (close() cancels work once; a step started after it would run on), and the
+    consumer gets the error at once."""
+    pulling = asyncio.Event()
+    steps: list[int] = []
+
+    async def inputs() -> AsyncIterator[int]:
+        for i in range(50):
+            pulling.set()
+            with contextlib.suppress(asyncio.CancelledError):  # swallowed, as the test is about
+                await asyncio.sleep(30)
+            yield i
+
+    async def step(client: areplicate.Client, n: int) -> int:
+        steps.append(n)
+        await asyncio.sleep(30)
+        return n
+
+    fake = FakeReplicate()
+    async with fake.serve() as url:
+        client = areplicate.Client("r8_test", base_url=url, rate_limits=None)
+        task = asyncio.create_task(
+            areplicate.gather_predictions(client, step, inputs(), concurrency=2)
+        )
+        async with asyncio.timeout(10):
+            await pulling.wait()
+            await client.aclose()
+            (outcome,) = await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(outcome, RuntimeError), outcome
+    assert steps == []
