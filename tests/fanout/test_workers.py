@@ -264,44 +264,6 @@ async def test_the_last_progress_report_has_nothing_in_flight() -> None:
     assert all(0 <= r.in_flight <= 3 for r in reports)
 
 
-async def test_results_queued_before_the_client_closed_are_handed_out_before_the_error() -> None:
-    """The consumer is busy elsewhere with the queue full when the client closes: it still gets
-    the results that were queued, then the error."""
-    fake = FakeReplicate()
-
-    async def model(n: int = 0) -> int:
-        if n >= 3:
-            await asyncio.sleep(30)
-        return n
-
-    fake.add_model("acme/model", model)
-    go_on = asyncio.Event()
-    async with fake.serve() as url:
-        client = areplicate.Client("r8_test", base_url=url, rate_limits=None)
-        fan = areplicate.as_completed(
-            client, "acme/model", [{"n": i} for i in range(5)], concurrency=2, hold=False
-        )
-        got: list[int] = []
-
-        async def consume() -> None:
-            async with fan:
-                async for item in fan:
-                    assert item.prediction is not None
-                    got.append(item.prediction.output)
-                    await go_on.wait()
-
-        task = asyncio.create_task(consume())
-        async with asyncio.timeout(10):
-            while len(fake.predictions) < 5:  # noqa: ASYNC110 - polls the fake, with a deadline
-                await asyncio.sleep(0.01)
-            await client.aclose()
-            go_on.set()
-            (outcome,) = await asyncio.gather(task, return_exceptions=True)
-    assert isinstance(outcome, RuntimeError), outcome
-    assert sorted(got) == [0, 1, 2]
-    assert [p["status"] for p in fake.predictions].count("canceled") == 2
-
-
 @pytest.mark.parametrize("closed", ["client", "fan-out"])
 async def test_a_close_as_the_workers_start_still_ends_the_consumer(closed: str) -> None:
     """The close comes in the loop pass after the consumer's first ``next()`` started the
@@ -343,9 +305,9 @@ async def test_a_fan_out_on_a_closed_client_fails_before_reading_an_input() -> N
 
 
 async def test_a_result_waiting_for_room_when_the_client_closes_is_still_handed_out() -> None:
-    """A finished prediction whose worker waits for room in the queue (the consumer is busy) is
-    not dropped when the client closes: the consumer gets every succeeded prediction, then the
-    error."""
+    """The consumer is busy elsewhere when the client closes: it still gets the results that
+    were queued and the finished one whose worker waits for room in the queue (it is not
+    dropped), then the error."""
     fake = FakeReplicate()
 
     async def model(n: int = 0) -> int:
