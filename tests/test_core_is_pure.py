@@ -43,8 +43,8 @@ ALLOWED = {
     "json",
     "jsonschema",
     "math",
+    "msgspec",  # a JSON parser (the fast extra), like json
     "operator",
-    "orjson",  # a JSON parser (the fast extra), like json
     "re",
     "referencing",
     "string",
