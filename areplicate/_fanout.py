@@ -379,6 +379,10 @@ class _Run(Generic[T]):
         self._live = 0  # workers that have not ended
         self._started = self._closed = False
         self._awaited = False  # the consumer is waiting in next() for the next result
+        # Whether the consumer may stop at any result it is handed, or only at an error (see the
+        # worker's hand-over); gather_predictions narrows it.
+        self._stops_at_any = True
+        self._stops_at_error = True
         # What could not wait for room in the queue (see _keep), handed out after the queued items.
         self._kept: deque[_Raw | _Sentinel | BaseException] = deque()
         self._done = self._succeeded = self._failed = self._errors = 0
@@ -623,10 +627,13 @@ class _Run(Generic[T]):
                     queue.put_nowait(result)
             finally:
                 self._busy -= 1
-            if self._awaited:
+            if self._awaited and (
+                self._stops_at_any or (self._stops_at_error and result[3] is not None)
+            ):
                 # The consumer was waiting for this result: let it have it before this
                 # worker takes another input, as a consumer that stops here (a break, an
-                # error raised) must find no new create started.
+                # error raised) must find no new create started. A consumer that cannot stop
+                # here (gather's, at a success) costs no loop pass.
                 await asyncio.sleep(0)
 
     async def _put(self, item: _Raw | BaseException) -> None:
@@ -989,6 +996,10 @@ async def gather_predictions(
         on_progress=on_progress,
     )
     run = fan._run
+    # Only an error can stop this consumer (and not even that with return_exceptions), unless a
+    # progress callback raises.
+    run._stops_at_any = on_progress is not None
+    run._stops_at_error = run._stops_at_any or not return_exceptions
     async with fan:
         while True:
             try:

@@ -378,3 +378,27 @@ async def test_async_inputs_that_swallow_the_cancel_start_nothing_after_the_clos
             (outcome,) = await asyncio.gather(task, return_exceptions=True)
     assert isinstance(outcome, RuntimeError), outcome
     assert steps == []
+
+
+async def test_gather_stops_at_the_first_error_with_no_new_item_started() -> None:
+    """Without ``return_exceptions`` an item's error (a 422 for its input) ends
+    gather_predictions: the worker that delivered it waits for the consumer to raise it before
+    taking another input, so no further create goes out."""
+    fake = FakeReplicate()
+
+    def echo(n: int = 0) -> int:
+        return n
+
+    fake.add_model("acme/echo", echo)
+    inputs = [{"n": 0}, {"n": "not a number"}, {"n": 2}, {"n": 3}]
+    async with (
+        fake.serve() as url,
+        areplicate.Client("r8_test", base_url=url, rate_limits=None) as client,
+    ):
+        async with asyncio.timeout(10):
+            with pytest.raises(areplicate.InvalidRequestError):
+                await areplicate.gather_predictions(
+                    client, "acme/echo", inputs, concurrency=1, hold=False
+                )
+    assert [p["input"] for p in fake.predictions] == [{"n": 0}]
+    assert fake.counts["POST /v1/models/{owner}/{name}/predictions"] == 2
