@@ -364,9 +364,13 @@ class _Run(Generic[T]):
         self._options = options
         self._on_progress = on_progress
         self._total: int | None = len(inputs) if hasattr(inputs, "__len__") else None  # type: ignore[arg-type]
-        self._queue: asyncio.Queue[_Raw | _Sentinel | BaseException] = asyncio.Queue(
-            maxsize=concurrency
-        )
+        # The results waiting for the consumer: a deque and two kinds of future instead of an
+        # asyncio.Queue, whose put and get cost a dozen Python calls per item between them. There
+        # is one consumer (waiting on ``_getter``) and up to ``concurrency`` workers (waiting on
+        # ``_putters`` while ``concurrency`` results wait).
+        self._results: deque[_Raw | _Sentinel | BaseException] = deque()
+        self._getter: asyncio.Future[None] | None = None
+        self._putters: deque[asyncio.Future[None]] = deque()
         # A step runs each item in a task of its own, so a context variable it sets stays that
         # item's; the model forms run in the worker itself (their own code sets none for good).
         self._isolate = callable(model)
@@ -383,8 +387,6 @@ class _Run(Generic[T]):
         # worker's hand-over); gather_predictions narrows it.
         self._stops_at_any = True
         self._stops_at_error = True
-        # What could not wait for room in the queue (see _keep), handed out after the queued items.
-        self._kept: deque[_Raw | _Sentinel | BaseException] = deque()
         self._done = self._succeeded = self._failed = self._errors = 0
 
     async def next(self) -> Completed[T]:
@@ -409,19 +411,23 @@ class _Run(Generic[T]):
                     "new Client (or use `async with Client()`)"
                 )
             self._start()
-        queue = self._queue
+        results = self._results
         try:
-            # Results that are already queued are taken without a suspension (and its coroutine).
-            if queue.qsize():
-                item = queue.get_nowait()
-            elif self._kept:
-                item = self._kept.popleft()
-            else:
+            if not results:  # results already waiting are taken without a suspension
+                getter = self._getter = asyncio.get_running_loop().create_future()
                 self._awaited = True
                 try:
-                    item = await queue.get()
+                    await getter
                 finally:
                     self._awaited = False
+                    self._getter = None
+            item = results.popleft()
+            putters = self._putters
+            while putters:  # a worker waiting for room takes this one
+                putter = putters.popleft()
+                if not putter.done():
+                    putter.set_result(None)
+                    break
         except BaseException:
             await self.aclose()
             raise
@@ -512,12 +518,12 @@ class _Run(Generic[T]):
                 self._source = iter(inputs)
         except Exception as exc:  # noqa: BLE001 - the inputs iterable itself failed
             self._exhausted = True
-            self._queue.put_nowait(exc)
+            self._keep(exc)
             return
         total = len(inputs) if self._total is not None else None  # type: ignore[arg-type]
         count = self._concurrency if total is None else min(self._concurrency, total)
         if count == 0:
-            self._queue.put_nowait(_END)
+            self._keep(_END)
             return
         spawn = self._client._session.spawn  # the client's: Client.aclose() waits for clean-up
         for _ in range(count):
@@ -566,7 +572,7 @@ class _Run(Generic[T]):
         bounds the results waiting for a slow consumer to ``concurrency``. An exception from the
         inputs iterable itself, or a fatal error, is queued bare, for :meth:`next` to raise.
         """
-        queue = self._queue
+        results = self._results
         work = self._work
         source = self._source
         sync = self._pulling is None
@@ -621,10 +627,13 @@ class _Run(Generic[T]):
                     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                         raise  # asyncio stops the loop for these: not only in a queue
                     return
-                if queue.full():
-                    await self._put(result)
+                if len(results) < self._concurrency:
+                    results.append(result)
+                    getter = self._getter
+                    if getter is not None and not getter.done():
+                        getter.set_result(None)
                 else:
-                    queue.put_nowait(result)
+                    await self._put(result)
             finally:
                 self._busy -= 1
             if self._awaited and (
@@ -637,28 +646,32 @@ class _Run(Generic[T]):
                 await asyncio.sleep(0)
 
     async def _put(self, item: _Raw | BaseException) -> None:
-        """Queue ``item`` once there is room; cancelled while waiting, keep it (see :meth:`_keep`).
+        """Hand ``item`` to the consumer once fewer than ``concurrency`` results wait.
 
-        A result waiting here is a prediction that finished (and was paid for), and an error is
-        what the consumer must be told: neither is dropped because the client closed meanwhile.
+        Cancelled while waiting, it is handed over all the same (see :meth:`_keep`): a result
+        waiting here is a prediction that finished (and was paid for), and an error is what the
+        consumer must be told; neither is dropped because the client closed meanwhile.
         """
         try:
-            await self._queue.put(item)
+            while len(self._results) >= self._concurrency:
+                putter = asyncio.get_running_loop().create_future()
+                self._putters.append(putter)
+                await putter
         except asyncio.CancelledError:
             self._keep(item)
             raise
+        self._keep(item)
 
     def _keep(self, item: _Raw | _Sentinel | BaseException) -> None:
-        """Hand ``item`` to the consumer without waiting: queued if there is room, else kept aside
-        (:meth:`next_raw` takes what was kept once the queue is empty).
+        """Hand ``item`` to the consumer now, past the ``concurrency`` bound if need be.
 
-        Kept items are only ever added while the queue is full, so a consumer waiting on an empty
-        queue is always woken by the queue itself. The end goes behind anything already kept.
+        Only what cannot wait goes past it: the start's own error or end, a worker's last result
+        as it is cancelled, and the end the last worker leaves; at most one per worker.
         """
-        if self._queue.full() or (self._kept and isinstance(item, _Sentinel | BaseException)):
-            self._kept.append(item)
-        else:
-            self._queue.put_nowait(item)
+        self._results.append(item)
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         """A worker's task is done: the last one leaves the consumer the end, or why there is no
