@@ -54,18 +54,21 @@ _TITLE_CLOSE = re.compile(r"</title\s*>", re.IGNORECASE)
 # as the parse itself.)
 _UNRESOLVED: Any = object()
 _msgspec_loads: Any = _UNRESOLVED
+# What msgspec raises for a body it will not read (its errors are ValueErrors only since 0.19).
+_refused: tuple[type[BaseException], ...] = (ValueError, RecursionError)
 
 
 def fast_loads() -> Callable[[bytes | str], Any] | None:
     """msgspec's JSON reader when msgspec is installed, else None (looked up on first use, not
     at import)."""
-    global _msgspec_loads  # noqa: PLW0603 - a once-only lookup of an optional extra
+    global _msgspec_loads, _refused  # noqa: PLW0603 - a once-only lookup of an optional extra
     if _msgspec_loads is _UNRESOLVED:
         try:
             import msgspec  # optional, and not paid for by `import areplicate`
         except ImportError:
             _msgspec_loads = None
         else:
+            _refused = (*_refused, msgspec.MsgspecError)
             _msgspec_loads = msgspec.json.Decoder().decode
     return _msgspec_loads  # type: ignore[no-any-return]
 
@@ -80,7 +83,7 @@ def decode_json(body: bytes | str) -> Any:
     if loads is not None:
         try:
             return loads(body)
-        except (ValueError, RecursionError):  # msgspec's refusal: json accepts it or says why not
+        except _refused:  # msgspec's refusal: json accepts it or says why not
             pass
     try:
         return json.loads(body)
