@@ -412,6 +412,11 @@ class _Run(Generic[T]):
                 )
             self._start()
         results = self._results
+        if not results and self._getter is not None:  # raised outside: the fan-out goes on
+            raise RuntimeError(
+                "a fan-out has one consumer: another task is already waiting for its next item "
+                "(share the results through a queue of your own instead)"
+            )
         try:
             if not results:  # results already waiting are taken without a suspension
                 getter = self._getter = asyncio.get_running_loop().create_future()
@@ -560,9 +565,20 @@ class _Run(Generic[T]):
         leave their clean-up to that cancel.
         """
         coro = cast("Coroutine[Any, Any, Any]", self._work(index, item))
-        value = await self._client._session.spawn(coro, work=True)
+        task = self._client._session.spawn(coro, work=True)
+        try:
+            value = await task
+        except asyncio.CancelledError:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                # The step had returned when this worker's cancel came: its value is a result
+                # like any other (a prediction that finished), not to be lost to the close.
+                self._keep((index, item, task.result(), None))
+            raise
         if self._stopping():
-            raise asyncio.CancelledError  # the step swallowed the cancel meant for this worker
+            # The step returned while the fan-out was stopping (it may have swallowed the cancel
+            # meant for it): hand its value over, and end this worker as the cancel asked.
+            self._keep((index, item, value, None))
+            raise asyncio.CancelledError
         return value
 
     async def _worker(self) -> None:
@@ -876,7 +892,8 @@ def as_completed(
     predictions; for that to happen at once (not at garbage collection), use it as
     ``async with as_completed(...) as results: async for item in results: ...``. Closing the
     client under a running fan-out cancels its work too, and its consumer's next ``next()``
-    raises RuntimeError once the items that had finished are handed out.
+    raises RuntimeError once the items that had finished are handed out. Read it from one task:
+    a second task asking for the next item while the first waits gets RuntimeError.
     """
     return FanOut(
         client,

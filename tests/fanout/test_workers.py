@@ -402,3 +402,54 @@ async def test_gather_stops_at_the_first_error_with_no_new_item_started() -> Non
                 )
     assert [p["input"] for p in fake.predictions] == [{"n": 0}]
     assert fake.counts["POST /v1/models/{owner}/{name}/predictions"] == 2
+
+
+async def test_a_step_that_finished_as_the_client_closed_is_still_handed_out() -> None:
+    """The step has returned, but its worker has not yet resumed, when the client closes: the
+    close's cancel reaches the worker at that await, and the step's value must still reach the
+    consumer (before the closed-client error)."""
+    returned = asyncio.Event()
+
+    async def step(client: areplicate.Client, n: int) -> int:
+        if n:
+            await asyncio.sleep(30)
+        returned.set()
+        return 100 + n
+
+    fake = FakeReplicate()
+    async with fake.serve() as url:
+        client = areplicate.Client("r8_test", base_url=url, rate_limits=None)
+        got: list[Any] = []
+
+        async def consume() -> None:
+            async with areplicate.as_completed(client, step, range(2), concurrency=2) as fan:
+                async for item in fan:
+                    got.append(item.result)
+
+        task = asyncio.create_task(consume())
+        async with asyncio.timeout(10):
+            await returned.wait()  # woken before the worker: the step's task just ended
+            await client.aclose()
+            (outcome,) = await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(outcome, RuntimeError), outcome
+    assert got == [100]
+
+
+async def test_a_second_task_reading_the_same_fan_out_is_refused() -> None:
+    """One consumer per fan-out: a second task asking for the next item while the first waits
+    gets an error saying so, instead of both waiting forever."""
+    fake = FakeReplicate()
+    fake.add_model("acme/slow", slow)
+    async with (
+        fake.serve() as url,
+        areplicate.Client("r8_test", base_url=url, rate_limits=None) as client,
+        areplicate.as_completed(client, "acme/slow", [{"n": 0}], concurrency=1, hold=False) as fan,
+    ):
+        first = asyncio.create_task(anext(fan))
+        await asyncio.sleep(0)  # the first reader is waiting
+        async with asyncio.timeout(10):
+            with pytest.raises(RuntimeError, match="one consumer"):
+                await anext(fan)
+        assert not first.done()  # the first reader still waits: the fan-out goes on
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
