@@ -643,7 +643,7 @@ class _Run(Generic[T]):
                     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                         raise  # asyncio stops the loop for these: not only in a queue
                     return
-                if len(results) < self._concurrency:
+                if len(results) < self._concurrency:  # _keep, inline: no call per item
                     results.append(result)
                     getter = self._getter
                     if getter is not None and not getter.done():

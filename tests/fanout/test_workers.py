@@ -24,6 +24,12 @@ async def slow(n: int = 0) -> int:
     return n
 
 
+async def until_created(fake: FakeReplicate, n: int) -> None:
+    """Return once the fake holds ``n`` predictions (the caller's deadline bounds the wait)."""
+    while len(fake.predictions) < n:  # noqa: ASYNC110 - polls the fake, which has no event
+        await asyncio.sleep(0.01)
+
+
 async def test_a_step_sees_the_callers_context_not_the_previous_items() -> None:
     """One slot, so one worker runs every item: a variable an item's step sets stays that item's."""
     fake = FakeReplicate()
@@ -140,8 +146,7 @@ async def test_closing_the_client_under_a_step_fan_out_cancels_each_prediction_o
             areplicate.gather_predictions(client, step, range(3), concurrency=3)
         )
         async with asyncio.timeout(10):
-            while len(fake.predictions) < 3:  # noqa: ASYNC110 - polls the fake, with a deadline
-                await asyncio.sleep(0.01)
+            await until_created(fake, 3)
             await client.aclose()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -183,8 +188,7 @@ async def test_closing_the_client_under_a_consumer_ends_its_iteration_with_an_er
 
         task = asyncio.create_task(consume())
         async with asyncio.timeout(10):
-            while len(fake.predictions) < 3:  # noqa: ASYNC110 - polls the fake, with a deadline
-                await asyncio.sleep(0.01)
+            await until_created(fake, 3)
             await client.aclose()
             (outcome,) = await asyncio.gather(task, return_exceptions=True)
     assert isinstance(outcome, RuntimeError), outcome
@@ -233,8 +237,7 @@ async def test_closing_the_fan_out_from_another_task_ends_its_consumer() -> None
 
         task = asyncio.create_task(consume())
         async with asyncio.timeout(10):
-            while len(fake.predictions) < 2:  # noqa: ASYNC110 - polls the fake, with a deadline
-                await asyncio.sleep(0.01)
+            await until_created(fake, 2)
             await fan.aclose()
             got = await task
         assert got == []
