@@ -148,8 +148,8 @@ async def test_closing_the_client_under_a_step_fan_out_cancels_each_prediction_o
         async with asyncio.timeout(10):
             await until_created(fake, 3)
             await client.aclose()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+            (outcome,) = await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(outcome, RuntimeError), outcome  # the gather is told, not left waiting
     assert fake.counts.get("POST /v1/predictions/{id}/cancel", 0) == 3
     assert {p["status"] for p in fake.predictions} == {"canceled"}
 
